@@ -1,0 +1,130 @@
+//! The public contract: the dropshot API trait and every wire type. This is
+//! the only place the API is written down in Rust; `openapi.json` is
+//! rendered from it (`cargo xtask openapi generate`).
+
+pub mod body;
+pub mod error;
+pub mod events;
+pub mod query;
+pub mod spec;
+pub mod types;
+
+use dropshot::{
+    HttpError, HttpResponseOk, Path, Query, RequestContext, TypedBody,
+};
+
+pub use body::JsonOrSse;
+pub use error::{ApiError, ErrorObject};
+pub use events::*;
+pub use query::{InputItemsQuery, ResponseViewQuery};
+pub use types::*;
+
+/// Largest accepted request body: 32 MiB (images as data URIs are large).
+pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+
+/// The Maniac gateway API.
+#[dropshot::api_description]
+pub trait ManiacApi {
+    /// Server state shared by all handlers.
+    type Context;
+
+    /// Create a response
+    ///
+    /// Runs one model call through the provider named by `model`
+    /// (`provider/model`). Answers with the `Response` object, or with
+    /// server-sent events when `stream` is true (`response.created` …
+    /// `response.output_text.delta` × N … `response.completed`). With
+    /// `background: true` it returns at once with `status: "queued"`.
+    /// Managed tools are not yet supported: a non-empty `tools` list is
+    /// rejected.
+    #[endpoint {
+        method = POST,
+        path = "/v1/responses",
+        tags = ["responses"],
+        request_body_max_bytes = MAX_REQUEST_BYTES,
+    }]
+    async fn response_create(
+        rqctx: RequestContext<Self::Context>,
+        body: TypedBody<CreateResponse>,
+    ) -> Result<JsonOrSse<Response>, ApiError>;
+
+    /// Retrieve a response
+    ///
+    /// Returns a stored response of your organization: the final object,
+    /// or the current snapshot of a background run. With `stream=true` it
+    /// replays a background run's events (from `starting_after`, if given)
+    /// and then follows the run live until it ends.
+    #[endpoint {
+        method = GET,
+        path = "/v1/responses/{response_id}",
+        tags = ["responses"],
+    }]
+    async fn response_view(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<ResponsePath>,
+        query: Query<ResponseViewQuery>,
+    ) -> Result<JsonOrSse<Response>, ApiError>;
+
+    /// Delete a response
+    ///
+    /// Deletes a stored response and its items. Afterwards it cannot be
+    /// retrieved or used as `previous_response_id`.
+    #[endpoint {
+        method = DELETE,
+        path = "/v1/responses/{response_id}",
+        tags = ["responses"],
+    }]
+    async fn response_delete(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<ResponsePath>,
+    ) -> Result<HttpResponseOk<ResponseDeleted>, ApiError>;
+
+    /// Cancel a background response
+    ///
+    /// Only responses created with `background: true` can be cancelled. A
+    /// queued run is cancelled at once; a running one stops its upstream
+    /// call and keeps its partial output. Cancelling again returns the same
+    /// object.
+    #[endpoint {
+        method = POST,
+        path = "/v1/responses/{response_id}/cancel",
+        tags = ["responses"],
+    }]
+    async fn response_cancel(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<ResponsePath>,
+    ) -> Result<HttpResponseOk<Response>, ApiError>;
+
+    /// List input items
+    ///
+    /// Lists the input items of a stored response (including those
+    /// inherited through `previous_response_id`), newest first by default,
+    /// with cursor paging through `after`.
+    #[endpoint {
+        method = GET,
+        path = "/v1/responses/{response_id}/input_items",
+        tags = ["responses"],
+    }]
+    async fn response_input_items_list(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<ResponsePath>,
+        query: Query<InputItemsQuery>,
+    ) -> Result<HttpResponseOk<ResponseItemList>, ApiError>;
+
+    /// Liveness and readiness probe (not part of the public API).
+    #[endpoint {
+        method = GET,
+        path = "/healthz",
+        unpublished = true,
+    }]
+    async fn health_view(
+        rqctx: RequestContext<Self::Context>,
+    ) -> Result<HttpResponseOk<Health>, HttpError>;
+}
+
+/// Health probe answer.
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct Health {
+    /// `ok` when the store answers.
+    pub status: String,
+}

@@ -1,0 +1,139 @@
+//! Renders `openapi.json` from the API trait. Dropshot documents only JSON
+//! bodies, so this adds what it cannot express: the `text/event-stream`
+//! variants with every stream event as a named schema, and bearer auth.
+
+use openapiv3::{
+    MediaType, OpenAPI, ReferenceOr, SecurityRequirement, SecurityScheme,
+};
+use schemars::r#gen::SchemaSettings;
+
+use super::events::ResponseStreamEvent;
+use super::maniac_api_mod as api_mod;
+
+/// Operations whose 200 answer may also be an event stream.
+const STREAMING_OPERATIONS: [&str; 2] = ["response_create", "response_view"];
+
+/// The OpenAPI document, exactly as checked in at `openapi.json`
+/// (pretty-printed, with a trailing newline).
+pub fn openapi_document() -> Result<String, String> {
+    let description = api_mod::stub_api_description()
+        .map_err(|e| format!("API description: {e}"))?;
+    let mut def =
+        description.openapi("Maniac gateway", semver::Version::new(1, 0, 0));
+    def.description(
+        "The OpenAI Responses API in front of many model providers. \
+         Authenticate with `Authorization: Bearer <key>`.",
+    );
+    let mut raw = Vec::new();
+    def.write(&mut raw).map_err(|e| format!("render: {e}"))?;
+    let mut doc: OpenAPI =
+        serde_json::from_slice(&raw).map_err(|e| format!("reparse: {e}"))?;
+    add_event_stream(&mut doc)?;
+    add_bearer_auth(&mut doc);
+    let mut out =
+        serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+    out.push('\n');
+    Ok(out)
+}
+
+fn add_event_stream(doc: &mut OpenAPI) -> Result<(), String> {
+    let mut generator = SchemaSettings::openapi3().into_generator();
+    let root = generator.subschema_for::<ResponseStreamEvent>();
+    let components = doc.components.get_or_insert_with(Default::default);
+    let mut defs = generator.take_definitions();
+    defs.insert("ResponseStreamEvent".to_string(), root.clone());
+    for (name, schema) in defs {
+        if components.schemas.contains_key(&name) {
+            continue;
+        }
+        let mut value =
+            serde_json::to_value(&schema).map_err(|e| e.to_string())?;
+        bool_schemas_to_objects(&mut value);
+        let schema = serde_json::from_value(value)
+            .map_err(|e| format!("schema {name}: {e}"))?;
+        components.schemas.insert(name, schema);
+    }
+    components.schemas.sort_keys();
+    let event_ref = ReferenceOr::Reference {
+        reference: "#/components/schemas/ResponseStreamEvent".to_string(),
+    };
+    for (_, item) in doc.paths.paths.iter_mut() {
+        let ReferenceOr::Item(item) = item else { continue };
+        for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+            let is_streaming = op
+                .operation_id
+                .as_deref()
+                .is_some_and(|id| STREAMING_OPERATIONS.contains(&id));
+            if !is_streaming {
+                continue;
+            }
+            let ok = op
+                .responses
+                .responses
+                .get_mut(&openapiv3::StatusCode::Code(200))
+                .ok_or("streaming operation without a 200 answer")?;
+            let ReferenceOr::Item(ok) = ok else { continue };
+            ok.description = "The response object, or (with `stream`) \
+                              server-sent events"
+                .to_string();
+            ok.content.insert(
+                "text/event-stream".to_string(),
+                MediaType {
+                    schema: Some(event_ref.clone()),
+                    ..Default::default()
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// JSON Schema allows `true` for "anything"; OpenAPI 3.0 wants `{}`.
+fn bool_schemas_to_objects(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    let fix = |s: &mut Value| {
+        if s.as_bool() == Some(true) {
+            *s = Value::Object(Default::default());
+        }
+    };
+    let Value::Object(map) = v else { return };
+    if let Some(Value::Object(props)) = map.get_mut("properties") {
+        props.values_mut().for_each(fix);
+    }
+    if let Some(items) = map.get_mut("items") {
+        fix(items);
+    }
+    for key in ["oneOf", "anyOf", "allOf"] {
+        if let Some(Value::Array(list)) = map.get_mut(key) {
+            list.iter_mut().for_each(fix);
+        }
+    }
+    for child in map.values_mut() {
+        match child {
+            Value::Object(_) => bool_schemas_to_objects(child),
+            Value::Array(list) => {
+                list.iter_mut().for_each(bool_schemas_to_objects)
+            }
+            _ => {}
+        }
+    }
+}
+
+fn add_bearer_auth(doc: &mut OpenAPI) {
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.security_schemes.insert(
+        "bearerAuth".to_string(),
+        ReferenceOr::Item(SecurityScheme::HTTP {
+            scheme: "bearer".to_string(),
+            bearer_format: None,
+            description: Some(
+                "A Maniac API key, sent as `Authorization: Bearer <key>`."
+                    .to_string(),
+            ),
+            extensions: Default::default(),
+        }),
+    );
+    let mut req = SecurityRequirement::new();
+    req.insert("bearerAuth".to_string(), Vec::new());
+    doc.security = Some(vec![req]);
+}

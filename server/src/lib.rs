@@ -1,0 +1,6 @@
+//! Maniac gateway: the OpenAI Responses API in front of many model
+//! providers. `api` is the contract, `http` implements it, `engine` runs
+//! responses, `providers` talk upstream, `store` keeps state.
+#![forbid(unsafe_code)]
+
+pub mod api;

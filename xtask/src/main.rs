@@ -1,0 +1,27 @@
+//! Developer tasks: `cargo xtask openapi generate|check`, `cargo xtask bench`.
+
+mod openapi;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "Maniac developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Render or verify openapi.json.
+    Openapi {
+        #[command(subcommand)]
+        action: openapi::Action,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Openapi { action } => openapi::run(action),
+    }
+}

@@ -4,3 +4,10 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod auth;
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod providers;
+pub mod server;
+pub mod store;

@@ -158,6 +158,7 @@ impl From<HttpError> for ApiError {
         }
         if msg.starts_with("unsupported content-type")
             || msg.starts_with("invalid content type")
+            || msg.starts_with("expected content type")
         {
             return ApiError::new(
                 415,
@@ -188,7 +189,11 @@ fn json_body_error(rest: &str) -> ApiError {
     if let Some(field) =
         inner.strip_prefix("unknown field `").and_then(|s| s.split('`').next())
     {
+        // serde_path_to_error already ends the path with the field.
         let param = match path {
+            Some(p) if p == field || p.ends_with(&format!(".{field}")) => {
+                p.to_string()
+            }
             Some(p) => format!("{p}.{field}"),
             None => field.to_string(),
         };
@@ -222,13 +227,10 @@ fn json_body_error(rest: &str) -> ApiError {
             )
         }
         (Some(p), _) => format!("Invalid value for '{p}': {inner}."),
-        (None, _) if inner.starts_with("EOF") || inner.contains("expected") => {
-            format!(
-                "We could not parse the JSON body of your request ({inner}). \
-                 Send a valid JSON object."
-            )
-        }
-        (None, _) => format!("Invalid request body: {inner}."),
+        (None, _) => format!(
+            "We could not parse the JSON body of your request ({inner}). \
+             Send a valid JSON object."
+        ),
     };
     ApiError::invalid(
         message,

@@ -375,7 +375,7 @@ pub struct Response {
     pub max_output_tokens: Option<i64>,
     /// Echo of `max_tool_calls`.
     pub max_tool_calls: Option<i64>,
-    /// The model as requested, without the provider prefix.
+    /// The model as requested (`provider/model`).
     pub model: String,
     /// Output items.
     pub output: Vec<OutputItem>,

@@ -1,0 +1,174 @@
+//! Configuration: a TOML file, `MANIAC_*` environment variables and CLI
+//! flags (flags win). Providers are configured as `[providers.<name>]`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::engine::EngineConfig;
+use crate::providers::openai_chat::{ChatConfig, OpenAiChat};
+use crate::providers::{Registry, echo::Echo};
+use crate::store::PoolOptions;
+
+/// The TOML file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Listen address.
+    pub listen: Option<String>,
+    /// Database URL.
+    pub database_url: Option<String>,
+    /// Providers by name.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Background runs.
+    #[serde(default)]
+    pub background: BackgroundConfig,
+    /// Database pool.
+    #[serde(default)]
+    pub database: DatabaseConfig,
+}
+
+/// `[providers.<name>]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// `openai-chat` or `echo`.
+    pub kind: String,
+    /// Base URL including the version path, e.g. `https://api.openai.com/v1`.
+    pub base_url: Option<String>,
+    /// Name of the environment variable that holds the upstream key.
+    pub api_key_env: Option<String>,
+    /// `max_tokens` (default) or `max_completion_tokens`.
+    pub max_tokens_field: Option<String>,
+    /// Seconds until the upstream must answer (default 300).
+    pub request_timeout_secs: Option<u64>,
+    /// Longest silence between streamed chunks (default 120).
+    pub idle_timeout_secs: Option<u64>,
+}
+
+/// `[background]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackgroundConfig {
+    /// Most concurrent runs in this process.
+    pub workers: Option<usize>,
+    /// Lease in milliseconds.
+    pub lease_ms: Option<i64>,
+    /// Queue and sweep poll interval in milliseconds.
+    pub poll_ms: Option<u64>,
+    /// Event log retention in hours.
+    pub event_retention_hours: Option<f64>,
+    /// Grace period after SIGTERM in milliseconds.
+    pub shutdown_grace_ms: Option<u64>,
+}
+
+/// `[database]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Pool size.
+    pub max_connections: Option<u32>,
+    /// Wait for a connection before answering 503 (ms).
+    pub acquire_timeout_ms: Option<u64>,
+    /// PostgreSQL statement timeout (ms).
+    pub statement_timeout_ms: Option<u64>,
+}
+
+impl FileConfig {
+    /// Reads a TOML file.
+    pub fn load(path: &Path) -> Result<FileConfig, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))
+    }
+
+    /// Engine settings with defaults filled in.
+    pub fn engine(&self) -> EngineConfig {
+        let d = EngineConfig::default();
+        let b = &self.background;
+        EngineConfig {
+            workers: b.workers.unwrap_or(d.workers).max(1),
+            lease_ms: b.lease_ms.unwrap_or(d.lease_ms).max(300),
+            poll_ms: b.poll_ms.unwrap_or(d.poll_ms).max(10),
+            event_retention_ms: b
+                .event_retention_hours
+                .map_or(d.event_retention_ms, |h| (h * 3600.0 * 1000.0) as i64),
+            shutdown_grace_ms: b.shutdown_grace_ms.unwrap_or(d.shutdown_grace_ms),
+        }
+    }
+
+    /// Pool settings with defaults filled in.
+    pub fn pool(&self) -> PoolOptions {
+        let d = PoolOptions::default();
+        PoolOptions {
+            max_connections: self.database.max_connections.unwrap_or(d.max_connections),
+            acquire_timeout_ms: self.database.acquire_timeout_ms.unwrap_or(d.acquire_timeout_ms),
+            statement_timeout_ms: self
+                .database
+                .statement_timeout_ms
+                .unwrap_or(d.statement_timeout_ms),
+        }
+    }
+
+    /// Builds the providers: `echo` always, the configured ones, and
+    /// `openai` when `OPENAI_API_KEY` is set and none is configured.
+    pub fn providers(&self) -> Result<Registry, String> {
+        let mut reg = Registry::default();
+        reg.insert("echo", Arc::new(Echo));
+        let mut all = self.providers.clone();
+        if !all.contains_key("openai") && std::env::var_os("OPENAI_API_KEY").is_some() {
+            all.insert(
+                "openai".into(),
+                ProviderConfig {
+                    kind: "openai-chat".into(),
+                    base_url: Some("https://api.openai.com/v1".into()),
+                    api_key_env: Some("OPENAI_API_KEY".into()),
+                    max_tokens_field: Some("max_completion_tokens".into()),
+                    request_timeout_secs: None,
+                    idle_timeout_secs: None,
+                },
+            );
+        }
+        for (name, p) in all {
+            if name.is_empty() || name.contains('/') {
+                return Err(format!("provider name '{name}' must be non-empty and contain no '/'"));
+            }
+            match p.kind.as_str() {
+                "echo" => reg.insert(&name, Arc::new(Echo)),
+                "openai-chat" => {
+                    let base_url = p
+                        .base_url
+                        .clone()
+                        .ok_or_else(|| format!("providers.{name}: base_url is required"))?;
+                    let api_key = match &p.api_key_env {
+                        Some(var) => Some(std::env::var(var).map_err(|_| {
+                            format!("providers.{name}: environment variable {var} is not set")
+                        })?),
+                        None => None,
+                    };
+                    let cfg = ChatConfig {
+                        base_url,
+                        api_key,
+                        max_tokens_field: p
+                            .max_tokens_field
+                            .clone()
+                            .unwrap_or_else(|| "max_tokens".into()),
+                        request_timeout: Duration::from_secs(p.request_timeout_secs.unwrap_or(300)),
+                        idle_timeout: Duration::from_secs(p.idle_timeout_secs.unwrap_or(120)),
+                    };
+                    reg.insert(&name, Arc::new(OpenAiChat::new(cfg)?));
+                }
+                other => {
+                    return Err(format!(
+                        "providers.{name}: unknown kind '{other}' (expected 'openai-chat' or 'echo')"
+                    ));
+                }
+            }
+        }
+        Ok(reg)
+    }
+}

@@ -1,0 +1,194 @@
+//! Request validation: ranges, limits and fields we cannot honour, each
+//! answered with a 400 that names `param` and says what to do.
+
+use crate::api::{ApiError, CreateResponse, Input, InputItem, TextFormat};
+
+/// Longest `instructions` and total input text accepted, in bytes.
+const MAX_TEXT_BYTES: usize = 16 * 1024 * 1024;
+/// Most input items per request.
+const MAX_INPUT_ITEMS: usize = 10_000;
+
+/// Checks a create request; the first problem found is returned.
+pub fn check(req: &CreateResponse) -> Result<(), ApiError> {
+    match req.model.as_deref() {
+        None | Some("") => {
+            return Err(ApiError::invalid(
+                "Missing required parameter: 'model'. Use the form \
+                 'provider/model', for example 'echo/test' or \
+                 'openai/gpt-4o-mini'.",
+                Some("model"),
+                Some("missing_required_parameter"),
+            ));
+        }
+        Some(_) => {}
+    }
+    if req.input.is_none() && req.previous_response_id.is_none() {
+        return Err(ApiError::invalid(
+            "Missing required parameter: 'input'.",
+            Some("input"),
+            Some("missing_required_parameter"),
+        ));
+    }
+    if let Some(Input::Items(items)) = &req.input {
+        if items.len() > MAX_INPUT_ITEMS {
+            return Err(ApiError::invalid_value(
+                "input",
+                format!("Too many input items: at most {MAX_INPUT_ITEMS}."),
+            ));
+        }
+        for (i, item) in items.iter().enumerate() {
+            if let InputItem::ItemReference(r) = item {
+                if r.id.is_empty() {
+                    return Err(ApiError::invalid_value(
+                        &format!("input[{i}].id"),
+                        "Item references need a non-empty 'id'.",
+                    ));
+                }
+            }
+        }
+    }
+    if req.instructions.as_ref().is_some_and(|i| i.len() > MAX_TEXT_BYTES) {
+        return Err(ApiError::invalid_value(
+            "instructions",
+            "Instructions are too long: at most 16 MiB.",
+        ));
+    }
+    if req.tools.as_ref().is_some_and(|t| !t.is_empty()) {
+        return Err(ApiError::invalid(
+            "Managed tools are not yet supported: remove `tools` or send an \
+             empty list.",
+            Some("tools"),
+            Some("unsupported_parameter"),
+        ));
+    }
+    if req.conversation.as_ref().is_some_and(|c| !c.is_null()) {
+        return Err(ApiError::invalid(
+            "Conversations are not supported: chain turns with \
+             `previous_response_id` instead.",
+            Some("conversation"),
+            Some("unsupported_parameter"),
+        ));
+    }
+    if req.prompt.as_ref().is_some_and(|p| !p.is_null()) {
+        return Err(ApiError::invalid(
+            "Stored prompt templates are not supported: send `instructions` \
+             and `input` instead.",
+            Some("prompt"),
+            Some("unsupported_parameter"),
+        ));
+    }
+    if req.background == Some(true) && req.store == Some(false) {
+        return Err(ApiError::invalid(
+            "Background responses must be stored: remove `store: false` or \
+             set `store: true`.",
+            Some("store"),
+            Some("invalid_value"),
+        ));
+    }
+    if req.stream_options.is_some() && req.stream != Some(true) {
+        return Err(ApiError::invalid(
+            "`stream_options` is only allowed with `stream: true`.",
+            Some("stream_options"),
+            Some("invalid_value"),
+        ));
+    }
+    range_f("temperature", req.temperature, 0.0, 2.0)?;
+    range_f("top_p", req.top_p, 0.0, 1.0)?;
+    range_i("top_logprobs", req.top_logprobs, 0, 20)?;
+    range_i("max_output_tokens", req.max_output_tokens, 16, i64::MAX)?;
+    range_i("max_tool_calls", req.max_tool_calls, 0, i64::MAX)?;
+    if let Some(meta) = &req.metadata {
+        if meta.len() > 16 {
+            return Err(ApiError::invalid_value(
+                "metadata",
+                format!(
+                    "Invalid 'metadata': too many properties. Expected at \
+                     most 16 properties, but got {} instead.",
+                    meta.len()
+                ),
+            ));
+        }
+        for (k, v) in meta {
+            if k.chars().count() > 64 {
+                return Err(ApiError::invalid_value(
+                    "metadata",
+                    format!(
+                        "Invalid 'metadata': key '{}…' is longer than 64 \
+                         characters.",
+                        k.chars().take(16).collect::<String>()
+                    ),
+                ));
+            }
+            if v.chars().count() > 512 {
+                return Err(ApiError::invalid_value(
+                    "metadata",
+                    format!(
+                        "Invalid 'metadata': the value of '{k}' is longer \
+                         than 512 characters."
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(tags) = &req.tags {
+        if tags.len() > 64 || tags.iter().any(|t| t.len() > 256) {
+            return Err(ApiError::invalid_value(
+                "tags",
+                "At most 64 tags of at most 256 bytes each.",
+            ));
+        }
+    }
+    if let Some(Some(TextFormat::JsonSchema { name, .. })) =
+        req.text.as_ref().map(|t| &t.format)
+    {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !ok {
+            return Err(ApiError::invalid_value(
+                "text.format.name",
+                "The schema name must be 1 to 64 letters, digits, '_' or '-'.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn range_f(
+    param: &str,
+    v: Option<f64>,
+    min: f64,
+    max: f64,
+) -> Result<(), ApiError> {
+    match v {
+        Some(x) if !(min..=max).contains(&x) || x.is_nan() => {
+            Err(ApiError::invalid_value(
+                param,
+                format!(
+                    "Invalid '{param}': {x} is out of range. Expected a value \
+                     between {min} and {max}."
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn range_i(param: &str, v: Option<i64>, min: i64, max: i64) -> Result<(), ApiError> {
+    match v {
+        Some(x) if !(min..=max).contains(&x) => {
+            let expected = if max == i64::MAX {
+                format!("a value of at least {min}")
+            } else {
+                format!("a value between {min} and {max}")
+            };
+            Err(ApiError::invalid_value(
+                param,
+                format!("Invalid '{param}': {x} is out of range. Expected {expected}."),
+            ))
+        }
+        _ => Ok(()),
+    }
+}

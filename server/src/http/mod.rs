@@ -1,0 +1,113 @@
+//! The API trait's implementation. Every handler has the same shape:
+//! authenticate, call the engine, map the result. No business logic here.
+
+mod auth;
+
+use std::convert::Infallible;
+
+use dropshot::{
+    Body, HttpError, HttpResponseOk, Path, Query, RequestContext, TypedBody,
+};
+use futures::StreamExt;
+use http_body_util::StreamBody;
+use http_body::Frame;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::api::*;
+use crate::auth::KeyCache;
+use crate::engine::{Engine, Reply};
+
+/// Shared state of the HTTP handlers.
+pub struct ServerState {
+    /// The engine.
+    pub engine: Engine,
+    /// API key lookups.
+    pub keys: KeyCache,
+    /// SHA-256 of the internal service key, if configured.
+    pub internal_key_hash: Option<String>,
+}
+
+/// The implementation of [`ManiacApi`].
+pub enum ManiacApiImpl {}
+
+/// Engine replies as HTTP answers; errors that carry headers (a 429's
+/// Retry-After) are answered through `JsonOrSse::Error`.
+fn answer(r: Result<Reply, ApiError>) -> Result<JsonOrSse<Response>, ApiError> {
+    match r {
+        Ok(Reply::Json(resp)) => Ok(JsonOrSse::Json(resp)),
+        Ok(Reply::Stream(rx)) => {
+            let frames = ReceiverStream::new(rx)
+                .map(|b| Ok::<_, Infallible>(Frame::data(b)));
+            Ok(JsonOrSse::Sse(Body::wrap(StreamBody::new(frames))))
+        }
+        Err(e) if e.retry_after.is_some() => Ok(JsonOrSse::Error(e)),
+        Err(e) => Err(e),
+    }
+}
+
+impl ManiacApi for ManiacApiImpl {
+    type Context = ServerState;
+
+    async fn response_create(
+        rqctx: RequestContext<ServerState>,
+        body: TypedBody<CreateResponse>,
+    ) -> Result<JsonOrSse<Response>, ApiError> {
+        let caller = auth::authenticate(&rqctx).await?;
+        let ctx = rqctx.context();
+        answer(ctx.engine.create(&caller, body.into_inner()).await)
+    }
+
+    async fn response_view(
+        rqctx: RequestContext<ServerState>,
+        path: Path<ResponsePath>,
+        query: Query<ResponseViewQuery>,
+    ) -> Result<JsonOrSse<Response>, ApiError> {
+        let caller = auth::authenticate(&rqctx).await?;
+        let id = path.into_inner().response_id;
+        let ctx = rqctx.context();
+        answer(ctx.engine.view(&caller, &id, &query.into_inner()).await)
+    }
+
+    async fn response_delete(
+        rqctx: RequestContext<ServerState>,
+        path: Path<ResponsePath>,
+    ) -> Result<HttpResponseOk<ResponseDeleted>, ApiError> {
+        let caller = auth::authenticate(&rqctx).await?;
+        let id = path.into_inner().response_id;
+        Ok(HttpResponseOk(rqctx.context().engine.delete(&caller, &id).await?))
+    }
+
+    async fn response_cancel(
+        rqctx: RequestContext<ServerState>,
+        path: Path<ResponsePath>,
+    ) -> Result<HttpResponseOk<Response>, ApiError> {
+        let caller = auth::authenticate(&rqctx).await?;
+        let id = path.into_inner().response_id;
+        Ok(HttpResponseOk(rqctx.context().engine.cancel(&caller, &id).await?))
+    }
+
+    async fn response_input_items_list(
+        rqctx: RequestContext<ServerState>,
+        path: Path<ResponsePath>,
+        query: Query<InputItemsQuery>,
+    ) -> Result<HttpResponseOk<ResponseItemList>, ApiError> {
+        let caller = auth::authenticate(&rqctx).await?;
+        let id = path.into_inner().response_id;
+        let q = query.into_inner();
+        Ok(HttpResponseOk(
+            rqctx.context().engine.input_items(&caller, &id, &q).await?,
+        ))
+    }
+
+    async fn health_view(
+        rqctx: RequestContext<ServerState>,
+    ) -> Result<HttpResponseOk<Health>, HttpError> {
+        match rqctx.context().engine.store().ping().await {
+            Ok(()) => Ok(HttpResponseOk(Health { status: "ok".into() })),
+            Err(_) => Err(HttpError::for_unavail(
+                None,
+                "database unavailable".into(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,488 @@
+//! OpenAI-compatible Chat Completions upstreams (OpenAI, Ollama, vLLM,
+//! llama.cpp, Groq, Together, OpenRouter, …): Responses transcript to
+//! `messages`, streamed chunks to provider events, `finish_reason` to
+//! status. The upstream key is sent, never logged and scrubbed from any
+//! upstream message we pass on.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::*;
+
+/// Settings of one Chat Completions upstream.
+#[derive(Clone, Debug)]
+pub struct ChatConfig {
+    /// Base URL including the version, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Upstream API key, if any.
+    pub api_key: Option<String>,
+    /// Name of the token-limit field (`max_tokens` or
+    /// `max_completion_tokens`).
+    pub max_tokens_field: String,
+    /// Time allowed until the upstream answers (headers, or the whole body
+    /// when not streaming).
+    pub request_timeout: Duration,
+    /// Longest silence allowed between streamed chunks.
+    pub idle_timeout: Duration,
+}
+
+/// A Chat Completions upstream.
+pub struct OpenAiChat {
+    cfg: ChatConfig,
+    url: String,
+    auth: Option<reqwest::header::HeaderValue>,
+    http: reqwest::Client,
+}
+
+impl OpenAiChat {
+    /// Builds the adapter with a pooled keep-alive client.
+    pub fn new(cfg: ChatConfig) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(1024)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| format!("http client: {e}"))?;
+        let auth = match &cfg.api_key {
+            Some(key) => {
+                let mut v = reqwest::header::HeaderValue::from_str(&format!(
+                    "Bearer {key}"
+                ))
+                .map_err(|_| "upstream key is not a valid header value")?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
+        let url =
+            format!("{}/chat/completions", cfg.base_url.trim_end_matches('/'));
+        Ok(OpenAiChat { cfg, url, auth, http })
+    }
+
+    fn body<'a>(&self, req: &'a ProviderRequest, stream: bool) -> Value {
+        let mut messages = Vec::with_capacity(req.messages.len() + 1);
+        if let Some(i) = &req.instructions {
+            messages.push(json!({"role": "system", "content": i}));
+        }
+        messages.extend(req.messages.iter().map(chat_message));
+        let mut body = json!({
+            "model": req.model,
+            "messages": messages,
+            "stream": stream,
+        });
+        let obj = body.as_object_mut().expect("object literal");
+        if stream {
+            obj.insert("stream_options".into(), json!({"include_usage": true}));
+        }
+        if let Some(m) = req.max_output_tokens {
+            obj.insert(self.cfg.max_tokens_field.clone(), json!(m));
+        }
+        if let Some(t) = req.temperature {
+            obj.insert("temperature".into(), json!(t));
+        }
+        if let Some(p) = req.top_p {
+            obj.insert("top_p".into(), json!(p));
+        }
+        if let Some(e) = &req.reasoning_effort {
+            obj.insert("reasoning_effort".into(), json!(e));
+        }
+        if let Some(u) = &req.user {
+            obj.insert("user".into(), json!(u));
+        }
+        match &req.text_format {
+            Some(TextFormat::JsonObject) => {
+                obj.insert(
+                    "response_format".into(),
+                    json!({"type": "json_object"}),
+                );
+            }
+            Some(TextFormat::JsonSchema { name, schema, description, strict }) => {
+                let mut js = json!({"name": name, "schema": schema});
+                if let Some(d) = description {
+                    js["description"] = json!(d);
+                }
+                if let Some(s) = strict {
+                    js["strict"] = json!(s);
+                }
+                obj.insert(
+                    "response_format".into(),
+                    json!({"type": "json_schema", "json_schema": js}),
+                );
+            }
+            Some(TextFormat::Text) | None => {}
+        }
+        body
+    }
+
+    async fn send(
+        &self,
+        body: &Value,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let mut rb = self.http.post(&self.url).json(body);
+        if let Some(a) = &self.auth {
+            rb = rb.header(reqwest::header::AUTHORIZATION, a.clone());
+        }
+        let secs = self.cfg.request_timeout.as_secs();
+        let rsp = match tokio::time::timeout(self.cfg.request_timeout, rb.send())
+            .await
+        {
+            Err(_) => return Err(ProviderError::Timeout(secs)),
+            Ok(Err(e)) if e.is_timeout() => {
+                return Err(ProviderError::Timeout(secs));
+            }
+            Ok(Err(e)) => {
+                return Err(ProviderError::Unavailable(self.scrub(
+                    &without_url(&e),
+                )));
+            }
+            Ok(Ok(r)) => r,
+        };
+        if rsp.status().is_success() {
+            return Ok(rsp);
+        }
+        let status = rsp.status().as_u16();
+        let retry_after = rsp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let text = tokio::time::timeout(Duration::from_secs(5), rsp.text())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let message = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| truncate(&text, 300));
+        Err(ProviderError::Status {
+            status,
+            message: self.scrub(&message),
+            retry_after,
+        })
+    }
+
+    /// Removes the upstream key from a text we may pass on or log.
+    fn scrub(&self, s: &str) -> String {
+        match &self.cfg.api_key {
+            Some(k) if k.len() >= 4 && s.contains(k.as_str()) => {
+                s.replace(k.as_str(), "[redacted]")
+            }
+            _ => s.to_string(),
+        }
+    }
+}
+
+/// reqwest errors print the URL; keep only the cause.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    if let Some(url) = e.url() {
+        msg = msg.replace(url.as_str(), "upstream");
+    }
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+fn chat_message(m: &Message) -> Value {
+    let role = match m.role {
+        Role::User => "user",
+        Role::Assistant => "assistant",
+        Role::System | Role::Developer => "system",
+    };
+    let has_media = m.parts.iter().any(|p| {
+        matches!(p, ContentPart::InputImage { .. } | ContentPart::InputFile { .. })
+    });
+    if !has_media {
+        return json!({"role": role, "content": plain_text(&m.parts)});
+    }
+    let parts: Vec<Value> = m
+        .parts
+        .iter()
+        .filter_map(|p| match p {
+            ContentPart::InputText { text }
+            | ContentPart::OutputText { text, .. } => {
+                Some(json!({"type": "text", "text": text}))
+            }
+            ContentPart::Refusal { refusal } => {
+                Some(json!({"type": "text", "text": refusal}))
+            }
+            ContentPart::InputImage { image_url: Some(url), detail, .. } => {
+                let mut img = json!({"url": url});
+                if let Some(d) = detail {
+                    img["detail"] = json!(d);
+                }
+                Some(json!({"type": "image_url", "image_url": img}))
+            }
+            ContentPart::InputFile { file_data, filename, file_id, .. } => {
+                let mut f = serde_json::Map::new();
+                if let Some(d) = file_data {
+                    f.insert("file_data".into(), json!(d));
+                }
+                if let Some(n) = filename {
+                    f.insert("filename".into(), json!(n));
+                }
+                if let Some(i) = file_id {
+                    f.insert("file_id".into(), json!(i));
+                }
+                Some(json!({"type": "file", "file": f}))
+            }
+            ContentPart::InputImage { .. } => None,
+        })
+        .collect();
+    json!({"role": role, "content": parts})
+}
+
+#[derive(Deserialize)]
+struct ChatUsage {
+    #[serde(default)]
+    prompt_tokens: i64,
+    #[serde(default)]
+    completion_tokens: i64,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct CompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<i64>,
+}
+
+impl From<ChatUsage> for Usage {
+    fn from(u: ChatUsage) -> Usage {
+        Usage {
+            input: u.prompt_tokens,
+            output: u.completion_tokens,
+            cached: u
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+            reasoning: u
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ChatCompletion {
+    choices: Vec<ChatChoice>,
+    #[serde(default)]
+    usage: Option<ChatUsage>,
+}
+
+#[derive(Deserialize)]
+struct ChatChoice {
+    message: ChatMessageOut,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChatMessageOut {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChatChunk {
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+    #[serde(default)]
+    usage: Option<ChatUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    #[serde(default)]
+    delta: Option<ChunkDelta>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, Default)]
+struct ChunkDelta {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
+}
+
+fn finish_reason(s: &str) -> FinishReason {
+    match s {
+        "length" => FinishReason::Length,
+        "content_filter" => FinishReason::ContentFilter,
+        _ => FinishReason::Stop,
+    }
+}
+
+#[async_trait]
+impl Provider for OpenAiChat {
+    async fn stream(
+        &self,
+        req: &ProviderRequest,
+    ) -> Result<EventStream, ProviderError> {
+        let rsp = self.send(&self.body(req, true)).await?;
+        let idle = self.cfg.idle_timeout;
+        let mut sse = rsp.bytes_stream().eventsource();
+        let events = async_stream(move |tx| async move {
+            let mut finished = false;
+            loop {
+                let next = match tokio::time::timeout(idle, sse.next()).await {
+                    Err(_) => {
+                        let _ = tx
+                            .send(Err(ProviderError::Timeout(idle.as_secs())))
+                            .await;
+                        return;
+                    }
+                    Ok(n) => n,
+                };
+                let ev = match next {
+                    None if finished => return,
+                    None => {
+                        let _ = tx
+                            .send(Err(ProviderError::Unavailable(
+                                "the upstream stream ended before the answer \
+                                 was finished"
+                                    .into(),
+                            )))
+                            .await;
+                        return;
+                    }
+                    Some(Err(e)) => {
+                        let _ = tx
+                            .send(Err(ProviderError::Unavailable(format!(
+                                "the upstream stream broke: {e}"
+                            ))))
+                            .await;
+                        return;
+                    }
+                    Some(Ok(ev)) => ev,
+                };
+                if ev.data.trim() == "[DONE]" {
+                    return;
+                }
+                let chunk: ChatChunk = match serde_json::from_str(&ev.data) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = tx
+                            .send(Err(ProviderError::Protocol(format!(
+                                "unreadable stream chunk: {e}"
+                            ))))
+                            .await;
+                        return;
+                    }
+                };
+                if let Some(err) = chunk.error {
+                    let msg = err["message"]
+                        .as_str()
+                        .unwrap_or("upstream error")
+                        .to_string();
+                    let _ = tx.send(Err(ProviderError::Unavailable(msg))).await;
+                    return;
+                }
+                for choice in chunk.choices {
+                    let delta = choice.delta.unwrap_or_default();
+                    if let Some(t) = delta.content.filter(|t| !t.is_empty()) {
+                        if tx.send(Ok(ProviderEvent::Text(t))).await.is_err() {
+                            return;
+                        }
+                    }
+                    if let Some(r) = delta.refusal.filter(|r| !r.is_empty()) {
+                        if tx.send(Ok(ProviderEvent::Refusal(r))).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    if let Some(f) = choice.finish_reason {
+                        finished = true;
+                        let ev = ProviderEvent::Finish(finish_reason(&f));
+                        if tx.send(Ok(ev)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                if let Some(u) = chunk.usage {
+                    let ev = ProviderEvent::Usage(u.into());
+                    if tx.send(Ok(ev)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(events)
+    }
+
+    async fn complete(
+        &self,
+        req: &ProviderRequest,
+    ) -> Result<Completion, ProviderError> {
+        let rsp = self.send(&self.body(req, false)).await?;
+        let bytes = tokio::time::timeout(self.cfg.request_timeout, rsp.bytes())
+            .await
+            .map_err(|_| {
+                ProviderError::Timeout(self.cfg.request_timeout.as_secs())
+            })?
+            .map_err(|e| ProviderError::Unavailable(without_url(&e)))?;
+        let body: ChatCompletion = serde_json::from_slice(&bytes)
+            .map_err(|e| ProviderError::Protocol(format!("unreadable answer: {e}")))?;
+        let choice = body.choices.into_iter().next().ok_or_else(|| {
+            ProviderError::Protocol("the answer has no choices".into())
+        })?;
+        Ok(Completion {
+            text: choice.message.content.unwrap_or_default(),
+            refusal: choice.message.refusal,
+            usage: body.usage.map(Usage::from),
+            finish: choice.finish_reason.as_deref().map(finish_reason),
+        })
+    }
+}
+
+/// Runs `f` as a task feeding a channel, and returns the channel as a
+/// stream; dropping the stream stops the task (and the upstream call).
+fn async_stream<F, Fut>(f: F) -> EventStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<ProviderEvent, ProviderError>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(32);
+    let fut = f(tx.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = fut => {}
+            _ = tx.closed() => {}
+        }
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}

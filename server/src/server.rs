@@ -1,0 +1,105 @@
+//! Starting and stopping a gateway: open the store, build providers and
+//! the engine, serve the API. Used by `maniac serve` and by the tests.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use dropshot::{ConfigDropshot, ConfigLogging, ConfigLoggingLevel, ServerBuilder};
+
+use crate::api::{MAX_REQUEST_BYTES, maniac_api_mod};
+use crate::auth::KeyCache;
+use crate::config::FileConfig;
+use crate::engine::Engine;
+use crate::http::{ManiacApiImpl, ServerState};
+use crate::store::{self, SharedStore};
+
+/// Everything needed to start a gateway.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Database URL (`sqlite://…` or `postgres://…`).
+    pub database_url: String,
+    /// File configuration (providers, background, pool).
+    pub file: FileConfig,
+    /// Internal service key, if any.
+    pub internal_key: Option<String>,
+}
+
+/// A running gateway.
+pub struct Running {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// A key created on an empty store (print it once, never log it).
+    pub bootstrap_key: Option<String>,
+    server: dropshot::HttpServer<ServerState>,
+    engine: Engine,
+}
+
+/// Opens the store named by the options, applying migrations.
+pub async fn open_store(
+    url: &str,
+    file: &FileConfig,
+) -> anyhow::Result<SharedStore> {
+    let url = normalize_sqlite_url(url);
+    store::open(&url, &file.pool())
+        .await
+        .map_err(|e| anyhow::anyhow!("opening the database: {e}"))
+}
+
+/// `sqlite://maniac.db` and `sqlite:maniac.db` both mean a relative file.
+fn normalize_sqlite_url(url: &str) -> String {
+    url.to_string()
+}
+
+/// Starts serving.
+pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
+    let store = open_store(&opts.database_url, &opts.file).await?;
+    let bootstrap_key = if store.count_keys().await? == 0 {
+        let key = crate::auth::generate();
+        store.create_key("default", Some("bootstrap"), &key.key_id, &key.hash).await?;
+        tracing::info!(key_id = %key.key_id, "created organization 'default' and its first key");
+        Some(key.secret)
+    } else {
+        None
+    };
+    let providers = opts.file.providers().map_err(anyhow::Error::msg)?;
+    let engine = Engine::new(store.clone(), providers, opts.file.engine());
+    engine.start_background();
+    let state = ServerState {
+        engine: engine.clone(),
+        keys: KeyCache::new(store),
+        internal_key_hash: opts.internal_key.as_deref().map(crate::auth::hash),
+    };
+    let api = maniac_api_mod::api_description::<ManiacApiImpl>()
+        .map_err(|e| anyhow::anyhow!("API description: {e}"))?;
+    let log = ConfigLogging::StderrTerminal { level: ConfigLoggingLevel::Warn }
+        .to_logger("maniac")
+        .map_err(|e| anyhow::anyhow!("logger: {e}"))?;
+    let config = ConfigDropshot {
+        bind_address: opts.listen,
+        default_request_body_max_bytes: MAX_REQUEST_BYTES,
+        ..Default::default()
+    };
+    let server = ServerBuilder::new(api, state, log)
+        .config(config)
+        .start()
+        .map_err(|e| anyhow::anyhow!("starting the server on {}: {e}", opts.listen))?;
+    let addr = server.local_addr();
+    tracing::info!(%addr, "maniac gateway listening");
+    Ok(Running { addr, bootstrap_key, server, engine })
+}
+
+impl Running {
+    /// Graceful stop: stop accepting, let in-flight requests and background
+    /// runs finish (bounded), then return.
+    pub async fn shutdown(self) {
+        let engine = self.engine.clone();
+        let runs = tokio::spawn(async move { engine.shutdown().await });
+        let closing = self.server.close();
+        if tokio::time::timeout(Duration::from_secs(15), closing).await.is_err() {
+            tracing::warn!("in-flight requests did not finish in 15 s; stopping anyway");
+        }
+        let _ = runs.await;
+    }
+}

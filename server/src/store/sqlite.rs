@@ -1,0 +1,628 @@
+//! SQLite store: one file, WAL, zero setup. Writes go through a single
+//! connection (SQLite has one writer anyway, and this avoids lock-upgrade
+//! failures); concurrent response inserts are batched into one transaction.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use super::*;
+
+/// Most inserts committed in one transaction.
+const MAX_BATCH: usize = 256;
+
+struct InsertJob {
+    response: NewResponse,
+    done: oneshot::Sender<StoreResult<()>>,
+}
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+    inserts: mpsc::Sender<InsertJob>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) and migrates the database at `url`.
+    pub async fn open(url: &str, opts: &PoolOptions) -> StoreResult<Self> {
+        let connect = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let acquire = Duration::from_millis(opts.acquire_timeout_ms);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(acquire)
+            .connect_with(connect.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&write)
+            .await
+            .map_err(|e| StoreError::Migrate(e.to_string()))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(opts.max_connections.max(2))
+            .acquire_timeout(acquire)
+            .connect_with(connect.read_only(true))
+            .await?;
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(insert_writer(write.clone(), rx));
+        Ok(SqliteStore { read, write, inserts: tx })
+    }
+}
+
+/// Commits queued inserts in batches; a failing batch is retried row by row
+/// so one bad response never fails its neighbours.
+async fn insert_writer(pool: SqlitePool, mut rx: mpsc::Receiver<InsertJob>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let rows: Vec<&NewResponse> = batch.iter().map(|j| &j.response).collect();
+        let result = insert_batch(&pool, &rows).await;
+        drop(rows);
+        match result {
+            Ok(()) => {
+                for job in batch.drain(..) {
+                    let _ = job.done.send(Ok(()));
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                if let Some(job) = batch.pop() {
+                    let _ = job.done.send(Err(e));
+                }
+            }
+            Err(_) => {
+                for job in batch.drain(..) {
+                    let r = insert_batch(&pool, &[&job.response]).await;
+                    let _ = job.done.send(r);
+                }
+            }
+        }
+    }
+}
+
+async fn insert_batch(
+    pool: &SqlitePool,
+    rows: &[&NewResponse],
+) -> StoreResult<()> {
+    let mut tx = pool.begin().await?;
+    for r in rows {
+        sqlx::query(
+            "INSERT INTO responses (id, org_id, previous_response_id, \
+             status, background, body, run_request, created_at, \
+             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&r.id)
+        .bind(&r.org_id)
+        .bind(&r.previous_response_id)
+        .bind(r.status)
+        .bind(r.background)
+        .bind(&r.body)
+        .bind(&r.run_request)
+        .bind(r.created_at)
+        .bind(r.created_at)
+        .execute(&mut *tx)
+        .await?;
+        insert_items(&mut tx, &r.id, 0, &r.input_items).await?;
+        insert_items(&mut tx, &r.id, 1, &r.output_items).await?;
+        insert_events(&mut tx, &r.id, &r.events).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn insert_items(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: &str,
+    kind: i64,
+    items: &[ItemRow],
+) -> StoreResult<()> {
+    for (pos, item) in items.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO response_items (response_id, kind, position, \
+             item_id, body) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(kind)
+        .bind(pos as i64)
+        .bind(&item.id)
+        .bind(&item.body)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn insert_events(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: &str,
+    events: &[EventRow],
+) -> StoreResult<()> {
+    let now = now_ms();
+    for e in events {
+        sqlx::query(
+            "INSERT INTO response_events (response_id, seq, body, \
+             created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(e.seq)
+        .bind(&e.body)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+fn key_info(row: &sqlx::sqlite::SqliteRow) -> StoreResult<KeyInfo> {
+    Ok(KeyInfo {
+        key_id: row.try_get("id")?,
+        org_name: row.try_get("org_name")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+fn items(rows: Vec<sqlx::sqlite::SqliteRow>) -> StoreResult<Items> {
+    rows.iter()
+        .filter_map(|row| {
+            let body: Option<String> = match row.try_get("body") {
+                Ok(b) => b,
+                Err(e) => return Some(Err(e.into())),
+            };
+            let id: Option<String> = row.try_get("item_id").ok().flatten();
+            Some(Ok(ItemRow { id: id?, body: body? }))
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    async fn find_key(&self, key_hash: &str) -> StoreResult<Option<KeyRecord>> {
+        let row = sqlx::query(
+            "SELECT k.id, k.org_id, o.name AS org_name, k.revoked_at \
+             FROM api_keys k JOIN organizations o ON o.id = k.org_id \
+             WHERE k.key_hash = ?",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|row| {
+            Ok(KeyRecord {
+                key_id: row.try_get("id")?,
+                org_id: row.try_get("org_id")?,
+                org_name: row.try_get("org_name")?,
+                revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+            })
+        })
+        .transpose()
+    }
+
+    async fn create_key(
+        &self,
+        org_name: &str,
+        label: Option<&str>,
+        key_id: &str,
+        key_hash: &str,
+    ) -> StoreResult<KeyInfo> {
+        let now = now_ms();
+        let mut tx = self.write.begin().await?;
+        let new_org = format!("org_{}", crate::engine::ids::random_hex(12));
+        sqlx::query(
+            "INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&new_org)
+        .bind(org_name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO api_keys (id, org_id, name, key_hash, created_at) \
+             SELECT ?, id, ?, ?, ? FROM organizations WHERE name = ?",
+        )
+        .bind(key_id)
+        .bind(label)
+        .bind(key_hash)
+        .bind(now)
+        .bind(org_name)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(KeyInfo {
+            key_id: key_id.to_string(),
+            org_name: org_name.to_string(),
+            name: label.map(str::to_string),
+            created_at: now,
+            revoked_at: None,
+        })
+    }
+
+    async fn list_keys(&self) -> StoreResult<Vec<KeyInfo>> {
+        let rows = sqlx::query(
+            "SELECT k.id, o.name AS org_name, k.name, k.created_at, \
+             k.revoked_at FROM api_keys k JOIN organizations o \
+             ON o.id = k.org_id ORDER BY k.created_at, k.id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(key_info).collect()
+    }
+
+    async fn revoke_key(&self, key_id: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) \
+             WHERE id = ?",
+        )
+        .bind(now_ms())
+        .bind(key_id)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn count_keys(&self) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM api_keys")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    async fn find_org(&self, id_or_name: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query(
+            "SELECT id FROM organizations WHERE id = ? OR name = ? LIMIT 1",
+        )
+        .bind(id_or_name)
+        .bind(id_or_name)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|r| r.try_get("id")).transpose()?)
+    }
+
+    async fn insert_response(&self, r: NewResponse) -> StoreResult<()> {
+        let (done, wait) = oneshot::channel();
+        self.inserts
+            .send(InsertJob { response: r, done })
+            .await
+            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?;
+        wait.await
+            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
+    }
+
+    async fn get_response(
+        &self,
+        org: &str,
+        id: &str,
+    ) -> StoreResult<Option<StoredResponse>> {
+        let row = sqlx::query(
+            "SELECT body, status, background, lease_owner FROM responses \
+             WHERE id = ? AND org_id = ?",
+        )
+        .bind(id)
+        .bind(org)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|row| {
+            Ok(StoredResponse {
+                body: row.try_get("body")?,
+                status: row.try_get("status")?,
+                background: row.try_get("background")?,
+                lease_owner: row.try_get("lease_owner")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_response(&self, org: &str, id: &str) -> StoreResult<bool> {
+        let done =
+            sqlx::query("DELETE FROM responses WHERE id = ? AND org_id = ?")
+                .bind(id)
+                .bind(org)
+                .execute(&self.write)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn chain_items(
+        &self,
+        org: &str,
+        id: &str,
+    ) -> StoreResult<Option<Items>> {
+        let rows = sqlx::query(
+            "WITH RECURSIVE chain (id, prev, depth) AS ( \
+               SELECT id, previous_response_id, 0 FROM responses \
+               WHERE id = ?1 AND org_id = ?2 \
+               UNION ALL \
+               SELECT r.id, r.previous_response_id, c.depth + 1 \
+               FROM responses r JOIN chain c ON r.id = c.prev \
+               WHERE r.org_id = ?2 AND c.depth < 10000 \
+             ) \
+             SELECT c.depth, i.kind, i.position, i.item_id, i.body \
+             FROM chain c LEFT JOIN response_items i \
+               ON i.response_id = c.id \
+             ORDER BY c.depth DESC, i.kind, i.position",
+        )
+        .bind(id)
+        .bind(org)
+        .fetch_all(&self.read)
+        .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        items(rows).map(Some)
+    }
+
+    async fn own_input_items(&self, id: &str) -> StoreResult<Items> {
+        let rows = sqlx::query(
+            "SELECT item_id, body FROM response_items \
+             WHERE response_id = ? AND kind = 0 ORDER BY position",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?;
+        items(rows)
+    }
+
+    async fn find_item(
+        &self,
+        org: &str,
+        item_id: &str,
+    ) -> StoreResult<Option<String>> {
+        let row = sqlx::query(
+            "SELECT i.body FROM response_items i JOIN responses r \
+             ON r.id = i.response_id WHERE i.item_id = ? AND r.org_id = ? \
+             LIMIT 1",
+        )
+        .bind(item_id)
+        .bind(org)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|r| r.try_get("body")).transpose()?)
+    }
+
+    async fn claim_next(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        now: i64,
+    ) -> StoreResult<Option<ClaimedRun>> {
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query(
+            "UPDATE responses SET status = 'in_progress', lease_owner = ?, \
+             lease_expires_at = ?, updated_at = ? \
+             WHERE id = (SELECT id FROM responses WHERE status = 'queued' \
+               AND background = 1 ORDER BY created_at, id LIMIT 1) \
+             RETURNING id, org_id, body, run_request",
+        )
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let id: String = row.try_get("id")?;
+        let seq = sqlx::query(
+            "SELECT COALESCE(MAX(seq) + 1, 0) AS next FROM response_events \
+             WHERE response_id = ?",
+        )
+        .bind(&id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let claimed = ClaimedRun {
+            org_id: row.try_get("org_id")?,
+            body: row.try_get("body")?,
+            run_request: row
+                .try_get::<Option<String>, _>("run_request")?
+                .unwrap_or_default(),
+            next_seq: seq.try_get("next")?,
+            id,
+        };
+        tx.commit().await?;
+        Ok(Some(claimed))
+    }
+
+    async fn renew_lease(
+        &self,
+        id: &str,
+        owner: &str,
+        until: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE responses SET lease_expires_at = ? WHERE id = ? \
+             AND lease_owner = ? AND status = 'in_progress'",
+        )
+        .bind(until)
+        .bind(id)
+        .bind(owner)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn append_events(
+        &self,
+        id: &str,
+        owner: &str,
+        events: &[EventRow],
+        snapshot: Option<&str>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await?;
+        let done = sqlx::query(
+            "UPDATE responses SET body = COALESCE(?, body), updated_at = ? \
+             WHERE id = ? AND lease_owner = ? AND status = 'in_progress'",
+        )
+        .bind(snapshot)
+        .bind(now_ms())
+        .bind(id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_events(&mut tx, id, events).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn finish_run(
+        &self,
+        id: &str,
+        owner: &str,
+        end: RunEnd,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await?;
+        let done = sqlx::query(
+            "UPDATE responses SET status = ?, body = ?, lease_owner = NULL, \
+             lease_expires_at = NULL, updated_at = ? WHERE id = ? \
+             AND lease_owner = ? AND status = 'in_progress'",
+        )
+        .bind(end.status)
+        .bind(&end.body)
+        .bind(now_ms())
+        .bind(id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_items(&mut tx, id, 1, &end.output_items).await?;
+        insert_events(&mut tx, id, &end.events).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn cancel_queued(
+        &self,
+        org: &str,
+        id: &str,
+        end: RunEnd,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await?;
+        let done = sqlx::query(
+            "UPDATE responses SET status = ?, body = ?, updated_at = ? \
+             WHERE id = ? AND org_id = ? AND status = 'queued'",
+        )
+        .bind(end.status)
+        .bind(&end.body)
+        .bind(now_ms())
+        .bind(id)
+        .bind(org)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_events(&mut tx, id, &end.events).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn request_cancel(&self, org: &str, id: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE responses SET cancel_requested = 1 WHERE id = ? \
+             AND org_id = ?",
+        )
+        .bind(id)
+        .bind(org)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn cancel_requested(&self, id: &str) -> StoreResult<bool> {
+        let row = sqlx::query(
+            "SELECT cancel_requested FROM responses WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<bool, _>("cancel_requested")?,
+            None => true,
+        })
+    }
+
+    async fn expired_runs(&self, now: i64) -> StoreResult<Vec<ExpiredRun>> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.lease_owner, r.body, \
+               (SELECT COALESCE(MAX(seq) + 1, 0) FROM response_events e \
+                WHERE e.response_id = r.id) AS next \
+             FROM responses r WHERE r.status = 'in_progress' \
+             AND r.background = 1 AND r.lease_expires_at < ?",
+        )
+        .bind(now)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ExpiredRun {
+                    id: row.try_get("id")?,
+                    lease_owner: row
+                        .try_get::<Option<String>, _>("lease_owner")?
+                        .unwrap_or_default(),
+                    body: row.try_get("body")?,
+                    next_seq: row.try_get("next")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn events_after(
+        &self,
+        id: &str,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<EventRow>> {
+        let rows = sqlx::query(
+            "SELECT seq, body FROM response_events WHERE response_id = ? \
+             AND seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(EventRow { seq: r.try_get("seq")?, body: r.try_get("body")? }))
+            .collect()
+    }
+
+    async fn prune_events(&self, before: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM response_events WHERE created_at < ? AND \
+             response_id IN (SELECT id FROM responses WHERE status NOT IN \
+             ('queued', 'in_progress'))",
+        )
+        .bind(before)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}

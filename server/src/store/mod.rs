@@ -174,6 +174,17 @@ pub struct RunEnd {
     pub events: Vec<EventRow>,
 }
 
+/// A wake-up from another gateway process sharing the database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// A background run was queued.
+    Queued,
+    /// A run appended events (or ended).
+    Events(String),
+    /// Cancellation of a run was requested.
+    Cancel(String),
+}
+
 /// Page of a response's input items, in transcript order.
 pub type Items = Vec<ItemRow>;
 
@@ -185,6 +196,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the database answers.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Wake-ups published by other processes (PostgreSQL LISTEN/NOTIFY).
+    /// None for a backend used by one process only (SQLite). Implementations
+    /// publish them from `insert_response` (background), `append_events`,
+    /// `finish_run`, `cancel_queued` and `request_cancel`.
+    fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<Notice>> {
+        None
+    }
 
     // --- keys and organizations ---
 
@@ -301,7 +320,7 @@ pub async fn open(url: &str, opts: &PoolOptions) -> StoreResult<SharedStore> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(url, opts).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        postgres::PgStore::open(url, opts).await.map(|_| unreachable!())
+        Ok(Arc::new(postgres::PgStore::open(url, opts).await?))
     } else {
         Err(StoreError::Unavailable(
             "database URL must start with sqlite:// or postgres://".into(),

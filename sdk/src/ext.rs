@@ -107,21 +107,6 @@ impl From<String> for types::MessageContent {
     }
 }
 
-/// A message as an input item (the generated `InputItem` is a struct with
-/// one optional field per `anyOf` branch).
-impl From<types::InputMessage> for types::InputItem {
-    fn from(message: types::InputMessage) -> Self {
-        Self { subtype_0: Some(message), subtype_1: None }
-    }
-}
-
-/// A stored-item reference as an input item.
-impl From<types::ItemReference> for types::InputItem {
-    fn from(reference: types::ItemReference) -> Self {
-        Self { subtype_0: None, subtype_1: Some(reference) }
-    }
-}
-
 impl types::InputMessage {
     /// A plain-text message from `role`.
     pub fn text(role: types::Role, text: impl Into<String>) -> Self {

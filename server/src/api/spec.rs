@@ -38,10 +38,10 @@ pub fn openapi_document() -> Result<String, String> {
 
 fn add_event_stream(doc: &mut OpenAPI) -> Result<(), String> {
     let mut generator = SchemaSettings::openapi3().into_generator();
-    let root = generator.subschema_for::<ResponseStreamEvent>();
+    // Registers ResponseStreamEvent and every event in the definitions.
+    generator.subschema_for::<ResponseStreamEvent>();
     let components = doc.components.get_or_insert_with(Default::default);
-    let mut defs = generator.take_definitions();
-    defs.insert("ResponseStreamEvent".to_string(), root.clone());
+    let defs = generator.take_definitions();
     for (name, schema) in defs {
         if components.schemas.contains_key(&name) {
             continue;

@@ -105,13 +105,47 @@ pub enum Input {
 
 /// One input item: a message (easy, typed, or an earlier assistant output
 /// re-sent) or a reference to a stored item.
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum InputItem {
     /// A message with a role and text or content parts.
     Message(InputMessage),
     /// A reference to a stored item by id.
     ItemReference(ItemReference),
+}
+
+impl JsonSchema for InputItem {
+    fn schema_name() -> String {
+        "InputItem".to_string()
+    }
+
+    /// `oneOf` rather than serde's `anyOf`: the two shapes never overlap
+    /// (`role` and `content` are required of a message, and a reference
+    /// allows only `type` and `id`), and typed clients then get an enum.
+    fn json_schema(
+        g: &mut schemars::r#gen::SchemaGenerator,
+    ) -> schemars::schema::Schema {
+        use schemars::schema::{Metadata, SchemaObject, SubschemaValidation};
+        SchemaObject {
+            metadata: Some(Box::new(Metadata {
+                description: Some(
+                    "One input item: a message or a reference to a stored \
+                     item."
+                        .to_string(),
+                ),
+                ..Default::default()
+            })),
+            subschemas: Some(Box::new(SubschemaValidation {
+                one_of: Some(vec![
+                    g.subschema_for::<InputMessage>(),
+                    g.subschema_for::<ItemReference>(),
+                ]),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+        .into()
+    }
 }
 
 /// A message given as input.

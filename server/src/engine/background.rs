@@ -77,6 +77,32 @@ impl Engine {
         tokio::spawn(async move { e.sweep_loop().await });
         let e = self.clone();
         tokio::spawn(async move { e.prune_loop().await });
+        if let Some(rx) = self.inner.store.notices() {
+            let e = self.clone();
+            tokio::spawn(async move { e.relay_notices(rx).await });
+        }
+    }
+
+    /// Turns other replicas' notices into local wake-ups: queued runs wake
+    /// the dispatcher, new events wake log readers, cancels reach the run.
+    async fn relay_notices(&self, mut rx: tokio::sync::broadcast::Receiver<crate::store::Notice>) {
+        use crate::store::Notice;
+        use tokio::sync::broadcast::error::RecvError;
+        let hub = &self.inner.hub;
+        loop {
+            match rx.recv().await {
+                Ok(Notice::Queued) => hub.queue.notify_one(),
+                Ok(Notice::Events(_)) => hub.feed_opened.notify_waiters(),
+                Ok(Notice::Cancel(id)) => {
+                    hub.cancel(&id);
+                }
+                Err(RecvError::Lagged(_)) => {
+                    hub.queue.notify_one();
+                    hub.feed_opened.notify_waiters();
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
     }
 
     /// Stops claiming, lets running runs finish for the grace period, then

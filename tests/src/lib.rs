@@ -1,1 +1,4 @@
+//! Test support: a fake OpenAI-compatible upstream and a real-gateway harness.
 
+pub mod harness;
+pub mod upstream;

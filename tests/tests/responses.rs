@@ -115,7 +115,7 @@ async fn upstream_json_response_translates_request() {
     assert_eq!(msgs[3], json!({"role": "user", "content": "describe it"}));
     // Usage comes from the upstream.
     assert!(r["usage"]["input_tokens"].as_i64().unwrap() > 0);
-    assert_eq!(r["usage"]["output_tokens"], 3);
+    assert_eq!(r["usage"]["output_tokens"], 4);
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! Developer tasks: `cargo xtask openapi generate|check`, `cargo xtask bench`.
 
+mod ci;
 mod openapi;
 
 use clap::{Parser, Subcommand};
@@ -18,10 +19,13 @@ enum Command {
         #[command(subcommand)]
         action: openapi::Action,
     },
+    /// Run everything CI checks (format, lints, spec drift, all suites).
+    Ci,
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Openapi { action } => openapi::run(action),
+        Command::Ci => ci::run_all(),
     }
 }

@@ -83,3 +83,29 @@ pub fn first_difference(old: &str, new: &str) -> Option<String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same check as `cargo xtask openapi check`, as a test.
+    #[test]
+    fn checked_in_spec_matches_the_code() {
+        let rendered = maniac_server::api::spec::openapi_document().unwrap();
+        validate(&rendered).unwrap();
+        let current = std::fs::read_to_string(spec_path()).unwrap();
+        if let Some(diff) = first_difference(&current, &rendered) {
+            panic!("openapi.json is stale; run `cargo xtask openapi generate`\n{diff}");
+        }
+    }
+
+    /// The drift check must notice a one-field change.
+    #[test]
+    fn drift_check_catches_a_changed_field() {
+        let rendered = maniac_server::api::spec::openapi_document().unwrap();
+        let mutated = rendered.replacen("\"sequence_number\"", "\"sequence_numbr\"", 1);
+        assert_ne!(rendered, mutated);
+        let diff = first_difference(&rendered, &mutated).expect("difference found");
+        assert!(diff.contains("sequence_numbr"), "{diff}");
+    }
+}

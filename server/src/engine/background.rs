@@ -64,7 +64,7 @@ impl Engine {
             .map_err(store_error)?;
         self.inner.hub.queue.notify_one();
         if stream {
-            return Ok(Reply::Stream(self.follow(snapshot.id, -1)));
+            return Ok(Reply::Stream(self.follow(p.org_id, snapshot.id, -1)));
         }
         Ok(Reply::Json(snapshot))
     }

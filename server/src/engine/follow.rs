@@ -52,16 +52,16 @@ impl Engine {
                 "`starting_after` must be a sequence number (0 or more).",
             ));
         }
-        Ok(Reply::Stream(self.follow(id.to_string(), after)))
+        Ok(Reply::Stream(self.follow(caller.org_id.clone(), id.to_string(), after)))
     }
 
     /// Streams a run's events with `sequence_number > after`: from the log,
     /// then live until the terminal event. Leaving never affects the run.
-    pub(crate) fn follow(&self, id: String, after: i64) -> mpsc::Receiver<Bytes> {
+    pub(crate) fn follow(&self, org: String, id: String, after: i64) -> mpsc::Receiver<Bytes> {
         let (tx, rx) = mpsc::channel(256);
         let engine = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = engine.follow_into(&id, after, &tx).await {
+            if let Err(e) = engine.follow_into(&org, &id, after, &tx).await {
                 tracing::warn!(response_id = %id, error = %e, "event stream reader stopped");
             }
         });
@@ -70,6 +70,7 @@ impl Engine {
 
     async fn follow_into(
         &self,
+        org: &str,
         id: &str,
         mut last: i64,
         tx: &mpsc::Sender<Bytes>,
@@ -86,6 +87,16 @@ impl Engine {
             }
             let rows = self.inner.store.events_after(id, last, PAGE).await?;
             let full = rows.len() as i64 == PAGE;
+            if rows.is_empty() && self.run_ended(org, id).await? {
+                // Ended (or deleted) with nothing after the cursor; read
+                // once more in case it ended between the two queries.
+                for row in self.inner.store.events_after(id, last, PAGE).await? {
+                    if tx.send(Encoded::from_log(row.seq, row.body).frame).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                return Ok(());
+            }
             for row in rows {
                 let ev = Encoded::from_log(row.seq, row.body);
                 last = ev.seq;
@@ -112,6 +123,14 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Whether a run can produce no more events.
+    async fn run_ended(&self, org: &str, id: &str) -> Result<bool, StoreError> {
+        Ok(match self.inner.store.get_response(org, id).await? {
+            Some(r) => r.status != "queued" && r.status != "in_progress",
+            None => true,
+        })
     }
 
     /// `DELETE /v1/responses/{id}`.

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Official-SDK compatibility suites of the Maniac gateway.
+#
+# Builds `maniac` and `fake-upstream`, starts both on free ports with a fresh
+# SQLite database, creates a second organization's key, then runs
+#   - the Python suite (official `openai` package + pytest), tests/compat/python
+#   - the Node suite   (official `openai` npm package + node:test), tests/compat/node
+# and exits non-zero if either failed. Installs its own tools on first use:
+#   target/compat/venv          python3 -m venv + `pip install openai pytest`
+#   target/compat/node          npm install openai
+# (both reused when present; delete them to pick up newer SDK releases).
+#
+# Environment knobs (all optional):
+#   COMPAT_SUITES="python node"   which suites to run
+#   COMPAT_SKIP_BUILD=1           use the binaries already in target/debug
+#   COMPAT_PYTEST_ARGS="-k foo"   extra pytest arguments
+#   COMPAT_KEEP_LOGS=1            keep the temp dir with the server logs
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+
+SUITES="${COMPAT_SUITES:-python node}"
+COMPAT_DIR="$ROOT/target/compat"
+VENV="$COMPAT_DIR/venv"
+NODE_DIR="$COMPAT_DIR/node"
+BIN="$ROOT/target/debug"
+started_at=$(date +%s)
+
+log() { echo "[compat] $*" >&2; }
+
+# ---------------------------------------------------------------- build
+if [[ "${COMPAT_SKIP_BUILD:-}" != "1" ]]; then
+    log "building maniac and fake-upstream"
+    cargo build -q -p maniac-server --bin maniac -p maniac-tests --bin fake-upstream
+fi
+for b in maniac fake-upstream; do
+    [[ -x "$BIN/$b" ]] || { log "missing $BIN/$b"; exit 1; }
+done
+
+# ---------------------------------------------------------------- tools
+mkdir -p "$COMPAT_DIR"
+if [[ " $SUITES " == *" python "* ]]; then
+    if ! "$VENV/bin/python" -c 'import openai, pytest' 2>/dev/null; then
+        log "creating $VENV"
+        rm -rf "$VENV"
+        python3 -m venv "$VENV"
+        "$VENV/bin/pip" install -q --disable-pip-version-check openai pytest
+    fi
+    log "python: $("$VENV/bin/python" --version 2>&1), openai $("$VENV/bin/python" -c 'import openai; print(openai.__version__)'), pytest $("$VENV/bin/python" -c 'import pytest; print(pytest.__version__)')"
+fi
+if [[ " $SUITES " == *" node "* ]]; then
+    if [[ ! -f "$NODE_DIR/node_modules/openai/package.json" ]]; then
+        log "installing the openai npm package into $NODE_DIR"
+        mkdir -p "$NODE_DIR"
+        cp "$ROOT/tests/compat/node/package.json" "$NODE_DIR/package.json"
+        npm install --prefix "$NODE_DIR" openai --no-audit --no-fund --loglevel=error >&2
+    fi
+    log "node: $(node --version), openai $(node -p "require('$NODE_DIR/node_modules/openai/package.json').version" 2>/dev/null \
+        || python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['version'])" "$NODE_DIR/node_modules/openai/package.json")"
+fi
+
+# ---------------------------------------------------------------- servers
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/maniac-compat.XXXXXX")"
+UP_PID=""
+GW_PID=""
+cleanup() {
+    local rc=$?
+    for pid in $GW_PID $UP_PID; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in $GW_PID $UP_PID; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ $rc -ne 0 || "${COMPAT_KEEP_LOGS:-}" == "1" ]]; then
+        log "server logs kept in $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+wait_for_line() { # file pattern timeout_s pid
+    local file=$1 pattern=$2 deadline=$(( $(date +%s) + $3 )) pid=$4
+    until grep -q "$pattern" "$file" 2>/dev/null; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            log "process $pid exited early; its output:"; cat "$file" >&2 || true; return 1
+        fi
+        if (( $(date +%s) > deadline )); then
+            log "timed out waiting for '$pattern' in $file"; cat "$file" >&2 || true; return 1
+        fi
+        sleep 0.05
+    done
+}
+
+"$BIN/fake-upstream" --listen 127.0.0.1:0 >"$TMP/upstream.out" 2>"$TMP/upstream.err" &
+UP_PID=$!
+wait_for_line "$TMP/upstream.out" '^listening on ' 30 "$UP_PID"
+UPSTREAM_URL="$(sed -n 's/^listening on \(http[^ ]*\).*/\1/p' "$TMP/upstream.out" | head -n1)"
+log "fake upstream at $UPSTREAM_URL"
+
+cat >"$TMP/maniac.toml" <<EOF
+[providers.fake]
+kind = "openai-chat"
+base_url = "$UPSTREAM_URL"
+request_timeout_secs = 5
+
+[background]
+workers = 16
+lease_ms = 3000
+poll_ms = 100
+EOF
+
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+DB_URL="sqlite://$TMP/maniac.db"
+MANIAC_LOG="${MANIAC_LOG:-warn}" "$BIN/maniac" serve --listen "127.0.0.1:$PORT" --database-url "$DB_URL" \
+    --config "$TMP/maniac.toml" >"$TMP/maniac.out" 2>"$TMP/maniac.err" &
+GW_PID=$!
+wait_for_line "$TMP/maniac.out" 'listening on http' 60 "$GW_PID"
+
+python3 - "http://127.0.0.1:$PORT/healthz" "$GW_PID" <<'PY' || { log "gateway not healthy"; cat "$TMP/maniac.out" "$TMP/maniac.err" >&2 || true; exit 1; }
+import os, sys, time, urllib.request
+url, pid = sys.argv[1], int(sys.argv[2])
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            if r.status == 200:
+                sys.exit(0)
+    except Exception:
+        pass
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit(1)
+    time.sleep(0.05)
+sys.exit(1)
+PY
+
+API_KEY="$(awk 'found { print; exit } /^Created organization .default. with an API key/ { found = 1 }' "$TMP/maniac.out")"
+[[ -n "$API_KEY" ]] || { log "no API key in the gateway output"; cat "$TMP/maniac.out" >&2; exit 1; }
+OTHER_KEY="$("$BIN/maniac" keys create --org compat-other --name compat --database-url "$DB_URL" 2>>"$TMP/keys.err" | tail -n1)"
+[[ -n "$OTHER_KEY" ]] || { log "maniac keys create printed no key"; cat "$TMP/keys.err" >&2; exit 1; }
+
+export MANIAC_BASE_URL="http://127.0.0.1:$PORT/v1"
+export MANIAC_API_KEY="$API_KEY"
+export MANIAC_OTHER_KEY="$OTHER_KEY"
+log "gateway at $MANIAC_BASE_URL (ready after $(( $(date +%s) - started_at ))s)"
+
+# ---------------------------------------------------------------- suites
+failed=()
+if [[ " $SUITES " == *" python "* ]]; then
+    log "python suite"
+    t0=$(date +%s)
+    # shellcheck disable=SC2086
+    if ! "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/compat/python" ${COMPAT_PYTEST_ARGS:-}; then
+        failed+=(python)
+    fi
+    log "python suite took $(( $(date +%s) - t0 ))s"
+fi
+if [[ " $SUITES " == *" node "* ]]; then
+    log "node suite"
+    t0=$(date +%s)
+    if ! COMPAT_NODE_DIR="$NODE_DIR" node "$ROOT/tests/compat/node/test.mjs"; then
+        failed+=(node)
+    fi
+    log "node suite took $(( $(date +%s) - t0 ))s"
+fi
+
+log "total $(( $(date +%s) - started_at ))s"
+if (( ${#failed[@]} )); then
+    log "FAILED suites: ${failed[*]}"
+    exit 1
+fi
+log "all suites passed"

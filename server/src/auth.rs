@@ -30,7 +30,11 @@ pub struct NewKey {
 pub fn generate() -> NewKey {
     let secret = format!("sk-mn-{}", crate::engine::ids::random_hex(24));
     let hash = hash(&secret);
-    NewKey { key_id: format!("key_{}", crate::engine::ids::random_hex(8)), secret, hash }
+    NewKey {
+        key_id: format!("key_{}", crate::engine::ids::random_hex(8)),
+        secret,
+        hash,
+    }
 }
 
 /// SHA-256 of a key, hex.
@@ -53,12 +57,11 @@ impl KeyCache {
     /// The key record for a presented secret (None: unknown).
     pub async fn lookup(&self, secret: &str) -> StoreResult<Option<KeyRecord>> {
         let h = hash(secret);
-        if let Ok(entries) = self.entries.lock() {
-            if let Some((at, rec)) = entries.get(&h) {
-                if at.elapsed() < TTL {
-                    return Ok(rec.clone());
-                }
-            }
+        if let Ok(entries) = self.entries.lock()
+            && let Some((at, rec)) = entries.get(&h)
+            && at.elapsed() < TTL
+        {
+            return Ok(rec.clone());
         }
         let rec = self.store.find_key(&h).await?;
         if let Ok(mut entries) = self.entries.lock() {

@@ -83,7 +83,8 @@ impl FileConfig {
     pub fn load(path: &Path) -> Result<FileConfig, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("reading {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))
+        toml::from_str(&text)
+            .map_err(|e| format!("parsing {}: {e}", path.display()))
     }
 
     /// Engine settings with defaults filled in.
@@ -97,7 +98,9 @@ impl FileConfig {
             event_retention_ms: b
                 .event_retention_hours
                 .map_or(d.event_retention_ms, |h| (h * 3600.0 * 1000.0) as i64),
-            shutdown_grace_ms: b.shutdown_grace_ms.unwrap_or(d.shutdown_grace_ms),
+            shutdown_grace_ms: b
+                .shutdown_grace_ms
+                .unwrap_or(d.shutdown_grace_ms),
         }
     }
 
@@ -105,8 +108,14 @@ impl FileConfig {
     pub fn pool(&self) -> PoolOptions {
         let d = PoolOptions::default();
         PoolOptions {
-            max_connections: self.database.max_connections.unwrap_or(d.max_connections),
-            acquire_timeout_ms: self.database.acquire_timeout_ms.unwrap_or(d.acquire_timeout_ms),
+            max_connections: self
+                .database
+                .max_connections
+                .unwrap_or(d.max_connections),
+            acquire_timeout_ms: self
+                .database
+                .acquire_timeout_ms
+                .unwrap_or(d.acquire_timeout_ms),
             statement_timeout_ms: self
                 .database
                 .statement_timeout_ms
@@ -120,7 +129,9 @@ impl FileConfig {
         let mut reg = Registry::default();
         reg.insert("echo", Arc::new(Echo));
         let mut all = self.providers.clone();
-        if !all.contains_key("openai") && std::env::var_os("OPENAI_API_KEY").is_some() {
+        if !all.contains_key("openai")
+            && std::env::var_os("OPENAI_API_KEY").is_some()
+        {
             all.insert(
                 "openai".into(),
                 ProviderConfig {
@@ -135,15 +146,16 @@ impl FileConfig {
         }
         for (name, p) in all {
             if name.is_empty() || name.contains('/') {
-                return Err(format!("provider name '{name}' must be non-empty and contain no '/'"));
+                return Err(format!(
+                    "provider name '{name}' must be non-empty and contain no '/'"
+                ));
             }
             match p.kind.as_str() {
                 "echo" => reg.insert(&name, Arc::new(Echo)),
                 "openai-chat" => {
-                    let base_url = p
-                        .base_url
-                        .clone()
-                        .ok_or_else(|| format!("providers.{name}: base_url is required"))?;
+                    let base_url = p.base_url.clone().ok_or_else(|| {
+                        format!("providers.{name}: base_url is required")
+                    })?;
                     let api_key = match &p.api_key_env {
                         Some(var) => Some(std::env::var(var).map_err(|_| {
                             format!("providers.{name}: environment variable {var} is not set")
@@ -157,8 +169,12 @@ impl FileConfig {
                             .max_tokens_field
                             .clone()
                             .unwrap_or_else(|| "max_tokens".into()),
-                        request_timeout: Duration::from_secs(p.request_timeout_secs.unwrap_or(300)),
-                        idle_timeout: Duration::from_secs(p.idle_timeout_secs.unwrap_or(120)),
+                        request_timeout: Duration::from_secs(
+                            p.request_timeout_secs.unwrap_or(300),
+                        ),
+                        idle_timeout: Duration::from_secs(
+                            p.idle_timeout_secs.unwrap_or(120),
+                        ),
                     };
                     reg.insert(&name, Arc::new(OpenAiChat::new(cfg)?));
                 }

@@ -9,7 +9,11 @@ use maniac_server::config::FileConfig;
 use maniac_server::server::{self, ServeOptions};
 
 #[derive(Parser)]
-#[command(name = "maniac", version, about = "The Maniac gateway: the OpenAI Responses API in front of many model providers")]
+#[command(
+    name = "maniac",
+    version,
+    about = "The Maniac gateway: the OpenAI Responses API in front of many model providers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -78,7 +82,10 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MANIAC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 #[tokio::main]
@@ -87,20 +94,37 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve { listen, database_url, config } => {
             let file = match &config {
-                Some(path) => FileConfig::load(path).map_err(anyhow::Error::msg)?,
+                Some(path) => {
+                    FileConfig::load(path).map_err(anyhow::Error::msg)?
+                }
                 None => FileConfig::default(),
             };
             let listen = match listen {
                 Some(l) => l,
-                None => file.listen.as_deref().unwrap_or(DEFAULT_LISTEN).parse().context("listen address")?,
+                None => file
+                    .listen
+                    .as_deref()
+                    .unwrap_or(DEFAULT_LISTEN)
+                    .parse()
+                    .context("listen address")?,
             };
             let database_url = database_url
                 .or_else(|| file.database_url.clone())
                 .unwrap_or_else(|| DEFAULT_DB.to_string());
-            let internal_key = std::env::var("MANIAC_INTERNAL_KEY").ok().filter(|k| !k.is_empty());
-            let running = server::start(ServeOptions { listen, database_url, file, internal_key }).await?;
+            let internal_key = std::env::var("MANIAC_INTERNAL_KEY")
+                .ok()
+                .filter(|k| !k.is_empty());
+            let running = server::start(ServeOptions {
+                listen,
+                database_url,
+                file,
+                internal_key,
+            })
+            .await?;
             if let Some(key) = &running.bootstrap_key {
-                println!("Created organization 'default' with an API key (shown once, keep it safe):");
+                println!(
+                    "Created organization 'default' with an API key (shown once, keep it safe):"
+                );
                 println!("{key}");
             }
             println!("Maniac gateway listening on http://{}/v1", running.addr);
@@ -123,21 +147,39 @@ async fn keys(action: KeysAction) -> anyhow::Result<()> {
     let db = |u: Option<String>| u.unwrap_or_else(|| DEFAULT_DB.to_string());
     match action {
         KeysAction::Create { org, name, database_url } => {
-            let store = server::open_store(&db(database_url), &FileConfig::default()).await?;
+            let store =
+                server::open_store(&db(database_url), &FileConfig::default())
+                    .await?;
             let key = maniac_server::auth::generate();
-            store.create_key(&org, name.as_deref(), &key.key_id, &key.hash).await?;
-            println!("Created key {} for organization '{org}' (shown once):", key.key_id);
+            store
+                .create_key(&org, name.as_deref(), &key.key_id, &key.hash)
+                .await?;
+            println!(
+                "Created key {} for organization '{org}' (shown once):",
+                key.key_id
+            );
             println!("{}", key.secret);
         }
         KeysAction::List { database_url } => {
-            let store = server::open_store(&db(database_url), &FileConfig::default()).await?;
+            let store =
+                server::open_store(&db(database_url), &FileConfig::default())
+                    .await?;
             for k in store.list_keys().await? {
-                let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
-                println!("{}\t{}\t{}\t{}", k.key_id, k.org_name, k.name.unwrap_or_default(), state);
+                let state =
+                    if k.revoked_at.is_some() { "revoked" } else { "active" };
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    k.key_id,
+                    k.org_name,
+                    k.name.unwrap_or_default(),
+                    state
+                );
             }
         }
         KeysAction::Revoke { key_id, database_url } => {
-            let store = server::open_store(&db(database_url), &FileConfig::default()).await?;
+            let store =
+                server::open_store(&db(database_url), &FileConfig::default())
+                    .await?;
             if !store.revoke_key(&key_id).await? {
                 anyhow::bail!("no key with id {key_id}");
             }
@@ -151,7 +193,9 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(s) => s,
             Err(_) => {
                 let _ = ctrl_c.await;

@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use dropshot::{ConfigDropshot, ConfigLogging, ConfigLoggingLevel, ServerBuilder};
+use dropshot::{
+    ConfigDropshot, ConfigLogging, ConfigLoggingLevel, ServerBuilder,
+};
 
 use crate::api::{MAX_REQUEST_BYTES, maniac_api_mod};
 use crate::auth::KeyCache;
@@ -57,7 +59,9 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
     let store = open_store(&opts.database_url, &opts.file).await?;
     let bootstrap_key = if store.count_keys().await? == 0 {
         let key = crate::auth::generate();
-        store.create_key("default", Some("bootstrap"), &key.key_id, &key.hash).await?;
+        store
+            .create_key("default", Some("bootstrap"), &key.key_id, &key.hash)
+            .await?;
         tracing::info!(key_id = %key.key_id, "created organization 'default' and its first key");
         Some(key.secret)
     } else {
@@ -81,10 +85,10 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
         default_request_body_max_bytes: MAX_REQUEST_BYTES,
         ..Default::default()
     };
-    let server = ServerBuilder::new(api, state, log)
-        .config(config)
-        .start()
-        .map_err(|e| anyhow::anyhow!("starting the server on {}: {e}", opts.listen))?;
+    let server =
+        ServerBuilder::new(api, state, log).config(config).start().map_err(
+            |e| anyhow::anyhow!("starting the server on {}: {e}", opts.listen),
+        )?;
     let addr = server.local_addr();
     tracing::info!(%addr, "maniac gateway listening");
     Ok(Running { addr, bootstrap_key, server, engine })
@@ -97,8 +101,11 @@ impl Running {
         let engine = self.engine.clone();
         let runs = tokio::spawn(async move { engine.shutdown().await });
         let closing = self.server.close();
-        if tokio::time::timeout(Duration::from_secs(15), closing).await.is_err() {
-            tracing::warn!("in-flight requests did not finish in 15 s; stopping anyway");
+        if tokio::time::timeout(Duration::from_secs(15), closing).await.is_err()
+        {
+            tracing::warn!(
+                "in-flight requests did not finish in 15 s; stopping anyway"
+            );
         }
         let _ = runs.await;
     }

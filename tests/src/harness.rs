@@ -80,7 +80,8 @@ impl TestDb {
         let admin = match admin {
             Ok(p) => p,
             Err(e) => {
-                if std::env::var("MANIAC_REQUIRE_POSTGRES").as_deref() == Ok("1")
+                if std::env::var("MANIAC_REQUIRE_POSTGRES").as_deref()
+                    == Ok("1")
                 {
                     panic!("PostgreSQL required but unreachable: {e}");
                 }
@@ -120,8 +121,9 @@ impl Drop for TestDb {
                             .connect(PG_ADMIN_URL)
                             .await
                         {
-                            let sql =
-                                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                            let sql = format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            );
                             let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                                 .execute(&admin)
                                 .await;
@@ -241,7 +243,12 @@ impl Gateway {
     }
 
     /// POST a JSON body with a key.
-    pub async fn post(&self, key: &str, path: &str, body: &Value) -> reqwest::Response {
+    pub async fn post(
+        &self,
+        key: &str,
+        path: &str,
+        body: &Value,
+    ) -> reqwest::Response {
         http()
             .post(self.url(path))
             .bearer_auth(key)
@@ -253,12 +260,22 @@ impl Gateway {
 
     /// GET with a key.
     pub async fn get(&self, key: &str, path: &str) -> reqwest::Response {
-        http().get(self.url(path)).bearer_auth(key).send().await.expect("request")
+        http()
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request")
     }
 
     /// DELETE with a key.
     pub async fn delete(&self, key: &str, path: &str) -> reqwest::Response {
-        http().delete(self.url(path)).bearer_auth(key).send().await.expect("request")
+        http()
+            .delete(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request")
     }
 
     /// Creates a response and returns its JSON (asserting 200).
@@ -315,21 +332,38 @@ pub fn parse_sse(text: &str) -> Vec<(String, Value)> {
 
 /// The `type`s of events, in order.
 pub fn types(events: &[(String, Value)]) -> Vec<String> {
-    events.iter().map(|(_, v)| v["type"].as_str().unwrap_or("").to_string()).collect()
+    events
+        .iter()
+        .map(|(_, v)| v["type"].as_str().unwrap_or("").to_string())
+        .collect()
 }
 
 /// Asserts sequence numbers count up by one from `first`.
 pub fn assert_consecutive(events: &[(String, Value)], first: i64) {
     for (i, (_, v)) in events.iter().enumerate() {
-        assert_eq!(v["sequence_number"].as_i64(), Some(first + i as i64), "event {i}: {v}");
+        assert_eq!(
+            v["sequence_number"].as_i64(),
+            Some(first + i as i64),
+            "event {i}: {v}"
+        );
     }
 }
 
 /// Polls GET until the response leaves queued/in_progress.
-pub async fn wait_terminal(gw: &Gateway, key: &str, id: &str, within: Duration) -> Value {
+pub async fn wait_terminal(
+    gw: &Gateway,
+    key: &str,
+    id: &str,
+    within: Duration,
+) -> Value {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        let v: Value = gw.get(key, &format!("/v1/responses/{id}")).await.json().await.expect("json");
+        let v: Value = gw
+            .get(key, &format!("/v1/responses/{id}"))
+            .await
+            .json()
+            .await
+            .expect("json");
         let status = v["status"].as_str().unwrap_or("").to_string();
         if status != "queued" && status != "in_progress" {
             return v;

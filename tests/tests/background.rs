@@ -22,7 +22,8 @@ macro_rules! gateway {
 }
 
 async fn submit(gw: &Gateway, input: &str) -> Value {
-    gw.create(json!({"model": "fake/m", "input": input, "background": true})).await
+    gw.create(json!({"model": "fake/m", "input": input, "background": true}))
+        .await
 }
 
 #[tokio::test]
@@ -38,7 +39,12 @@ async fn background_returns_queued_then_polls_to_completion() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut saw_partial = false;
     loop {
-        let v: Value = gw.get(&gw.key, &format!("/v1/responses/{id}")).await.json().await.unwrap();
+        let v: Value = gw
+            .get(&gw.key, &format!("/v1/responses/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
         match v["status"].as_str().unwrap() {
             "in_progress" => {
                 if v["output"].as_array().is_some_and(|o| !o.is_empty()) {
@@ -47,7 +53,14 @@ async fn background_returns_queued_then_polls_to_completion() {
             }
             "completed" => {
                 assert_eq!(v["usage"]["output_tokens"], 20);
-                assert_eq!(v["output"][0]["content"][0]["text"].as_str().unwrap().split_whitespace().count(), 20);
+                assert_eq!(
+                    v["output"][0]["content"][0]["text"]
+                        .as_str()
+                        .unwrap()
+                        .split_whitespace()
+                        .count(),
+                    20
+                );
                 break;
             }
             "queued" => {}
@@ -67,18 +80,38 @@ async fn background_stream_starts_queued_and_replays_identically() {
     assert_eq!(rsp.status(), 200);
     let live = sse_events(rsp).await;
     let t = types(&live);
-    assert_eq!(&t[..3], ["response.created", "response.queued", "response.in_progress"]);
+    assert_eq!(
+        &t[..3],
+        ["response.created", "response.queued", "response.in_progress"]
+    );
     assert_eq!(live[0].1["response"]["status"], "queued");
     assert_eq!(t.last().unwrap(), "response.completed");
     assert_consecutive(&live, 0);
     let id = live[0].1["response"]["id"].as_str().unwrap();
     // Full replay after completion: same events, same sequence numbers.
-    let replay = sse_events(gw.get(&gw.key, &format!("/v1/responses/{id}?stream=true")).await).await;
+    let replay = sse_events(
+        gw.get(&gw.key, &format!("/v1/responses/{id}?stream=true")).await,
+    )
+    .await;
     assert_eq!(replay, live);
     // starting_after replays only later events.
-    let tail = sse_events(gw.get(&gw.key, &format!("/v1/responses/{id}?stream=true&starting_after=5")).await).await;
+    let tail = sse_events(
+        gw.get(
+            &gw.key,
+            &format!("/v1/responses/{id}?stream=true&starting_after=5"),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(tail, live[6..].to_vec());
-    let none = sse_events(gw.get(&gw.key, &format!("/v1/responses/{id}?stream=true&starting_after=1000")).await).await;
+    let none = sse_events(
+        gw.get(
+            &gw.key,
+            &format!("/v1/responses/{id}?stream=true&starting_after=1000"),
+        )
+        .await,
+    )
+    .await;
     assert!(none.is_empty());
 }
 
@@ -88,7 +121,8 @@ async fn disconnect_and_resume_has_no_gap_and_no_duplicate() {
     let r = submit(&gw, "SLOW:40 WORDS:30").await;
     let id = r["id"].as_str().unwrap().to_string();
     // Read part of the live stream, then disconnect.
-    let mut rsp = gw.get(&gw.key, &format!("/v1/responses/{id}?stream=true")).await;
+    let mut rsp =
+        gw.get(&gw.key, &format!("/v1/responses/{id}?stream=true")).await;
     let mut text = String::new();
     while parse_sse(&text).len() < 8 {
         let chunk = rsp.chunk().await.unwrap().expect("stream ended early");
@@ -99,7 +133,16 @@ async fn disconnect_and_resume_has_no_gap_and_no_duplicate() {
     let cut = text.rfind("\n\n").unwrap() + 2;
     let first = parse_sse(&text[..cut]);
     let last_seq = first.last().unwrap().1["sequence_number"].as_i64().unwrap();
-    let rest = sse_events(gw.get(&gw.key, &format!("/v1/responses/{id}?stream=true&starting_after={last_seq}")).await).await;
+    let rest = sse_events(
+        gw.get(
+            &gw.key,
+            &format!(
+                "/v1/responses/{id}?stream=true&starting_after={last_seq}"
+            ),
+        )
+        .await,
+    )
+    .await;
     let mut all = first.clone();
     all.extend(rest);
     assert_consecutive(&all, 0);
@@ -118,20 +161,50 @@ async fn cancel_queued_run_is_immediate_and_idempotent() {
     let r = submit(&gw, "never runs").await;
     let id = r["id"].as_str().unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let v: Value = gw.get(&gw.key, &format!("/v1/responses/{id}")).await.json().await.unwrap();
+    let v: Value = gw
+        .get(&gw.key, &format!("/v1/responses/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["status"], "queued");
-    let rsp = gw.post(&gw.key, &format!("/v1/responses/{id}/cancel"), &json!({})).await;
+    let rsp = gw
+        .post(&gw.key, &format!("/v1/responses/{id}/cancel"), &json!({}))
+        .await;
     assert_eq!(rsp.status(), 200);
     let c: Value = rsp.json().await.unwrap();
     assert_eq!(c["status"], "cancelled");
     assert_eq!(c["id"], id);
-    let again: Value = gw.post(&gw.key, &format!("/v1/responses/{id}/cancel"), &json!({})).await.json().await.unwrap();
+    let again: Value = gw
+        .post(&gw.key, &format!("/v1/responses/{id}/cancel"), &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(again, c);
-    let evs = sse_events(gw.get(&gw.key, &format!("/v1/responses/{id}?stream=true")).await).await;
-    assert_eq!(types(&evs), ["response.created", "response.queued", "response.failed"]);
+    let evs = sse_events(
+        gw.get(&gw.key, &format!("/v1/responses/{id}?stream=true")).await,
+    )
+    .await;
+    assert_eq!(
+        types(&evs),
+        ["response.created", "response.queued", "response.failed"]
+    );
     assert_eq!(evs[2].1["response"]["status"], "cancelled");
     // Cancel the blocker (running) too, so the worker frees up.
-    let b: Value = gw.post(&gw.key, &format!("/v1/responses/{}/cancel", blocker["id"].as_str().unwrap()), &json!({})).await.json().await.unwrap();
+    let b: Value = gw
+        .post(
+            &gw.key,
+            &format!(
+                "/v1/responses/{}/cancel",
+                blocker["id"].as_str().unwrap()
+            ),
+            &json!({}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(b["status"], "cancelled");
     assert_eq!(gw.upstream.count_containing("never runs"), 0);
 }
@@ -143,13 +216,24 @@ async fn cancel_running_run_stops_upstream_and_keeps_partial_output() {
     let id = r["id"].as_str().unwrap().to_string();
     // A live reader must see the stream end.
     let reader = {
-        let (url, key) = (gw.url(&format!("/v1/responses/{id}?stream=true")), gw.key.clone());
-        tokio::spawn(async move { sse_events(http().get(url).bearer_auth(key).send().await.unwrap()).await })
+        let (url, key) = (
+            gw.url(&format!("/v1/responses/{id}?stream=true")),
+            gw.key.clone(),
+        );
+        tokio::spawn(async move {
+            sse_events(http().get(url).bearer_auth(key).send().await.unwrap())
+                .await
+        })
     };
     // Wait for some text.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let v: Value = gw.get(&gw.key, &format!("/v1/responses/{id}")).await.json().await.unwrap();
+        let v: Value = gw
+            .get(&gw.key, &format!("/v1/responses/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
         if v["output"].as_array().is_some_and(|o| !o.is_empty()) {
             break;
         }
@@ -157,32 +241,50 @@ async fn cancel_running_run_stops_upstream_and_keeps_partial_output() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let t0 = std::time::Instant::now();
-    let rsp = gw.post(&gw.key, &format!("/v1/responses/{id}/cancel"), &json!({})).await;
+    let rsp = gw
+        .post(&gw.key, &format!("/v1/responses/{id}/cancel"), &json!({}))
+        .await;
     let took = t0.elapsed();
     assert_eq!(rsp.status(), 200);
     let c: Value = rsp.json().await.unwrap();
     assert_eq!(c["status"], "cancelled");
     assert!(took < Duration::from_secs(2), "cancel took {took:?}");
     let text = c["output"][0]["content"][0]["text"].as_str().unwrap();
-    assert!(!text.is_empty() && text.split_whitespace().count() < 200, "partial output kept: {text}");
+    assert!(
+        !text.is_empty() && text.split_whitespace().count() < 200,
+        "partial output kept: {text}"
+    );
     // The upstream stream was closed promptly.
     let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
     while gw.upstream.open_streams() > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "upstream still streaming after cancel");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "upstream still streaming after cancel"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let evs = tokio::time::timeout(Duration::from_secs(5), reader).await.expect("reader released").unwrap();
+    let evs = tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .expect("reader released")
+        .unwrap();
     let last = &evs.last().unwrap().1;
     assert_eq!(last["type"], "response.failed");
     assert_eq!(last["response"]["status"], "cancelled");
     assert_consecutive(&evs, 0);
     // Idempotent; and a finished run cannot be cancelled.
-    let again: Value = gw.post(&gw.key, &format!("/v1/responses/{id}/cancel"), &json!({})).await.json().await.unwrap();
+    let again: Value = gw
+        .post(&gw.key, &format!("/v1/responses/{id}/cancel"), &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(again["status"], "cancelled");
     let done = submit(&gw, "quick").await;
     let done_id = done["id"].as_str().unwrap();
     wait_terminal(&gw, &gw.key, done_id, Duration::from_secs(10)).await;
-    let rsp = gw.post(&gw.key, &format!("/v1/responses/{done_id}/cancel"), &json!({})).await;
+    let rsp = gw
+        .post(&gw.key, &format!("/v1/responses/{done_id}/cancel"), &json!({}))
+        .await;
     assert_eq!(rsp.status(), 400);
     let e: Value = rsp.json().await.unwrap();
     assert_eq!(e["error"]["message"], "Cannot cancel a completed response.");
@@ -194,9 +296,22 @@ async fn background_runs_are_org_scoped() {
     let other = gw.key_for_org("intruders").await;
     let r = submit(&gw, "SLOW:20 WORDS:10").await;
     let id = r["id"].as_str().unwrap();
-    assert_eq!(gw.get(&other, &format!("/v1/responses/{id}")).await.status(), 404);
-    assert_eq!(gw.get(&other, &format!("/v1/responses/{id}?stream=true")).await.status(), 404);
-    assert_eq!(gw.post(&other, &format!("/v1/responses/{id}/cancel"), &json!({})).await.status(), 404);
+    assert_eq!(
+        gw.get(&other, &format!("/v1/responses/{id}")).await.status(),
+        404
+    );
+    assert_eq!(
+        gw.get(&other, &format!("/v1/responses/{id}?stream=true"))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        gw.post(&other, &format!("/v1/responses/{id}/cancel"), &json!({}))
+            .await
+            .status(),
+        404
+    );
     let done = wait_terminal(&gw, &gw.key, id, Duration::from_secs(10)).await;
     assert_eq!(done["status"], "completed");
 }
@@ -209,10 +324,19 @@ async fn upstream_failure_fails_the_run_with_a_terminal_event() {
     let done = wait_terminal(&gw, &gw.key, id, Duration::from_secs(10)).await;
     assert_eq!(done["status"], "failed");
     assert_eq!(done["error"]["code"], "server_error");
-    let evs = sse_events(gw.get(&gw.key, &format!("/v1/responses/{id}?stream=true")).await).await;
+    let evs = sse_events(
+        gw.get(&gw.key, &format!("/v1/responses/{id}?stream=true")).await,
+    )
+    .await;
     assert_eq!(evs.last().unwrap().0, "error");
     let r = submit(&gw, "FAULT:reset a b c d e").await;
-    let done = wait_terminal(&gw, &gw.key, r["id"].as_str().unwrap(), Duration::from_secs(10)).await;
+    let done = wait_terminal(
+        &gw,
+        &gw.key,
+        r["id"].as_str().unwrap(),
+        Duration::from_secs(10),
+    )
+    .await;
     assert_eq!(done["status"], "failed");
 }
 
@@ -228,7 +352,8 @@ async fn five_hundred_concurrent_runs_complete_with_bounded_workers() {
         ids.push(r["id"].as_str().unwrap().to_string());
     }
     for id in &ids {
-        let done = wait_terminal(&gw, &gw.key, id, Duration::from_secs(120)).await;
+        let done =
+            wait_terminal(&gw, &gw.key, id, Duration::from_secs(120)).await;
         assert_eq!(done["status"], "completed", "{done}");
     }
     assert_eq!(gw.upstream.request_count(), 500);
@@ -240,24 +365,44 @@ async fn five_hundred_concurrent_runs_complete_with_bounded_workers() {
 #[tokio::test]
 async fn expired_lease_fails_the_run_and_releases_readers() {
     // One worker, kept busy, so the gateway cannot claim the next run.
-    let gw = gateway!(Options { workers: 1, lease_ms: 600, ..Options::default() });
+    let gw =
+        gateway!(Options { workers: 1, lease_ms: 600, ..Options::default() });
     let blocker = submit(&gw, "FAULT:hang").await;
     let r = submit(&gw, "orphan").await;
     let id = r["id"].as_str().unwrap().to_string();
     // Another "replica" claims the run and dies without renewing its lease.
-    let claimed = gw.store.claim_next("dead-replica", 300, maniac_server::store::now_ms()).await.unwrap().expect("claimable");
+    let claimed = gw
+        .store
+        .claim_next("dead-replica", 300, maniac_server::store::now_ms())
+        .await
+        .unwrap()
+        .expect("claimable");
     assert_eq!(claimed.id, id);
     let reader = {
-        let (url, key) = (gw.url(&format!("/v1/responses/{id}?stream=true")), gw.key.clone());
-        tokio::spawn(async move { sse_events(http().get(url).bearer_auth(key).send().await.unwrap()).await })
+        let (url, key) = (
+            gw.url(&format!("/v1/responses/{id}?stream=true")),
+            gw.key.clone(),
+        );
+        tokio::spawn(async move {
+            sse_events(http().get(url).bearer_auth(key).send().await.unwrap())
+                .await
+        })
     };
     let done = wait_terminal(&gw, &gw.key, &id, Duration::from_secs(10)).await;
     assert_eq!(done["status"], "failed");
     assert_eq!(done["error"]["code"], "server_error");
     assert!(done["error"]["message"].as_str().unwrap().contains("interrupted"));
-    let evs = tokio::time::timeout(Duration::from_secs(5), reader).await.expect("reader released").unwrap();
+    let evs = tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .expect("reader released")
+        .unwrap();
     assert_eq!(evs.last().unwrap().0, "error");
     assert_consecutive(&evs, 0);
     assert_eq!(gw.upstream.count_containing("orphan"), 0);
-    gw.post(&gw.key, &format!("/v1/responses/{}/cancel", blocker["id"].as_str().unwrap()), &json!({})).await;
+    gw.post(
+        &gw.key,
+        &format!("/v1/responses/{}/cancel", blocker["id"].as_str().unwrap()),
+        &json!({}),
+    )
+    .await;
 }

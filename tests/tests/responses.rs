@@ -61,7 +61,18 @@ async fn echo_json_response_has_full_object() {
     assert_eq!(r["usage"]["total_tokens"], 10);
     assert_eq!(r["usage"]["input_tokens_details"]["cached_tokens"], 0);
     assert_eq!(r["usage"]["output_tokens_details"]["reasoning_tokens"], 0);
-    for k in ["error", "incomplete_details", "previous_response_id", "tools", "tool_choice", "parallel_tool_calls", "text", "temperature", "top_p", "truncation"] {
+    for k in [
+        "error",
+        "incomplete_details",
+        "previous_response_id",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "text",
+        "temperature",
+        "top_p",
+        "truncation",
+    ] {
         assert!(r.get(k).is_some(), "missing {k}");
     }
 }
@@ -110,7 +121,10 @@ async fn upstream_json_response_translates_request() {
     assert_eq!(msgs[0], json!({"role": "system", "content": "You are terse."}));
     assert_eq!(msgs[1]["role"], "user");
     assert_eq!(msgs[1]["content"][0], json!({"type": "text", "text": "look"}));
-    assert_eq!(msgs[1]["content"][1]["image_url"]["url"], "data:image/png;base64,AAAA");
+    assert_eq!(
+        msgs[1]["content"][1]["image_url"]["url"],
+        "data:image/png;base64,AAAA"
+    );
     assert_eq!(msgs[2], json!({"role": "assistant", "content": "a picture"}));
     assert_eq!(msgs[3], json!({"role": "user", "content": "describe it"}));
     // Usage comes from the upstream.
@@ -140,7 +154,12 @@ async fn stream_emits_full_taxonomy_in_order() {
     let gw = gateway!();
     let rsp = gw.post(&gw.key.clone(), "/v1/responses", &json!({"model": "fake/m", "input": "one two three", "stream": true})).await;
     assert_eq!(rsp.status(), 200);
-    assert!(rsp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        rsp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let events = sse_events(rsp).await;
     let t = types(&events);
     // "You said: one two three" streams as 5 word chunks.
@@ -160,7 +179,11 @@ async fn stream_emits_full_taxonomy_in_order() {
     assert_eq!(t, expected);
     assert_consecutive(&events, 0);
     for (name, v) in &events {
-        assert_eq!(name, v["type"].as_str().unwrap(), "event: line matches type");
+        assert_eq!(
+            name,
+            v["type"].as_str().unwrap(),
+            "event: line matches type"
+        );
     }
     let deltas: String = events
         .iter()
@@ -183,19 +206,38 @@ async fn stream_emits_full_taxonomy_in_order() {
     assert_eq!(body["stream_options"]["include_usage"], true);
     // Stored: GET returns the same final object.
     let id = done["id"].as_str().unwrap();
-    let got: Value = gw.get(&gw.key, &format!("/v1/responses/{id}")).await.json().await.unwrap();
+    let got: Value = gw
+        .get(&gw.key, &format!("/v1/responses/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(&got, done);
 }
 
 #[tokio::test]
 async fn stream_include_obfuscation_false_omits_padding() {
     let gw = gateway!();
-    let on = sse_events(gw.post(&gw.key, "/v1/responses", &json!({"model": "echo/m", "input": "a b c", "stream": true})).await).await;
+    let on = sse_events(
+        gw.post(
+            &gw.key,
+            "/v1/responses",
+            &json!({"model": "echo/m", "input": "a b c", "stream": true}),
+        )
+        .await,
+    )
+    .await;
     let off = sse_events(
         gw.post(&gw.key, "/v1/responses", &json!({"model": "echo/m", "input": "a b c", "stream": true, "stream_options": {"include_obfuscation": false}})).await,
     )
     .await;
-    let delta = |evs: &[(String, Value)]| evs.iter().find(|(_, v)| v["type"] == "response.output_text.delta").unwrap().1.clone();
+    let delta = |evs: &[(String, Value)]| {
+        evs.iter()
+            .find(|(_, v)| v["type"] == "response.output_text.delta")
+            .unwrap()
+            .1
+            .clone()
+    };
     assert!(delta(&on)["obfuscation"].is_string());
     assert!(delta(&off).get("obfuscation").is_none());
 }
@@ -209,7 +251,10 @@ async fn stream_refusal_uses_refusal_events() {
     assert!(t.contains(&"response.refusal.done".to_string()));
     let done = &evs.last().unwrap().1["response"];
     assert_eq!(done["output"][0]["content"][0]["type"], "refusal");
-    assert_eq!(done["output"][0]["content"][0]["refusal"], "I can't help with that.");
+    assert_eq!(
+        done["output"][0]["content"][0]["refusal"],
+        "I can't help with that."
+    );
 }
 
 #[tokio::test]
@@ -218,11 +263,17 @@ async fn stream_length_and_content_filter_end_incomplete() {
     let evs = sse_events(gw.post(&gw.key, "/v1/responses", &json!({"model": "fake/m", "input": "WORDS:40", "stream": true, "max_output_tokens": 16})).await).await;
     let last = &evs.last().unwrap().1;
     assert_eq!(last["type"], "response.incomplete");
-    assert_eq!(last["response"]["incomplete_details"]["reason"], "max_output_tokens");
+    assert_eq!(
+        last["response"]["incomplete_details"]["reason"],
+        "max_output_tokens"
+    );
     let evs = sse_events(gw.post(&gw.key, "/v1/responses", &json!({"model": "fake/m", "input": "FAULT:filter x", "stream": true})).await).await;
     let last = &evs.last().unwrap().1;
     assert_eq!(last["type"], "response.incomplete");
-    assert_eq!(last["response"]["incomplete_details"]["reason"], "content_filter");
+    assert_eq!(
+        last["response"]["incomplete_details"]["reason"],
+        "content_filter"
+    );
 }
 
 #[tokio::test]
@@ -239,7 +290,12 @@ async fn chained_turns_prepend_transcript_without_old_instructions() {
     let msgs = reqs[2].body["messages"].as_array().unwrap().clone();
     let roles_and_text: Vec<(String, String)> = msgs
         .iter()
-        .map(|m| (m["role"].as_str().unwrap().to_string(), m["content"].as_str().unwrap().to_string()))
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap().to_string(),
+                m["content"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         roles_and_text,
@@ -261,7 +317,15 @@ async fn chained_turns_prepend_transcript_without_old_instructions() {
     let e: Value = rsp.json().await.unwrap();
     assert_eq!(e["error"]["code"], "previous_response_not_found");
     assert_eq!(e["error"]["param"], "previous_response_id");
-    assert_eq!(gw.get(&gw.key, &format!("/v1/responses/{}", third["id"].as_str().unwrap())).await.status(), 404);
+    assert_eq!(
+        gw.get(
+            &gw.key,
+            &format!("/v1/responses/{}", third["id"].as_str().unwrap())
+        )
+        .await
+        .status(),
+        404
+    );
 }
 
 #[tokio::test]
@@ -272,12 +336,21 @@ async fn delete_then_get_is_404_and_chain_breaks() {
     let rsp = gw.delete(&gw.key, &format!("/v1/responses/{id}")).await;
     assert_eq!(rsp.status(), 200);
     let body: Value = rsp.json().await.unwrap();
-    assert_eq!(body, json!({"id": id, "object": "response.deleted", "deleted": true}));
+    assert_eq!(
+        body,
+        json!({"id": id, "object": "response.deleted", "deleted": true})
+    );
     let rsp = gw.get(&gw.key, &format!("/v1/responses/{id}")).await;
     assert_eq!(rsp.status(), 404);
     let e: Value = rsp.json().await.unwrap();
-    assert_eq!(e["error"]["message"], format!("Response with id '{id}' not found."));
-    assert_eq!(gw.delete(&gw.key, &format!("/v1/responses/{id}")).await.status(), 404);
+    assert_eq!(
+        e["error"]["message"],
+        format!("Response with id '{id}' not found.")
+    );
+    assert_eq!(
+        gw.delete(&gw.key, &format!("/v1/responses/{id}")).await.status(),
+        404
+    );
     let rsp = gw.post(&gw.key, "/v1/responses", &json!({"model": "echo/m", "input": "x", "previous_response_id": id})).await;
     assert_eq!(rsp.status(), 400);
 }
@@ -291,7 +364,15 @@ async fn input_items_page_with_cursor_in_both_orders() {
         .await;
     let id = second["id"].as_str().unwrap();
     // Context of the second turn: a, b, (answer "b"), c, d.
-    let all: Value = gw.get(&gw.key, &format!("/v1/responses/{id}/input_items?order=asc&limit=100")).await.json().await.unwrap();
+    let all: Value = gw
+        .get(
+            &gw.key,
+            &format!("/v1/responses/{id}/input_items?order=asc&limit=100"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     let texts: Vec<String> = all["data"]
         .as_array()
         .unwrap()
@@ -313,23 +394,40 @@ async fn input_items_page_with_cursor_in_both_orders() {
             Some(a) => format!("?limit=2&after={a}"),
             None => "?limit=2".to_string(),
         };
-        let page: Value = gw.get(&gw.key, &format!("/v1/responses/{id}/input_items{q}")).await.json().await.unwrap();
+        let page: Value = gw
+            .get(&gw.key, &format!("/v1/responses/{id}/input_items{q}"))
+            .await
+            .json()
+            .await
+            .unwrap();
         let data = page["data"].as_array().unwrap();
         assert_eq!(page["first_id"], data[0]["id"]);
         assert_eq!(page["last_id"], data[data.len() - 1]["id"]);
-        seen.extend(data.iter().map(|i| i["content"][0]["text"].as_str().unwrap().to_string()));
+        seen.extend(
+            data.iter()
+                .map(|i| i["content"][0]["text"].as_str().unwrap().to_string()),
+        );
         if page["has_more"] == false {
             break;
         }
         after = page["last_id"].as_str().map(str::to_string);
     }
     assert_eq!(seen, ["d", "c", "b", "b", "a"]);
-    let rsp = gw.get(&gw.key, &format!("/v1/responses/{id}/input_items?limit=0")).await;
+    let rsp = gw
+        .get(&gw.key, &format!("/v1/responses/{id}/input_items?limit=0"))
+        .await;
     assert_eq!(rsp.status(), 400);
-    let rsp = gw.get(&gw.key, &format!("/v1/responses/{id}/input_items?order=sideways")).await;
+    let rsp = gw
+        .get(&gw.key, &format!("/v1/responses/{id}/input_items?order=sideways"))
+        .await;
     assert_eq!(rsp.status(), 400);
     // The SDKs send include[] repeatedly.
-    let rsp = gw.get(&gw.key, &format!("/v1/responses/{id}/input_items?include[]=a&include[]=b")).await;
+    let rsp = gw
+        .get(
+            &gw.key,
+            &format!("/v1/responses/{id}/input_items?include[]=a&include[]=b"),
+        )
+        .await;
     assert_eq!(rsp.status(), 200);
 }
 
@@ -339,25 +437,49 @@ async fn other_orgs_ids_are_404_on_every_endpoint() {
     let other = gw.key_for_org("other-org").await;
     let r = gw.create(json!({"model": "echo/m", "input": "secret"})).await;
     let id = r["id"].as_str().unwrap();
-    for path in [format!("/v1/responses/{id}"), format!("/v1/responses/{id}/input_items"), format!("/v1/responses/{id}?stream=true")] {
+    for path in [
+        format!("/v1/responses/{id}"),
+        format!("/v1/responses/{id}/input_items"),
+        format!("/v1/responses/{id}?stream=true"),
+    ] {
         let rsp = gw.get(&other, &path).await;
         assert_eq!(rsp.status(), 404, "{path}");
         let e: Value = rsp.json().await.unwrap();
-        assert_eq!(e["error"]["message"], format!("Response with id '{id}' not found."));
+        assert_eq!(
+            e["error"]["message"],
+            format!("Response with id '{id}' not found.")
+        );
     }
-    assert_eq!(gw.delete(&other, &format!("/v1/responses/{id}")).await.status(), 404);
-    assert_eq!(gw.post(&other, &format!("/v1/responses/{id}/cancel"), &json!({})).await.status(), 404);
+    assert_eq!(
+        gw.delete(&other, &format!("/v1/responses/{id}")).await.status(),
+        404
+    );
+    assert_eq!(
+        gw.post(&other, &format!("/v1/responses/{id}/cancel"), &json!({}))
+            .await
+            .status(),
+        404
+    );
     let rsp = gw.post(&other, "/v1/responses", &json!({"model": "echo/m", "input": "x", "previous_response_id": id})).await;
     assert_eq!(rsp.status(), 400);
     // Still there for its owner.
-    assert_eq!(gw.get(&gw.key, &format!("/v1/responses/{id}")).await.status(), 200);
+    assert_eq!(
+        gw.get(&gw.key, &format!("/v1/responses/{id}")).await.status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn cancel_of_synchronous_response_is_400() {
     let gw = gateway!();
     let r = gw.create(json!({"model": "echo/m", "input": "x"})).await;
-    let rsp = gw.post(&gw.key, &format!("/v1/responses/{}/cancel", r["id"].as_str().unwrap()), &json!({})).await;
+    let rsp = gw
+        .post(
+            &gw.key,
+            &format!("/v1/responses/{}/cancel", r["id"].as_str().unwrap()),
+            &json!({}),
+        )
+        .await;
     assert_eq!(rsp.status(), 400);
     let e: Value = rsp.json().await.unwrap();
     assert_eq!(e["error"]["message"], "Cannot cancel a synchronous response.");
@@ -367,13 +489,24 @@ async fn cancel_of_synchronous_response_is_400() {
 async fn streaming_a_synchronous_response_is_400_naming_stream() {
     let gw = gateway!();
     let r = gw.create(json!({"model": "echo/m", "input": "x"})).await;
-    let rsp = gw.get(&gw.key, &format!("/v1/responses/{}?stream=true", r["id"].as_str().unwrap())).await;
+    let rsp = gw
+        .get(
+            &gw.key,
+            &format!("/v1/responses/{}?stream=true", r["id"].as_str().unwrap()),
+        )
+        .await;
     assert_eq!(rsp.status(), 400);
     let e: Value = rsp.json().await.unwrap();
     assert_eq!(e["error"]["param"], "stream");
 }
 
-async fn expect_error(gw: &Gateway, body: Value, status: u16, param: Option<&str>, code: Option<&str>) -> Value {
+async fn expect_error(
+    gw: &Gateway,
+    body: Value,
+    status: u16,
+    param: Option<&str>,
+    code: Option<&str>,
+) -> Value {
     let rsp = gw.post(&gw.key, "/v1/responses", &body).await;
     assert_eq!(rsp.status().as_u16(), status, "body {body}");
     let e: Value = rsp.json().await.unwrap();
@@ -393,33 +526,158 @@ async fn expect_error(gw: &Gateway, body: Value, status: u16, param: Option<&str
 async fn each_validation_error_is_a_400_naming_param() {
     let gw = gateway!();
     let m = "echo/m";
-    expect_error(&gw, json!({"input": "x"}), 400, Some("model"), Some("missing_required_parameter")).await;
-    expect_error(&gw, json!({"model": m}), 400, Some("input"), Some("missing_required_parameter")).await;
-    expect_error(&gw, json!({"model": "nomodel", "input": "x"}), 400, Some("model"), None).await;
-    expect_error(&gw, json!({"model": "ghost/m", "input": "x"}), 400, Some("model"), Some("model_not_found")).await;
-    expect_error(&gw, json!({"model": m, "input": "x", "foo": 1}), 400, Some("foo"), Some("unknown_parameter")).await;
-    expect_error(&gw, json!({"model": m, "input": "x", "temperature": 2.5}), 400, Some("temperature"), Some("invalid_value")).await;
-    expect_error(&gw, json!({"model": m, "input": "x", "temperature": -0.1}), 400, Some("temperature"), None).await;
-    expect_error(&gw, json!({"model": m, "input": "x", "top_p": 1.5}), 400, Some("top_p"), None).await;
-    expect_error(&gw, json!({"model": m, "input": "x", "top_logprobs": 21}), 400, Some("top_logprobs"), None).await;
-    expect_error(&gw, json!({"model": m, "input": "x", "max_output_tokens": 15}), 400, Some("max_output_tokens"), None).await;
-    let many: serde_json::Map<String, Value> = (0..17).map(|i| (format!("k{i}"), json!("v"))).collect();
-    expect_error(&gw, json!({"model": m, "input": "x", "metadata": many}), 400, Some("metadata"), None).await;
-    expect_error(&gw, json!({"model": m, "input": "x", "metadata": {"k".repeat(65): "v"}}), 400, Some("metadata"), None).await;
-    expect_error(&gw, json!({"model": m, "input": "x", "metadata": {"k": "v".repeat(513)}}), 400, Some("metadata"), None).await;
+    expect_error(
+        &gw,
+        json!({"input": "x"}),
+        400,
+        Some("model"),
+        Some("missing_required_parameter"),
+    )
+    .await;
+    expect_error(
+        &gw,
+        json!({"model": m}),
+        400,
+        Some("input"),
+        Some("missing_required_parameter"),
+    )
+    .await;
+    expect_error(
+        &gw,
+        json!({"model": "nomodel", "input": "x"}),
+        400,
+        Some("model"),
+        None,
+    )
+    .await;
+    expect_error(
+        &gw,
+        json!({"model": "ghost/m", "input": "x"}),
+        400,
+        Some("model"),
+        Some("model_not_found"),
+    )
+    .await;
+    expect_error(
+        &gw,
+        json!({"model": m, "input": "x", "foo": 1}),
+        400,
+        Some("foo"),
+        Some("unknown_parameter"),
+    )
+    .await;
+    expect_error(
+        &gw,
+        json!({"model": m, "input": "x", "temperature": 2.5}),
+        400,
+        Some("temperature"),
+        Some("invalid_value"),
+    )
+    .await;
+    expect_error(
+        &gw,
+        json!({"model": m, "input": "x", "temperature": -0.1}),
+        400,
+        Some("temperature"),
+        None,
+    )
+    .await;
+    expect_error(
+        &gw,
+        json!({"model": m, "input": "x", "top_p": 1.5}),
+        400,
+        Some("top_p"),
+        None,
+    )
+    .await;
+    expect_error(
+        &gw,
+        json!({"model": m, "input": "x", "top_logprobs": 21}),
+        400,
+        Some("top_logprobs"),
+        None,
+    )
+    .await;
+    expect_error(
+        &gw,
+        json!({"model": m, "input": "x", "max_output_tokens": 15}),
+        400,
+        Some("max_output_tokens"),
+        None,
+    )
+    .await;
+    let many: serde_json::Map<String, Value> =
+        (0..17).map(|i| (format!("k{i}"), json!("v"))).collect();
+    expect_error(
+        &gw,
+        json!({"model": m, "input": "x", "metadata": many}),
+        400,
+        Some("metadata"),
+        None,
+    )
+    .await;
+    expect_error(
+        &gw,
+        json!({"model": m, "input": "x", "metadata": {"k".repeat(65): "v"}}),
+        400,
+        Some("metadata"),
+        None,
+    )
+    .await;
+    expect_error(
+        &gw,
+        json!({"model": m, "input": "x", "metadata": {"k": "v".repeat(513)}}),
+        400,
+        Some("metadata"),
+        None,
+    )
+    .await;
     let e = expect_error(&gw, json!({"model": m, "input": "x", "tools": [{"type": "function", "name": "f"}]}), 400, Some("tools"), None).await;
     assert!(e["error"]["message"].as_str().unwrap().contains("remove `tools`"));
-    expect_error(&gw, json!({"model": m, "input": "x", "conversation": "conv_1"}), 400, Some("conversation"), None).await;
-    expect_error(&gw, json!({"model": m, "input": "x", "prompt": {"id": "p"}}), 400, Some("prompt"), None).await;
-    expect_error(&gw, json!({"model": m, "input": "x", "background": true, "store": false}), 400, Some("store"), None).await;
-    expect_error(&gw, json!({"model": m, "input": [{"role": "wizard", "content": "x"}]}), 400, Some("input"), None).await;
+    expect_error(
+        &gw,
+        json!({"model": m, "input": "x", "conversation": "conv_1"}),
+        400,
+        Some("conversation"),
+        None,
+    )
+    .await;
+    expect_error(
+        &gw,
+        json!({"model": m, "input": "x", "prompt": {"id": "p"}}),
+        400,
+        Some("prompt"),
+        None,
+    )
+    .await;
+    expect_error(
+        &gw,
+        json!({"model": m, "input": "x", "background": true, "store": false}),
+        400,
+        Some("store"),
+        None,
+    )
+    .await;
+    expect_error(
+        &gw,
+        json!({"model": m, "input": [{"role": "wizard", "content": "x"}]}),
+        400,
+        Some("input"),
+        None,
+    )
+    .await;
     expect_error(&gw, json!({"model": m, "input": "x", "text": {"format": {"type": "json_schema", "name": "bad name!", "schema": {}}}}), 400, Some("text.format.name"), None).await;
     expect_error(&gw, json!({"model": m, "input": "x", "stream_options": {"include_obfuscation": false}}), 400, Some("stream_options"), None).await;
     // Empty tools and the Maniac extensions are accepted.
     let r = gw.create(json!({"model": m, "input": "x", "tools": [], "tags": ["a", "b"], "trace": {"trace_id": "t1"}})).await;
     assert_eq!(r["tags"], json!(["a", "b"]));
     assert_eq!(r["trace"]["trace_id"], "t1");
-    let got: Value = gw.get(&gw.key, &format!("/v1/responses/{}", r["id"].as_str().unwrap())).await.json().await.unwrap();
+    let got: Value = gw
+        .get(&gw.key, &format!("/v1/responses/{}", r["id"].as_str().unwrap()))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(got["tags"], json!(["a", "b"]));
 }
 
@@ -447,18 +705,28 @@ async fn malformed_bodies_get_openai_shaped_errors() {
         let e: Value = rsp.json().await.unwrap();
         assert_eq!(e["error"]["type"], "invalid_request_error", "{e}");
     }
-    let rsp = send(b"model=x".to_vec(), "application/x-www-form-urlencoded").await.unwrap();
+    let rsp = send(b"model=x".to_vec(), "application/x-www-form-urlencoded")
+        .await
+        .unwrap();
     assert_eq!(rsp.status(), 415);
     let e: Value = rsp.json().await.unwrap();
-    assert!(e["error"]["message"].as_str().unwrap().contains("application/json"));
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("application/json")
+    );
     // 32 MiB is the limit.
-    let big = format!("{{\"model\":\"echo/m\",\"input\":\"{}\"}}", "a".repeat(33 * 1024 * 1024));
+    let big = format!(
+        "{{\"model\":\"echo/m\",\"input\":\"{}\"}}",
+        "a".repeat(33 * 1024 * 1024)
+    );
     let rsp = send(big.into_bytes(), "application/json").await.unwrap();
     assert_eq!(rsp.status(), 413);
     let e: Value = rsp.json().await.unwrap();
     assert_eq!(e["error"]["code"], "request_too_large");
     // Just under the limit is fine (the gateway echoes it).
-    let ok = format!("{{\"model\":\"echo/m\",\"input\":\"{}\"}}", "b ".repeat(1024 * 1024));
+    let ok = format!(
+        "{{\"model\":\"echo/m\",\"input\":\"{}\"}}",
+        "b ".repeat(1024 * 1024)
+    );
     let rsp = send(ok.into_bytes(), "application/json").await.unwrap();
     assert_eq!(rsp.status(), 200);
     // Bad query strings.
@@ -471,11 +739,27 @@ async fn malformed_bodies_get_openai_shaped_errors() {
 #[tokio::test]
 async fn auth_missing_wrong_and_revoked_keys_are_401() {
     let gw = gateway!();
-    let rsp = http().post(gw.url("/v1/responses")).json(&json!({"model": "echo/m", "input": "x"})).send().await.unwrap();
+    let rsp = http()
+        .post(gw.url("/v1/responses"))
+        .json(&json!({"model": "echo/m", "input": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(rsp.status(), 401);
     let e: Value = rsp.json().await.unwrap();
-    assert!(e["error"]["message"].as_str().unwrap().contains("didn't provide an API key"));
-    let rsp = gw.post("sk-mn-wrong", "/v1/responses", &json!({"model": "echo/m", "input": "x"})).await;
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("didn't provide an API key")
+    );
+    let rsp = gw
+        .post(
+            "sk-mn-wrong",
+            "/v1/responses",
+            &json!({"model": "echo/m", "input": "x"}),
+        )
+        .await;
     assert_eq!(rsp.status(), 401);
     let e: Value = rsp.json().await.unwrap();
     assert_eq!(e["error"]["code"], "invalid_api_key");
@@ -483,23 +767,41 @@ async fn auth_missing_wrong_and_revoked_keys_are_401() {
     // Revocation takes effect within seconds.
     let key = maniac_server::auth::generate();
     gw.store.create_key("rev-org", None, &key.key_id, &key.hash).await.unwrap();
-    let ok = gw.post(&key.secret, "/v1/responses", &json!({"model": "echo/m", "input": "x"})).await;
+    let ok = gw
+        .post(
+            &key.secret,
+            "/v1/responses",
+            &json!({"model": "echo/m", "input": "x"}),
+        )
+        .await;
     assert_eq!(ok.status(), 200);
     assert!(gw.store.revoke_key(&key.key_id).await.unwrap());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let rsp = gw.post(&key.secret, "/v1/responses", &json!({"model": "echo/m", "input": "x"})).await;
+        let rsp = gw
+            .post(
+                &key.secret,
+                "/v1/responses",
+                &json!({"model": "echo/m", "input": "x"}),
+            )
+            .await;
         if rsp.status() == 401 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "revoked key still works");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "revoked key still works"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
 #[tokio::test]
 async fn internal_key_acts_for_the_named_org() {
-    let gw = gateway!(Options { internal_key: Some("internal-secret-123".into()), ..Options::default() });
+    let gw = gateway!(Options {
+        internal_key: Some("internal-secret-123".into()),
+        ..Options::default()
+    });
     let r = gw.create(json!({"model": "echo/m", "input": "mine"})).await;
     let id = r["id"].as_str().unwrap();
     let client = http();
@@ -511,7 +813,12 @@ async fn internal_key_acts_for_the_named_org() {
         .await
         .unwrap();
     assert_eq!(rsp.status(), 200);
-    let rsp = client.get(gw.url(&format!("/v1/responses/{id}"))).bearer_auth("internal-secret-123").send().await.unwrap();
+    let rsp = client
+        .get(gw.url(&format!("/v1/responses/{id}")))
+        .bearer_auth("internal-secret-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(rsp.status(), 400);
     gw.key_for_org("elsewhere").await;
     let rsp = client
@@ -526,7 +833,8 @@ async fn internal_key_acts_for_the_named_org() {
 
 #[tokio::test]
 async fn upstream_errors_before_first_event_are_json_errors() {
-    let gw = gateway!(Options { request_timeout_secs: 1, ..Options::default() });
+    let gw =
+        gateway!(Options { request_timeout_secs: 1, ..Options::default() });
     for stream in [false, true] {
         let cases = [
             ("FAULT:500", 502, None),
@@ -537,20 +845,43 @@ async fn upstream_errors_before_first_event_are_json_errors() {
         ];
         for (marker, status, retry_after) in cases {
             let rsp = gw.post(&gw.key, "/v1/responses", &json!({"model": "fake/m", "input": marker, "stream": stream})).await;
-            assert_eq!(rsp.status().as_u16(), status, "{marker} stream={stream}");
-            assert_eq!(rsp.headers().get("retry-after").map(|v| v.to_str().unwrap()), retry_after, "{marker}");
-            assert!(rsp.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+            assert_eq!(
+                rsp.status().as_u16(),
+                status,
+                "{marker} stream={stream}"
+            );
+            assert_eq!(
+                rsp.headers().get("retry-after").map(|v| v.to_str().unwrap()),
+                retry_after,
+                "{marker}"
+            );
+            assert!(
+                rsp.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("application/json")
+            );
             let e: Value = rsp.json().await.unwrap();
-            assert!(e["error"]["message"].as_str().unwrap().contains("upstream"), "{e}");
+            assert!(
+                e["error"]["message"].as_str().unwrap().contains("upstream"),
+                "{e}"
+            );
         }
     }
     // Non-streaming malformed answer.
-    let rsp = gw.post(&gw.key, "/v1/responses", &json!({"model": "fake/m", "input": "FAULT:malformed"})).await;
+    let rsp = gw
+        .post(
+            &gw.key,
+            "/v1/responses",
+            &json!({"model": "fake/m", "input": "FAULT:malformed"}),
+        )
+        .await;
     assert_eq!(rsp.status(), 502);
 }
 
 #[tokio::test]
-async fn upstream_failure_mid_stream_ends_with_error_event_and_failed_response() {
+async fn upstream_failure_mid_stream_ends_with_error_event_and_failed_response()
+{
     let gw = gateway!();
     for marker in ["FAULT:reset", "FAULT:malformed"] {
         let rsp = gw.post(&gw.key, "/v1/responses", &json!({"model": "fake/m", "input": format!("{marker} a b c d e f"), "stream": true})).await;
@@ -562,10 +893,20 @@ async fn upstream_failure_mid_stream_ends_with_error_event_and_failed_response()
         assert_eq!(last["code"], "server_error");
         assert_eq!(last["error"]["code"], "server_error");
         assert_eq!(last["error"]["message"], last["message"]);
-        assert_eq!(types(&evs).iter().filter(|t| t.as_str() == "error").count(), 1);
-        assert!(types(&evs).contains(&"response.output_text.delta".to_string()));
+        assert_eq!(
+            types(&evs).iter().filter(|t| t.as_str() == "error").count(),
+            1
+        );
+        assert!(
+            types(&evs).contains(&"response.output_text.delta".to_string())
+        );
         let id = evs[0].1["response"]["id"].as_str().unwrap();
-        let stored: Value = gw.get(&gw.key, &format!("/v1/responses/{id}")).await.json().await.unwrap();
+        let stored: Value = gw
+            .get(&gw.key, &format!("/v1/responses/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
         assert_eq!(stored["status"], "failed", "{marker}");
         assert_eq!(stored["error"]["code"], "server_error");
     }
@@ -579,13 +920,19 @@ async fn client_disconnect_cancels_the_upstream_call() {
     assert!(String::from_utf8_lossy(&first).contains("response.created"));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while gw.upstream.open_streams() == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "upstream stream never opened");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "upstream stream never opened"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(rsp);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while gw.upstream.open_streams() > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "upstream still streaming after the client left");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "upstream still streaming after the client left"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -594,7 +941,12 @@ async fn client_disconnect_cancels_the_upstream_call() {
 async fn every_answer_carries_x_request_id() {
     let gw = gateway!();
     for rsp in [
-        gw.post(&gw.key, "/v1/responses", &json!({"model": "echo/m", "input": "x"})).await,
+        gw.post(
+            &gw.key,
+            "/v1/responses",
+            &json!({"model": "echo/m", "input": "x"}),
+        )
+        .await,
         gw.get(&gw.key, "/v1/responses/resp_missing").await,
         gw.post("bad", "/v1/responses", &json!({})).await,
     ] {

@@ -11,7 +11,10 @@ fn run(name: &str, cmd: &mut Command) -> anyhow::Result<()> {
     let started = Instant::now();
     eprintln!("==> {name}");
     let status = cmd.status().with_context(|| format!("starting {name}"))?;
-    eprintln!("<== {name}: {status} in {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "<== {name}: {status} in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     if !status.success() {
         bail!("{name} failed");
     }
@@ -29,17 +32,27 @@ pub fn run_all() -> anyhow::Result<()> {
     run("cargo fmt --check", cargo().args(["fmt", "--all", "--check"]))?;
     run(
         "cargo clippy",
-        cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )?;
     run("openapi check", cargo().args(["xtask", "openapi", "check"]))?;
     run("build binaries", cargo().args(["build", "--workspace", "--bins"]))?;
     run(
         "tests (SQLite)",
-        cargo().args(["test", "--workspace"]).env("MANIAC_TEST_BACKEND", "sqlite"),
+        cargo()
+            .args(["test", "--workspace"])
+            .env("MANIAC_TEST_BACKEND", "sqlite"),
     )?;
     let require_pg = std::env::var("CI").is_ok_and(|v| !v.is_empty());
     let mut pg = cargo();
-    pg.args(["test", "-p", "maniac-tests"]).env("MANIAC_TEST_BACKEND", "postgres");
+    pg.args(["test", "-p", "maniac-tests"])
+        .env("MANIAC_TEST_BACKEND", "postgres");
     if require_pg {
         pg.env("MANIAC_REQUIRE_POSTGRES", "1");
     }

@@ -95,7 +95,9 @@ mod tests {
         validate(&rendered).unwrap();
         let current = std::fs::read_to_string(spec_path()).unwrap();
         if let Some(diff) = first_difference(&current, &rendered) {
-            panic!("openapi.json is stale; run `cargo xtask openapi generate`\n{diff}");
+            panic!(
+                "openapi.json is stale; run `cargo xtask openapi generate`\n{diff}"
+            );
         }
     }
 
@@ -103,9 +105,11 @@ mod tests {
     #[test]
     fn drift_check_catches_a_changed_field() {
         let rendered = maniac_server::api::spec::openapi_document().unwrap();
-        let mutated = rendered.replacen("\"sequence_number\"", "\"sequence_numbr\"", 1);
+        let mutated =
+            rendered.replacen("\"sequence_number\"", "\"sequence_numbr\"", 1);
         assert_ne!(rendered, mutated);
-        let diff = first_difference(&rendered, &mutated).expect("difference found");
+        let diff =
+            first_difference(&rendered, &mutated).expect("difference found");
         assert!(diff.contains("sequence_numbr"), "{diff}");
     }
 }

@@ -35,7 +35,11 @@ fn rows(evs: &[Encoded]) -> Vec<EventRow> {
 
 impl Engine {
     /// Queues a background run and answers at once (or follows it live).
-    pub(crate) async fn submit(&self, p: Prepared, stream: bool) -> Result<Reply, ApiError> {
+    pub(crate) async fn submit(
+        &self,
+        p: Prepared,
+        stream: bool,
+    ) -> Result<Reply, ApiError> {
         let mut b = ResponseBuilder::new(p.response, 0, true, p.obfuscate);
         b.start();
         let events = b.drain();
@@ -54,7 +58,9 @@ impl Engine {
                 status: ResponseStatus::Queued.as_str(),
                 background: true,
                 body: serde_json::to_string(&snapshot).unwrap_or_default(),
-                run_request: Some(serde_json::to_string(&run).unwrap_or_default()),
+                run_request: Some(
+                    serde_json::to_string(&run).unwrap_or_default(),
+                ),
                 input_items: p.input_items,
                 output_items: Vec::new(),
                 events: rows(&events),
@@ -66,7 +72,7 @@ impl Engine {
         if stream {
             return Ok(Reply::Stream(self.follow(p.org_id, snapshot.id, -1)));
         }
-        Ok(Reply::Json(snapshot))
+        Ok(Reply::Json(Box::new(snapshot)))
     }
 
     /// Starts the dispatcher, the lease sweeper and the event pruner.
@@ -85,7 +91,10 @@ impl Engine {
 
     /// Turns other replicas' notices into local wake-ups: queued runs wake
     /// the dispatcher, new events wake log readers, cancels reach the run.
-    async fn relay_notices(&self, mut rx: tokio::sync::broadcast::Receiver<crate::store::Notice>) {
+    async fn relay_notices(
+        &self,
+        mut rx: tokio::sync::broadcast::Receiver<crate::store::Notice>,
+    ) {
         use crate::store::Notice;
         use tokio::sync::broadcast::error::RecvError;
         let hub = &self.inner.hub;
@@ -109,12 +118,16 @@ impl Engine {
     /// fails the rest as interrupted. Returns when no run is executing.
     pub async fn shutdown(&self) {
         self.inner.draining.cancel();
-        let deadline = Instant::now() + Duration::from_millis(self.inner.config.shutdown_grace_ms);
+        let deadline = Instant::now()
+            + Duration::from_millis(self.inner.config.shutdown_grace_ms);
         while self.inner.hub.running() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         if self.inner.hub.running() > 0 {
-            tracing::warn!(running = self.inner.hub.running(), "grace period over; failing runs as interrupted");
+            tracing::warn!(
+                running = self.inner.hub.running(),
+                "grace period over; failing runs as interrupted"
+            );
             self.inner.abort.cancel();
             let deadline = Instant::now() + Duration::from_secs(5);
             while self.inner.hub.running() > 0 && Instant::now() < deadline {
@@ -137,7 +150,11 @@ impl Engine {
             let claimed = self
                 .inner
                 .store
-                .claim_next(&self.inner.replica_id, self.inner.config.lease_ms, now_ms())
+                .claim_next(
+                    &self.inner.replica_id,
+                    self.inner.config.lease_ms,
+                    now_ms(),
+                )
                 .await;
             match claimed {
                 Ok(Some(run)) => {
@@ -177,11 +194,16 @@ impl Engine {
                 return;
             }
         };
-        let rr: Option<RunRequest> = serde_json::from_str(&run.run_request).ok();
+        let rr: Option<RunRequest> =
+            serde_json::from_str(&run.run_request).ok();
         let obfuscate = rr.as_ref().is_none_or(|r| r.obfuscate);
-        let mut b = ResponseBuilder::new(response, run.next_seq, true, obfuscate);
+        let mut b =
+            ResponseBuilder::new(response, run.next_seq, true, obfuscate);
         let prelude = match store.events_after(&id, -1, 100_000).await {
-            Ok(rows) => rows.into_iter().map(|r| Encoded::from_log(r.seq, r.body)).collect(),
+            Ok(rows) => rows
+                .into_iter()
+                .map(|r| Encoded::from_log(r.seq, r.body))
+                .collect(),
             Err(_) => Vec::new(),
         };
         let token = self.inner.hub.cancel_token(&id);
@@ -190,7 +212,12 @@ impl Engine {
         b.begin_run();
         let first = b.drain();
         let snap = serde_json::to_string(&b.partial()).ok();
-        let alive = matches!(store.append_events(&id, owner, &rows(&first), snap.as_deref()).await, Ok(true));
+        let alive = matches!(
+            store
+                .append_events(&id, owner, &rows(&first), snap.as_deref())
+                .await,
+            Ok(true)
+        );
         feed.publish(&first);
 
         enum End {
@@ -200,7 +227,9 @@ impl Engine {
             Lost,
         }
         let mut end = End::Done;
-        let provider = rr.as_ref().and_then(|r| self.inner.providers.get(&r.provider).cloned());
+        let provider = rr
+            .as_ref()
+            .and_then(|r| self.inner.providers.get(&r.provider).cloned());
         let mut upstream = match (&rr, provider) {
             _ if !alive => None,
             (Some(rr), Some(p)) => {
@@ -228,12 +257,19 @@ impl Engine {
                 end = End::Failed(
                     "server_error",
                     "server_error",
-                    format!("The provider '{}' is no longer configured on this gateway.", rr.provider),
+                    format!(
+                        "The provider '{}' is no longer configured on this gateway.",
+                        rr.provider
+                    ),
                 );
                 None
             }
             (None, _) => {
-                end = End::Failed("server_error", "server_error", "The queued run could not be read.".into());
+                end = End::Failed(
+                    "server_error",
+                    "server_error",
+                    "The queued run could not be read.".into(),
+                );
                 None
             }
         };
@@ -241,7 +277,9 @@ impl Engine {
             end = End::Lost;
         }
         let lease = self.inner.config.lease_ms;
-        let mut renew = tokio::time::interval(Duration::from_millis((lease / 3).max(50) as u64));
+        let mut renew = tokio::time::interval(Duration::from_millis(
+            (lease / 3).max(50) as u64,
+        ));
         renew.tick().await;
         let mut last_snapshot = Instant::now();
         while let Some(up) = upstream.as_mut() {
@@ -285,12 +323,23 @@ impl Engine {
             if snap.is_some() {
                 last_snapshot = Instant::now();
             }
-            match store.append_events(&id, owner, &rows(&evs), snap.as_deref()).await {
+            match store
+                .append_events(&id, owner, &rows(&evs), snap.as_deref())
+                .await
+            {
                 Ok(true) => feed.publish(&evs),
-                Ok(false) => { end = End::Lost; break }
+                Ok(false) => {
+                    end = End::Lost;
+                    break;
+                }
                 Err(e) => {
                     tracing::error!(response_id = %id, error = %e, "could not log events");
-                    end = End::Failed("server_error", "server_error", "The gateway could not record the run's progress.".into());
+                    end = End::Failed(
+                        "server_error",
+                        "server_error",
+                        "The gateway could not record the run's progress."
+                            .into(),
+                    );
                     break;
                 }
             }
@@ -316,8 +365,12 @@ impl Engine {
         };
         match store.finish_run(&id, owner, finish).await {
             Ok(true) => feed.publish(&last),
-            Ok(false) => tracing::warn!(response_id = %id, "run was finished elsewhere"),
-            Err(e) => tracing::error!(response_id = %id, error = %e, "could not store the end of a run; the lease sweeper will fail it"),
+            Ok(false) => {
+                tracing::warn!(response_id = %id, "run was finished elsewhere")
+            }
+            Err(e) => {
+                tracing::error!(response_id = %id, error = %e, "could not store the end of a run; the lease sweeper will fail it")
+            }
         }
         self.inner.hub.finish(&id);
         tracing::info!(
@@ -329,7 +382,9 @@ impl Engine {
     }
 
     async fn sweep_loop(&self) {
-        let every = Duration::from_millis((self.inner.config.lease_ms / 2).clamp(200, 10_000) as u64);
+        let every = Duration::from_millis(
+            (self.inner.config.lease_ms / 2).clamp(200, 10_000) as u64,
+        );
         loop {
             match self.inner.store.expired_runs(now_ms()).await {
                 Ok(runs) => {
@@ -349,7 +404,8 @@ impl Engine {
     /// Ends a run whose worker died: `failed` with a clear error and a
     /// terminal event, so readers are released.
     async fn fail_expired(&self, run: ExpiredRun) {
-        let Ok(mut response) = serde_json::from_str::<Response>(&run.body) else {
+        let Ok(mut response) = serde_json::from_str::<Response>(&run.body)
+        else {
             tracing::error!(response_id = %run.id, "unreadable snapshot of an expired run");
             return;
         };
@@ -363,7 +419,8 @@ impl Engine {
             output_items: Vec::new(),
             events: rows(&evs),
         };
-        match self.inner.store.finish_run(&run.id, &run.lease_owner, end).await {
+        match self.inner.store.finish_run(&run.id, &run.lease_owner, end).await
+        {
             Ok(true) => {
                 tracing::warn!(response_id = %run.id, owner = %run.lease_owner, "failed a run whose worker stopped renewing its lease");
                 if let Some(feed) = self.inner.hub.feed(&run.id) {
@@ -371,7 +428,9 @@ impl Engine {
                 }
             }
             Ok(false) => {}
-            Err(e) => tracing::warn!(response_id = %run.id, error = %e, "could not fail an expired run"),
+            Err(e) => {
+                tracing::warn!(response_id = %run.id, error = %e, "could not fail an expired run")
+            }
         }
     }
 
@@ -392,7 +451,11 @@ impl Engine {
     }
 
     /// `POST /v1/responses/{id}/cancel`.
-    pub async fn cancel(&self, caller: &Caller, id: &str) -> Result<Response, ApiError> {
+    pub async fn cancel(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Response, ApiError> {
         let store = &self.inner.store;
         let stored = store
             .get_response(&caller.org_id, id)
@@ -400,7 +463,11 @@ impl Engine {
             .map_err(store_error)?
             .ok_or_else(|| ApiError::response_not_found(id))?;
         if !stored.background {
-            return Err(ApiError::invalid("Cannot cancel a synchronous response.", None, None));
+            return Err(ApiError::invalid(
+                "Cannot cancel a synchronous response.",
+                None,
+                None,
+            ));
         }
         match stored.status.as_str() {
             "cancelled" => return parse_body(&stored.body),
@@ -418,11 +485,16 @@ impl Engine {
                 let evs = b.drain();
                 let end = RunEnd {
                     status: ResponseStatus::Cancelled.as_str(),
-                    body: serde_json::to_string(b.snapshot()).unwrap_or_default(),
+                    body: serde_json::to_string(b.snapshot())
+                        .unwrap_or_default(),
                     output_items: Vec::new(),
                     events: rows(&evs),
                 };
-                if store.cancel_queued(&caller.org_id, id, end).await.map_err(store_error)? {
+                if store
+                    .cancel_queued(&caller.org_id, id, end)
+                    .await
+                    .map_err(store_error)?
+                {
                     tracing::info!(response_id = %id, "queued run cancelled");
                     self.inner.hub.feed_opened.notify_waiters();
                     return Ok(b.into_response());
@@ -432,26 +504,41 @@ impl Engine {
             "in_progress" => {}
             other => {
                 let article = if other == "incomplete" { "an" } else { "a" };
-                return Err(ApiError::invalid(format!("Cannot cancel {article} {other} response."), None, None));
+                return Err(ApiError::invalid(
+                    format!("Cannot cancel {article} {other} response."),
+                    None,
+                    None,
+                ));
             }
         }
         store.request_cancel(&caller.org_id, id).await.map_err(store_error)?;
         self.inner.hub.cancel(id);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let now = store.get_response(&caller.org_id, id).await.map_err(store_error)?;
-            let Some(now) = now else { return Err(ApiError::response_not_found(id)) };
+            let now = store
+                .get_response(&caller.org_id, id)
+                .await
+                .map_err(store_error)?;
+            let Some(now) = now else {
+                return Err(ApiError::response_not_found(id));
+            };
             match now.status.as_str() {
                 "cancelled" => return parse_body(&now.body),
                 "queued" | "in_progress" if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 "queued" | "in_progress" => {
-                    return Err(ApiError::unavailable("cancellation of this run (it did not stop in time)"));
+                    return Err(ApiError::unavailable(
+                        "cancellation of this run (it did not stop in time)",
+                    ));
                 }
                 other => {
                     // It ended on its own before the cancel took effect.
-                    return Err(ApiError::invalid(format!("Cannot cancel a {other} response."), None, None));
+                    return Err(ApiError::invalid(
+                        format!("Cannot cancel a {other} response."),
+                        None,
+                        None,
+                    ));
                 }
             }
         }

@@ -37,9 +37,13 @@ impl Encoded {
     }
 
     /// Wraps stored event JSON (replay from the event log).
-    pub fn from_json(kind: &str, json: String, seq: i64, terminal: bool) -> Self {
-        let mut frame =
-            String::with_capacity(json.len() + kind.len() + 16);
+    pub fn from_json(
+        kind: &str,
+        json: String,
+        seq: i64,
+        terminal: bool,
+    ) -> Self {
+        let mut frame = String::with_capacity(json.len() + kind.len() + 16);
         frame.push_str("event: ");
         frame.push_str(kind);
         frame.push_str("\ndata: ");
@@ -65,7 +69,10 @@ fn event_type(json: &str) -> Option<&str> {
 fn is_terminal_type(t: &str) -> bool {
     matches!(
         t,
-        "response.completed" | "response.incomplete" | "response.failed" | "error"
+        "response.completed"
+            | "response.incomplete"
+            | "response.failed"
+            | "error"
     )
 }
 
@@ -96,7 +103,12 @@ impl ResponseBuilder {
     /// A builder for `response` (status queued or in_progress, no output),
     /// whose next event gets `next_seq`. With `emit` false no events are
     /// produced (the JSON path).
-    pub fn new(response: Response, next_seq: i64, emit: bool, obfuscate: bool) -> Self {
+    pub fn new(
+        response: Response,
+        next_seq: i64,
+        emit: bool,
+        obfuscate: bool,
+    ) -> Self {
         ResponseBuilder {
             response,
             seq: next_seq,
@@ -205,7 +217,9 @@ impl ResponseBuilder {
                 annotations: vec![],
                 logprobs: vec![],
             },
-            Part::Refusal => OutputContent::Refusal { refusal: self.current_text.clone() },
+            Part::Refusal => {
+                OutputContent::Refusal { refusal: self.current_text.clone() }
+            }
         }
     }
 
@@ -259,23 +273,27 @@ impl ResponseBuilder {
         let text = std::mem::take(&mut self.current_text);
         let id2 = id.clone();
         self.push(|seq| match p {
-            Part::Text => ResponseStreamEvent::OutputTextDone(OutputTextDoneEvent {
-                kind: Default::default(),
-                sequence_number: seq,
-                item_id: id2,
-                output_index: 0,
-                content_index: ci,
-                text,
-                logprobs: vec![],
-            }),
-            Part::Refusal => ResponseStreamEvent::RefusalDone(RefusalDoneEvent {
-                kind: Default::default(),
-                sequence_number: seq,
-                item_id: id2,
-                output_index: 0,
-                content_index: ci,
-                refusal: text,
-            }),
+            Part::Text => {
+                ResponseStreamEvent::OutputTextDone(OutputTextDoneEvent {
+                    kind: Default::default(),
+                    sequence_number: seq,
+                    item_id: id2,
+                    output_index: 0,
+                    content_index: ci,
+                    text,
+                    logprobs: vec![],
+                })
+            }
+            Part::Refusal => {
+                ResponseStreamEvent::RefusalDone(RefusalDoneEvent {
+                    kind: Default::default(),
+                    sequence_number: seq,
+                    item_id: id2,
+                    output_index: 0,
+                    content_index: ci,
+                    refusal: text,
+                })
+            }
         });
         let done = part.clone();
         self.push(|seq| {
@@ -401,15 +419,19 @@ impl ResponseBuilder {
             Some(FinishReason::ContentFilter) => Some("content_filter"),
             _ => None,
         };
-        let item_status =
-            if reason.is_some() { ItemStatus::Incomplete } else { ItemStatus::Completed };
+        let item_status = if reason.is_some() {
+            ItemStatus::Incomplete
+        } else {
+            ItemStatus::Completed
+        };
         self.close_item(item_status);
         self.set_usage();
         let r = &mut self.response;
         match reason {
             Some(reason) => {
                 r.status = ResponseStatus::Incomplete;
-                r.incomplete_details = Some(IncompleteDetails { reason: reason.into() });
+                r.incomplete_details =
+                    Some(IncompleteDetails { reason: reason.into() });
             }
             None => {
                 r.status = ResponseStatus::Completed;
@@ -440,8 +462,10 @@ impl ResponseBuilder {
         self.close_item(ItemStatus::Incomplete);
         let r = &mut self.response;
         r.status = ResponseStatus::Failed;
-        r.error = Some(ResponseError { code: code.into(), message: message.into() });
-        let (code, kind, message) = (code.to_string(), kind.to_string(), message.to_string());
+        r.error =
+            Some(ResponseError { code: code.into(), message: message.into() });
+        let (code, kind, message) =
+            (code.to_string(), kind.to_string(), message.to_string());
         self.push(|seq| {
             ResponseStreamEvent::Error(ErrorEvent {
                 kind: Default::default(),
@@ -449,7 +473,12 @@ impl ResponseBuilder {
                 code: Some(code.clone()),
                 message: message.clone(),
                 param: None,
-                error: StreamErrorDetail { kind, code: Some(code), message, param: None },
+                error: StreamErrorDetail {
+                    kind,
+                    code: Some(code),
+                    message,
+                    param: None,
+                },
             })
         });
     }
@@ -479,19 +508,27 @@ impl ResponseBuilder {
                     let parts = content
                         .iter()
                         .map(|c| match c {
-                            OutputContent::OutputText { text, annotations, logprobs } => {
-                                ContentPart::OutputText {
-                                    text: text.clone(),
-                                    annotations: annotations.clone(),
-                                    logprobs: logprobs.clone(),
-                                }
-                            }
+                            OutputContent::OutputText {
+                                text,
+                                annotations,
+                                logprobs,
+                            } => ContentPart::OutputText {
+                                text: text.clone(),
+                                annotations: annotations.clone(),
+                                logprobs: logprobs.clone(),
+                            },
                             OutputContent::Refusal { refusal } => {
-                                ContentPart::Refusal { refusal: refusal.clone() }
+                                ContentPart::Refusal {
+                                    refusal: refusal.clone(),
+                                }
                             }
                         })
                         .collect();
-                    super::transcript::item_for(id.clone(), Role::Assistant, parts)
+                    super::transcript::item_for(
+                        id.clone(),
+                        Role::Assistant,
+                        parts,
+                    )
                 }
             })
             .collect()

@@ -35,7 +35,7 @@ impl Engine {
                     Some("invalid_value"),
                 ));
             }
-            return parse_body(&stored.body).map(Reply::Json);
+            return parse_body(&stored.body).map(|r| Reply::Json(Box::new(r)));
         }
         if !stored.background {
             return Err(ApiError::invalid(
@@ -52,12 +52,21 @@ impl Engine {
                 "`starting_after` must be a sequence number (0 or more).",
             ));
         }
-        Ok(Reply::Stream(self.follow(caller.org_id.clone(), id.to_string(), after)))
+        Ok(Reply::Stream(self.follow(
+            caller.org_id.clone(),
+            id.to_string(),
+            after,
+        )))
     }
 
     /// Streams a run's events with `sequence_number > after`: from the log,
     /// then live until the terminal event. Leaving never affects the run.
-    pub(crate) fn follow(&self, org: String, id: String, after: i64) -> mpsc::Receiver<Bytes> {
+    pub(crate) fn follow(
+        &self,
+        org: String,
+        id: String,
+        after: i64,
+    ) -> mpsc::Receiver<Bytes> {
         let (tx, rx) = mpsc::channel(256);
         let engine = self.clone();
         tokio::spawn(async move {
@@ -90,8 +99,13 @@ impl Engine {
             if rows.is_empty() && self.run_ended(org, id).await? {
                 // Ended (or deleted) with nothing after the cursor; read
                 // once more in case it ended between the two queries.
-                for row in self.inner.store.events_after(id, last, PAGE).await? {
-                    if tx.send(Encoded::from_log(row.seq, row.body).frame).await.is_err() {
+                for row in self.inner.store.events_after(id, last, PAGE).await?
+                {
+                    if tx
+                        .send(Encoded::from_log(row.seq, row.body).frame)
+                        .await
+                        .is_err()
+                    {
                         return Ok(());
                     }
                 }
@@ -134,7 +148,11 @@ impl Engine {
     }
 
     /// `DELETE /v1/responses/{id}`.
-    pub async fn delete(&self, caller: &Caller, id: &str) -> Result<ResponseDeleted, ApiError> {
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<ResponseDeleted, ApiError> {
         let stored = self
             .inner
             .store
@@ -144,7 +162,11 @@ impl Engine {
             .ok_or_else(|| ApiError::response_not_found(id))?;
         if stored.status == "queued" || stored.status == "in_progress" {
             // Stop the run first so no worker writes to a deleted row.
-            self.inner.store.request_cancel(&caller.org_id, id).await.map_err(store_error)?;
+            self.inner
+                .store
+                .request_cancel(&caller.org_id, id)
+                .await
+                .map_err(store_error)?;
             self.inner.hub.cancel(id);
         }
         let deleted = self
@@ -157,7 +179,11 @@ impl Engine {
             return Err(ApiError::response_not_found(id));
         }
         tracing::info!(org = %caller.org_id, response_id = %id, "response deleted");
-        Ok(ResponseDeleted { id: id.to_string(), object: DeletedObject::ResponseDeleted, deleted: true })
+        Ok(ResponseDeleted {
+            id: id.to_string(),
+            object: DeletedObject::ResponseDeleted,
+            deleted: true,
+        })
     }
 
     /// `GET /v1/responses/{id}/input_items`: the whole input context of the
@@ -172,7 +198,9 @@ impl Engine {
         if !(1..=100).contains(&limit) {
             return Err(ApiError::invalid_value(
                 "limit",
-                format!("Invalid 'limit': {limit}. Expected a value between 1 and 100."),
+                format!(
+                    "Invalid 'limit': {limit}. Expected a value between 1 and 100."
+                ),
             ));
         }
         let store = &self.inner.store;
@@ -183,7 +211,11 @@ impl Engine {
             .ok_or_else(|| ApiError::response_not_found(id))?;
         let response = parse_body(&stored.body)?;
         let mut items = match &response.previous_response_id {
-            Some(prev) => store.chain_items(&caller.org_id, prev).await.map_err(store_error)?.unwrap_or_default(),
+            Some(prev) => store
+                .chain_items(&caller.org_id, prev)
+                .await
+                .map_err(store_error)?
+                .unwrap_or_default(),
             None => Vec::new(),
         };
         items.extend(store.own_input_items(id).await.map_err(store_error)?);
@@ -196,7 +228,9 @@ impl Engine {
                 None => {
                     return Err(ApiError::invalid_value(
                         "after",
-                        format!("No input item with id '{after}' in this response."),
+                        format!(
+                            "No input item with id '{after}' in this response."
+                        ),
                     ));
                 }
             },

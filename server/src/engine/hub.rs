@@ -107,7 +107,8 @@ impl Hub {
 
     /// Closes and forgets a run's feed and cancellation token.
     pub fn finish(&self, id: &str) {
-        if let Some(feed) = self.feeds.lock().ok().and_then(|mut f| f.remove(id))
+        if let Some(feed) =
+            self.feeds.lock().ok().and_then(|mut f| f.remove(id))
         {
             feed.close();
         }

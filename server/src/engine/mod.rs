@@ -68,8 +68,8 @@ pub struct Caller {
 
 /// What a create or view produces.
 pub enum Reply {
-    /// A response object.
-    Json(Response),
+    /// A response object (boxed: it is large and streams are common).
+    Json(Box<Response>),
     /// SSE frames; dropping the receiver means the client left.
     Stream(mpsc::Receiver<Bytes>),
 }
@@ -116,7 +116,9 @@ pub fn provider_error(provider: &str, e: &ProviderError) -> ApiError {
             let mut err = ApiError::new(
                 429,
                 "rate_limit_error",
-                format!("The upstream provider '{provider}' is rate limiting requests: {message}"),
+                format!(
+                    "The upstream provider '{provider}' is rate limiting requests: {message}"
+                ),
                 None,
                 Some("rate_limit_exceeded"),
             );
@@ -137,7 +139,9 @@ pub fn provider_error(provider: &str, e: &ProviderError) -> ApiError {
             ApiError::new(
                 *status,
                 "invalid_request_error",
-                format!("The upstream provider '{provider}' rejected the request: {message}"),
+                format!(
+                    "The upstream provider '{provider}' rejected the request: {message}"
+                ),
                 None,
                 Some("upstream_rejected"),
             )
@@ -145,7 +149,9 @@ pub fn provider_error(provider: &str, e: &ProviderError) -> ApiError {
         ProviderError::Status { status, message, .. } => ApiError::new(
             502,
             "server_error",
-            format!("The upstream provider '{provider}' failed (HTTP {status}): {message}"),
+            format!(
+                "The upstream provider '{provider}' failed (HTTP {status}): {message}"
+            ),
             None,
             Some("upstream_error"),
         ),
@@ -153,7 +159,9 @@ pub fn provider_error(provider: &str, e: &ProviderError) -> ApiError {
             ApiError::new(
                 502,
                 "server_error",
-                format!("The upstream provider '{provider}' could not be used: {msg}"),
+                format!(
+                    "The upstream provider '{provider}' could not be used: {msg}"
+                ),
                 None,
                 Some("upstream_unavailable"),
             )
@@ -161,7 +169,9 @@ pub fn provider_error(provider: &str, e: &ProviderError) -> ApiError {
         ProviderError::Timeout(secs) => ApiError::new(
             504,
             "server_error",
-            format!("The upstream provider '{provider}' did not answer within {secs} s."),
+            format!(
+                "The upstream provider '{provider}' did not answer within {secs} s."
+            ),
             None,
             Some("upstream_timeout"),
         ),
@@ -169,17 +179,24 @@ pub fn provider_error(provider: &str, e: &ProviderError) -> ApiError {
 }
 
 /// `(code, type, message)` of a failure after the stream started.
-pub fn stream_failure(provider: &str, e: &ProviderError) -> (&'static str, &'static str, String) {
+pub fn stream_failure(
+    provider: &str,
+    e: &ProviderError,
+) -> (&'static str, &'static str, String) {
     match e {
         ProviderError::Status { status: 429, .. } => (
             "rate_limit_exceeded",
             "rate_limit_error",
-            format!("The upstream provider '{provider}' is rate limiting requests."),
+            format!(
+                "The upstream provider '{provider}' is rate limiting requests."
+            ),
         ),
         _ => (
             "server_error",
             "server_error",
-            format!("The upstream provider '{provider}' failed mid-stream: {e}"),
+            format!(
+                "The upstream provider '{provider}' failed mid-stream: {e}"
+            ),
         ),
     }
 }
@@ -198,7 +215,11 @@ pub(crate) struct Prepared {
 impl Engine {
     /// An engine over a store and providers. Background tasks start with
     /// [`Engine::start_background`].
-    pub fn new(store: SharedStore, providers: Registry, config: EngineConfig) -> Self {
+    pub fn new(
+        store: SharedStore,
+        providers: Registry,
+        config: EngineConfig,
+    ) -> Self {
         Engine {
             inner: Arc::new(Inner {
                 store,
@@ -218,7 +239,11 @@ impl Engine {
     }
 
     /// `POST /v1/responses`.
-    pub async fn create(&self, caller: &Caller, req: CreateResponse) -> Result<Reply, ApiError> {
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        req: CreateResponse,
+    ) -> Result<Reply, ApiError> {
         let stream = req.stream.unwrap_or(false);
         let background = req.background.unwrap_or(false);
         let p = self.prepare(caller, req).await?;
@@ -240,14 +265,19 @@ impl Engine {
         if stream {
             return self.run_stream(p).await;
         }
-        self.run_json(p).await.map(Reply::Json)
+        self.run_json(p).await.map(|r| Reply::Json(Box::new(r)))
     }
 
-    async fn prepare(&self, caller: &Caller, req: CreateResponse) -> Result<Prepared, ApiError> {
+    async fn prepare(
+        &self,
+        caller: &Caller,
+        req: CreateResponse,
+    ) -> Result<Prepared, ApiError> {
         validate::check(&req)?;
         let full_model = req.model.clone().unwrap_or_default();
-        let Some((provider_name, model)) =
-            full_model.split_once('/').filter(|(p, m)| !p.is_empty() && !m.is_empty())
+        let Some((provider_name, model)) = full_model
+            .split_once('/')
+            .filter(|(p, m)| !p.is_empty() && !m.is_empty())
         else {
             return Err(ApiError::invalid_value(
                 "model",
@@ -280,12 +310,18 @@ impl Engine {
                 .map_err(store_error)?
                 .ok_or_else(|| {
                     ApiError::invalid(
-                        format!("Previous response with id '{prev}' not found."),
+                        format!(
+                            "Previous response with id '{prev}' not found."
+                        ),
                         Some("previous_response_id"),
                         Some("previous_response_not_found"),
                     )
                 })?;
-            messages.extend(items.iter().filter_map(|i| transcript::message_from_item(&i.body)));
+            messages.extend(
+                items
+                    .iter()
+                    .filter_map(|i| transcript::message_from_item(&i.body)),
+            );
         }
         let org = caller.org_id.clone();
         let turn = transcript::resolve_input(req.input.as_ref(), |id| {
@@ -302,7 +338,10 @@ impl Engine {
             max_output_tokens: req.max_output_tokens,
             temperature: req.temperature,
             top_p: req.top_p,
-            reasoning_effort: req.reasoning.as_ref().and_then(|r| r.effort.clone()),
+            reasoning_effort: req
+                .reasoning
+                .as_ref()
+                .and_then(|r| r.effort.clone()),
             text_format: format.clone(),
             user: req.safety_identifier.clone().or_else(|| req.user.clone()),
         };
@@ -311,7 +350,11 @@ impl Engine {
             id: ids::response_id(),
             object: ResponseObject::Response,
             created_at: now_ms() / 1000,
-            status: if background { ResponseStatus::Queued } else { ResponseStatus::InProgress },
+            status: if background {
+                ResponseStatus::Queued
+            } else {
+                ResponseStatus::InProgress
+            },
             completed_at: None,
             background,
             error: None,
@@ -335,7 +378,9 @@ impl Engine {
             text: TextConfig {
                 format: Some(format.unwrap_or(TextFormat::Text)),
                 verbosity: Some(
-                    req.text.and_then(|t| t.verbosity).unwrap_or(Verbosity::Medium),
+                    req.text
+                        .and_then(|t| t.verbosity)
+                        .unwrap_or(Verbosity::Medium),
                 ),
             },
             tool_choice: req.tool_choice.unwrap_or_else(|| "auto".into()),
@@ -366,7 +411,12 @@ impl Engine {
     }
 
     /// Stores a finished synchronous response with its items.
-    async fn persist(&self, b: &ResponseBuilder, input_items: Vec<crate::store::ItemRow>, org: String) -> Result<(), StoreError> {
+    async fn persist(
+        &self,
+        b: &ResponseBuilder,
+        input_items: Vec<crate::store::ItemRow>,
+        org: String,
+    ) -> Result<(), StoreError> {
         let r = b.snapshot();
         self.inner
             .store
@@ -396,7 +446,9 @@ impl Engine {
         b.apply(completion);
         b.complete();
         if b.snapshot().store {
-            self.persist(&b, p.input_items, p.org_id).await.map_err(store_error)?;
+            self.persist(&b, p.input_items, p.org_id)
+                .await
+                .map_err(store_error)?;
         }
         Ok(b.into_response())
     }
@@ -415,8 +467,20 @@ impl Engine {
 
     /// Drives a synchronous stream: forwards each event as it is built;
     /// a client that leaves cancels the upstream call.
-    async fn drive_stream(&self, p: Prepared, mut upstream: EventStream, tx: mpsc::Sender<Bytes>) {
-        let Prepared { org_id: org, provider_name, response, input_items, obfuscate, .. } = p;
+    async fn drive_stream(
+        &self,
+        p: Prepared,
+        mut upstream: EventStream,
+        tx: mpsc::Sender<Bytes>,
+    ) {
+        let Prepared {
+            org_id: org,
+            provider_name,
+            response,
+            input_items,
+            obfuscate,
+            ..
+        } = p;
         let mut b = ResponseBuilder::new(response, 0, true, obfuscate);
         b.start();
         let mut gone = !send_all(&tx, b.drain()).await;
@@ -447,12 +511,12 @@ impl Engine {
             b.complete();
         }
         let mut terminal = b.drain();
-        if b.snapshot().store {
-            if let Err(e) = self.persist(&b, input_items, org).await {
-                tracing::error!(response_id = %b.snapshot().id, error = %e, "could not store streamed response");
-                if let Some(last) = terminal.last_mut() {
-                    *last = store_failed_event(last.seq);
-                }
+        if b.snapshot().store
+            && let Err(e) = self.persist(&b, input_items, org).await
+        {
+            tracing::error!(response_id = %b.snapshot().id, error = %e, "could not store streamed response");
+            if let Some(last) = terminal.last_mut() {
+                *last = store_failed_event(last.seq);
             }
         }
         send_all(&tx, terminal).await;
@@ -470,7 +534,10 @@ pub(crate) fn apply_event(b: &mut ResponseBuilder, ev: ProviderEvent) {
 }
 
 /// Sends frames in order; false when the client left.
-pub(crate) async fn send_all(tx: &mpsc::Sender<Bytes>, evs: Vec<Encoded>) -> bool {
+pub(crate) async fn send_all(
+    tx: &mpsc::Sender<Bytes>,
+    evs: Vec<Encoded>,
+) -> bool {
     for e in evs {
         if tx.send(e.frame).await.is_err() {
             return false;

@@ -77,7 +77,8 @@ where
                     MessageContent::Parts(p) => p.clone(),
                 };
                 for (j, part) in parts.iter().enumerate() {
-                    if let ContentPart::InputImage { image_url: None, .. } = part
+                    if let ContentPart::InputImage { image_url: None, .. } =
+                        part
                     {
                         return Err(ApiError::invalid_value(
                             &format!("input[{i}].content[{j}].image_url"),
@@ -108,7 +109,12 @@ where
     Ok(turn)
 }
 
-fn push(turn: &mut TurnInput, id: Option<String>, role: Role, parts: Vec<ContentPart>) {
+fn push(
+    turn: &mut TurnInput,
+    id: Option<String>,
+    role: Role,
+    parts: Vec<ContentPart>,
+) {
     let id = id.unwrap_or_else(ids::message_id);
     turn.items.push(item_for(id, role, parts.clone()));
     turn.messages.push(Message { role, parts });

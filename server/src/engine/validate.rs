@@ -37,13 +37,13 @@ pub fn check(req: &CreateResponse) -> Result<(), ApiError> {
             ));
         }
         for (i, item) in items.iter().enumerate() {
-            if let InputItem::ItemReference(r) = item {
-                if r.id.is_empty() {
-                    return Err(ApiError::invalid_value(
-                        &format!("input[{i}].id"),
-                        "Item references need a non-empty 'id'.",
-                    ));
-                }
+            if let InputItem::ItemReference(r) = item
+                && r.id.is_empty()
+            {
+                return Err(ApiError::invalid_value(
+                    &format!("input[{i}].id"),
+                    "Item references need a non-empty 'id'.",
+                ));
             }
         }
     }
@@ -130,13 +130,13 @@ pub fn check(req: &CreateResponse) -> Result<(), ApiError> {
             }
         }
     }
-    if let Some(tags) = &req.tags {
-        if tags.len() > 64 || tags.iter().any(|t| t.len() > 256) {
-            return Err(ApiError::invalid_value(
-                "tags",
-                "At most 64 tags of at most 256 bytes each.",
-            ));
-        }
+    if let Some(tags) = &req.tags
+        && (tags.len() > 64 || tags.iter().any(|t| t.len() > 256))
+    {
+        return Err(ApiError::invalid_value(
+            "tags",
+            "At most 64 tags of at most 256 bytes each.",
+        ));
     }
     if let Some(Some(TextFormat::JsonSchema { name, .. })) =
         req.text.as_ref().map(|t| &t.format)
@@ -176,7 +176,12 @@ fn range_f(
     }
 }
 
-fn range_i(param: &str, v: Option<i64>, min: i64, max: i64) -> Result<(), ApiError> {
+fn range_i(
+    param: &str,
+    v: Option<i64>,
+    min: i64,
+    max: i64,
+) -> Result<(), ApiError> {
     match v {
         Some(x) if !(min..=max).contains(&x) => {
             let expected = if max == i64::MAX {
@@ -186,7 +191,9 @@ fn range_i(param: &str, v: Option<i64>, min: i64, max: i64) -> Result<(), ApiErr
             };
             Err(ApiError::invalid_value(
                 param,
-                format!("Invalid '{param}': {x} is out of range. Expected {expected}."),
+                format!(
+                    "Invalid '{param}': {x} is out of range. Expected {expected}."
+                ),
             ))
         }
         _ => Ok(()),

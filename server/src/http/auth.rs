@@ -27,7 +27,9 @@ pub async fn authenticate(
         .map(str::trim)
         .unwrap_or("");
     let secret = match value.split_once(' ') {
-        Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") => key.trim(),
+        Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") => {
+            key.trim()
+        }
         _ if value.is_empty() => "",
         _ => {
             return Err(unauthorized(
@@ -46,33 +48,33 @@ pub async fn authenticate(
         ));
     }
     let request_id = rqctx.request_id.clone();
-    if let Some(internal) = &ctx.internal_key_hash {
-        if crate::auth::hash(secret) == *internal {
-            let org = headers
-                .get(ORG_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        "The internal service key needs a \
+    if let Some(internal) = &ctx.internal_key_hash
+        && crate::auth::hash(secret) == *internal
+    {
+        let org = headers
+            .get(ORG_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "The internal service key needs a \
                          Maniac-Organization header.",
-                        None,
-                        None,
-                    )
-                })?;
-            let org_id = ctx
-                .engine
-                .store()
-                .find_org(org)
-                .await
-                .map_err(store_error)?
-                .ok_or_else(|| {
-                    unauthorized(
-                        "Unknown organization in Maniac-Organization.",
-                        Some("invalid_organization"),
-                    )
-                })?;
-            return Ok(Caller { org_id, request_id });
-        }
+                    None,
+                    None,
+                )
+            })?;
+        let org_id = ctx
+            .engine
+            .store()
+            .find_org(org)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| {
+                unauthorized(
+                    "Unknown organization in Maniac-Organization.",
+                    Some("invalid_organization"),
+                )
+            })?;
+        return Ok(Caller { org_id, request_id });
     }
     match ctx.keys.lookup(secret).await.map_err(store_error)? {
         Some(rec) if !rec.revoked => {

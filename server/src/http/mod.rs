@@ -9,8 +9,8 @@ use dropshot::{
     Body, HttpError, HttpResponseOk, Path, Query, RequestContext, TypedBody,
 };
 use futures::StreamExt;
-use http_body_util::StreamBody;
 use http_body::Frame;
+use http_body_util::StreamBody;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::api::*;
@@ -34,7 +34,7 @@ pub enum ManiacApiImpl {}
 /// Retry-After) are answered through `JsonOrSse::Error`.
 fn answer(r: Result<Reply, ApiError>) -> Result<JsonOrSse<Response>, ApiError> {
     match r {
-        Ok(Reply::Json(resp)) => Ok(JsonOrSse::Json(resp)),
+        Ok(Reply::Json(resp)) => Ok(JsonOrSse::Json(*resp)),
         Ok(Reply::Stream(rx)) => {
             let frames = ReceiverStream::new(rx)
                 .map(|b| Ok::<_, Infallible>(Frame::data(b)));
@@ -104,10 +104,9 @@ impl ManiacApi for ManiacApiImpl {
     ) -> Result<HttpResponseOk<Health>, HttpError> {
         match rqctx.context().engine.store().ping().await {
             Ok(()) => Ok(HttpResponseOk(Health { status: "ok".into() })),
-            Err(_) => Err(HttpError::for_unavail(
-                None,
-                "database unavailable".into(),
-            )),
+            Err(_) => {
+                Err(HttpError::for_unavail(None, "database unavailable".into()))
+            }
         }
     }
 }

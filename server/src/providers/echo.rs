@@ -39,7 +39,8 @@ impl Echo {
             (&words[..], FinishReason::Stop)
         };
         let deltas = kept.chunks(WORDS_PER_DELTA).map(|c| c.concat()).collect();
-        let usage = Usage { input, output: kept.len() as i64, ..Usage::default() };
+        let usage =
+            Usage { input, output: kept.len() as i64, ..Usage::default() };
         (deltas, usage, finish)
     }
 }

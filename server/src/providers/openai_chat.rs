@@ -65,7 +65,7 @@ impl OpenAiChat {
         Ok(OpenAiChat { cfg, url, auth, http })
     }
 
-    fn body<'a>(&self, req: &'a ProviderRequest, stream: bool) -> Value {
+    fn body(&self, req: &ProviderRequest, stream: bool) -> Value {
         let mut messages = Vec::with_capacity(req.messages.len() + 1);
         if let Some(i) = &req.instructions {
             messages.push(json!({"role": "system", "content": i}));
@@ -102,7 +102,12 @@ impl OpenAiChat {
                     json!({"type": "json_object"}),
                 );
             }
-            Some(TextFormat::JsonSchema { name, schema, description, strict }) => {
+            Some(TextFormat::JsonSchema {
+                name,
+                schema,
+                description,
+                strict,
+            }) => {
                 let mut js = json!({"name": name, "schema": schema});
                 if let Some(d) = description {
                     js["description"] = json!(d);
@@ -129,20 +134,21 @@ impl OpenAiChat {
             rb = rb.header(reqwest::header::AUTHORIZATION, a.clone());
         }
         let secs = self.cfg.request_timeout.as_secs();
-        let rsp = match tokio::time::timeout(self.cfg.request_timeout, rb.send())
-            .await
-        {
-            Err(_) => return Err(ProviderError::Timeout(secs)),
-            Ok(Err(e)) if e.is_timeout() => {
-                return Err(ProviderError::Timeout(secs));
-            }
-            Ok(Err(e)) => {
-                return Err(ProviderError::Unavailable(self.scrub(
-                    &without_url(&e),
-                )));
-            }
-            Ok(Ok(r)) => r,
-        };
+        let rsp =
+            match tokio::time::timeout(self.cfg.request_timeout, rb.send())
+                .await
+            {
+                Err(_) => return Err(ProviderError::Timeout(secs)),
+                Ok(Err(e)) if e.is_timeout() => {
+                    return Err(ProviderError::Timeout(secs));
+                }
+                Ok(Err(e)) => {
+                    return Err(ProviderError::Unavailable(
+                        self.scrub(&without_url(&e)),
+                    ));
+                }
+                Ok(Ok(r)) => r,
+            };
         if rsp.status().is_success() {
             return Ok(rsp);
         }
@@ -208,7 +214,10 @@ fn chat_message(m: &Message) -> Value {
         Role::System | Role::Developer => "system",
     };
     let has_media = m.parts.iter().any(|p| {
-        matches!(p, ContentPart::InputImage { .. } | ContentPart::InputFile { .. })
+        matches!(
+            p,
+            ContentPart::InputImage { .. } | ContentPart::InputFile { .. }
+        )
     });
     if !has_media {
         return json!({"role": role, "content": plain_text(&m.parts)});
@@ -224,7 +233,9 @@ fn chat_message(m: &Message) -> Value {
             ContentPart::Refusal { refusal } => {
                 Some(json!({"type": "text", "text": refusal}))
             }
-            ContentPart::InputImage { image_url: Some(url), detail, .. } => {
+            ContentPart::InputImage {
+                image_url: Some(url), detail, ..
+            } => {
                 let mut img = json!({"url": url});
                 if let Some(d) = detail {
                     img["detail"] = json!(d);
@@ -414,16 +425,15 @@ impl Provider for OpenAiChat {
                 }
                 for choice in chunk.choices {
                     let delta = choice.delta.unwrap_or_default();
-                    if let Some(t) = delta.content.filter(|t| !t.is_empty()) {
-                        if tx.send(Ok(ProviderEvent::Text(t))).await.is_err() {
-                            return;
-                        }
+                    if let Some(t) = delta.content.filter(|t| !t.is_empty())
+                        && tx.send(Ok(ProviderEvent::Text(t))).await.is_err()
+                    {
+                        return;
                     }
-                    if let Some(r) = delta.refusal.filter(|r| !r.is_empty()) {
-                        if tx.send(Ok(ProviderEvent::Refusal(r))).await.is_err()
-                        {
-                            return;
-                        }
+                    if let Some(r) = delta.refusal.filter(|r| !r.is_empty())
+                        && tx.send(Ok(ProviderEvent::Refusal(r))).await.is_err()
+                    {
+                        return;
                     }
                     if let Some(f) = choice.finish_reason {
                         finished = true;
@@ -455,8 +465,10 @@ impl Provider for OpenAiChat {
                 ProviderError::Timeout(self.cfg.request_timeout.as_secs())
             })?
             .map_err(|e| ProviderError::Unavailable(without_url(&e)))?;
-        let body: ChatCompletion = serde_json::from_slice(&bytes)
-            .map_err(|e| ProviderError::Protocol(format!("unreadable answer: {e}")))?;
+        let body: ChatCompletion =
+            serde_json::from_slice(&bytes).map_err(|e| {
+                ProviderError::Protocol(format!("unreadable answer: {e}"))
+            })?;
         let choice = body.choices.into_iter().next().ok_or_else(|| {
             ProviderError::Protocol("the answer has no choices".into())
         })?;
@@ -473,7 +485,9 @@ impl Provider for OpenAiChat {
 /// stream; dropping the stream stops the task (and the upstream call).
 fn async_stream<F, Fut>(f: F) -> EventStream
 where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<ProviderEvent, ProviderError>>) -> Fut,
+    F: FnOnce(
+        tokio::sync::mpsc::Sender<Result<ProviderEvent, ProviderError>>,
+    ) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel(32);

@@ -66,7 +66,8 @@ impl SqliteStore {
 async fn insert_writer(pool: SqlitePool, mut rx: mpsc::Receiver<InsertJob>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let rows: Vec<&NewResponse> = batch.iter().map(|j| &j.response).collect();
+        let rows: Vec<&NewResponse> =
+            batch.iter().map(|j| &j.response).collect();
         let result = insert_batch(&pool, &rows).await;
         drop(rows);
         match result {
@@ -557,12 +558,11 @@ impl Store for SqliteStore {
     }
 
     async fn cancel_requested(&self, id: &str) -> StoreResult<bool> {
-        let row = sqlx::query(
-            "SELECT cancel_requested FROM responses WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await?;
+        let row =
+            sqlx::query("SELECT cancel_requested FROM responses WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?;
         Ok(match row {
             Some(r) => r.try_get::<bool, _>("cancel_requested")?,
             None => true,
@@ -610,7 +610,12 @@ impl Store for SqliteStore {
         .fetch_all(&self.read)
         .await?;
         rows.iter()
-            .map(|r| Ok(EventRow { seq: r.try_get("seq")?, body: r.try_get("body")? }))
+            .map(|r| {
+                Ok(EventRow {
+                    seq: r.try_get("seq")?,
+                    body: r.try_get("body")?,
+                })
+            })
             .collect()
     }
 

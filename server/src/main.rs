@@ -82,8 +82,11 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MANIAC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: log files and collectors get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
 }

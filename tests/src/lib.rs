@@ -1,4 +1,5 @@
 //! Test support: a fake OpenAI-compatible upstream and a real-gateway harness.
 
 pub mod harness;
+pub mod process;
 pub mod upstream;

@@ -73,6 +73,11 @@ def client(make_client) -> openai.OpenAI:
 _counts = {"passed": 0, "failed": 0, "xfailed": 0, "skipped": 0}
 
 
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.failed:
+        _counts["failed"] += 1
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if hasattr(report, "wasxfail"):
         if report.skipped:

@@ -1,0 +1,614 @@
+"""The official `openai` Python SDK against the Maniac gateway.
+
+Every test runs with a lenient and with a strict (`_strict_response_validation`)
+client, see conftest.py. Models: `echo/...` answers with the text of the last
+user message (usage counts words); `fake/...` is the fake upstream, which
+answers `You said: <last user text>` word by word and is scripted by markers
+(FAULT:..., SLOW:<ms>, WORDS:<n>, JSON:).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import List
+
+import openai
+import pydantic
+import pytest
+from openai.types.responses import (
+    Response,
+    ResponseCompletedEvent,
+    ResponseContentPartAddedEvent,
+    ResponseContentPartDoneEvent,
+    ResponseCreatedEvent,
+    ResponseInProgressEvent,
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseTextDeltaEvent,
+    ResponseTextDoneEvent,
+)
+
+ECHO = "echo/compat"
+FAKE = "fake/compat"
+
+TEXT_EVENT_ORDER_HEAD = [
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+]
+TEXT_EVENT_ORDER_TAIL = [
+    "response.output_text.done",
+    "response.content_part.done",
+    "response.output_item.done",
+    "response.completed",
+]
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def assert_text_stream_shape(events: List[object], first_seq: int = 0) -> str:
+    """Exact canonical order for one text message; returns the streamed text."""
+    types = [e.type for e in events]
+    n_delta = types.count("response.output_text.delta")
+    assert n_delta >= 1, types
+    assert types == TEXT_EVENT_ORDER_HEAD + ["response.output_text.delta"] * n_delta + TEXT_EVENT_ORDER_TAIL, types
+    seqs = [e.sequence_number for e in events]
+    assert seqs == list(range(first_seq, first_seq + len(events))), seqs
+    deltas = [e for e in events if e.type == "response.output_text.delta"]
+    text = "".join(e.delta for e in deltas)
+    created, in_progress, item_added, part_added = events[:4]
+    text_done, part_done, item_done, completed = events[-4:]
+    assert isinstance(created, ResponseCreatedEvent)
+    assert isinstance(in_progress, ResponseInProgressEvent)
+    assert isinstance(item_added, ResponseOutputItemAddedEvent)
+    assert isinstance(part_added, ResponseContentPartAddedEvent)
+    assert all(isinstance(e, ResponseTextDeltaEvent) for e in deltas)
+    assert isinstance(text_done, ResponseTextDoneEvent)
+    assert isinstance(part_done, ResponseContentPartDoneEvent)
+    assert isinstance(item_done, ResponseOutputItemDoneEvent)
+    assert isinstance(completed, ResponseCompletedEvent)
+
+    rid = created.response.id
+    assert rid.startswith("resp_")
+    assert created.response.status in ("in_progress", "queued")
+    assert created.response.output == []
+    assert in_progress.response.id == rid
+    assert in_progress.response.status == "in_progress"
+    item_id = item_added.item.id
+    assert item_added.output_index == 0
+    assert item_added.item.type == "message" and item_added.item.role == "assistant"
+    assert item_added.item.content == []
+    assert part_added.item_id == item_id and part_added.content_index == 0
+    assert part_added.part.type == "output_text" and part_added.part.text == ""
+    for d in deltas:
+        assert (d.item_id, d.output_index, d.content_index) == (item_id, 0, 0)
+    assert text_done.text == text and text_done.item_id == item_id
+    assert part_done.part.text == text
+    assert item_done.item.id == item_id and item_done.item.status == "completed"
+    assert completed.response.id == rid
+    assert completed.response.status == "completed"
+    assert completed.response.output_text == text
+    assert completed.response.usage is not None
+    return text
+
+
+def wait_status(client: openai.OpenAI, rid: str, statuses, timeout: float = 10.0) -> Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = client.responses.retrieve(rid)
+        if r.status in statuses:
+            return r
+        assert time.monotonic() < deadline, f"{rid} still {r.status}, wanted {statuses}"
+        time.sleep(0.05)
+
+
+# ---------------------------------------------------------------- create
+
+
+def test_create_string_input_echo(client):
+    r = client.responses.create(model=ECHO, input="Hello compat gateway")
+    assert isinstance(r, Response)
+    assert r.id.startswith("resp_")
+    assert r.object == "response"
+    assert r.status == "completed"
+    assert r.model == ECHO
+    assert r.output_text == "Hello compat gateway"
+    assert r.error is None
+    assert r.usage.input_tokens == 3
+    assert r.usage.output_tokens == 3
+    assert r.usage.total_tokens == 6
+    assert r.usage.input_tokens_details.cached_tokens == 0
+    assert r.usage.output_tokens_details.reasoning_tokens == 0
+    msg = r.output[0]
+    assert msg.type == "message" and msg.role == "assistant" and msg.status == "completed"
+    assert msg.id
+    assert msg.content[0].type == "output_text" and msg.content[0].annotations == []
+
+
+def test_create_string_input_fake(client):
+    r = client.responses.create(model=FAKE, input="ping pong", temperature=0.5, max_output_tokens=64, metadata={"k": "v"})
+    assert r.status == "completed"
+    assert r.output_text == "You said: ping pong"
+    assert r.temperature == 0.5
+    assert r.max_output_tokens == 64
+    assert r.metadata == {"k": "v"}
+    assert r.usage.output_tokens == 4
+
+
+def test_create_typed_input_items_echo(client):
+    r = client.responses.create(
+        model=ECHO,
+        instructions="Answer tersely.",
+        input=[
+            {"role": "developer", "content": "You are a test."},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "earlier question"}]},
+            {"type": "message", "role": "assistant", "content": "earlier answer"},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "typed items work"}]},
+        ],
+    )
+    assert r.output_text == "typed items work"
+    assert r.instructions == "Answer tersely."
+
+
+def test_create_typed_input_items_fake(client):
+    r = client.responses.create(
+        model=FAKE,
+        input=[
+            {"role": "user", "content": "first question"},
+            {
+                "type": "message",
+                "role": "assistant",
+                "id": "msg_client_supplied",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": "an answer", "annotations": []}],
+            },
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "second question"}]},
+        ],
+    )
+    assert r.output_text == "You said: second question"
+    # the fake upstream counts the words of every message it was sent
+    assert r.usage.input_tokens == words("first question an answer second question")
+
+
+# ---------------------------------------------------------------- streaming
+
+
+def test_create_stream_event_order(client):
+    with client.responses.create(model=FAKE, input="alpha beta gamma", stream=True) as stream:
+        events = list(stream)
+    text = assert_text_stream_shape(events)
+    assert text == "You said: alpha beta gamma"
+
+
+def test_create_stream_echo_event_order(client):
+    events = list(client.responses.create(model=ECHO, input="streamed echo words", stream=True))
+    assert assert_text_stream_shape(events) == "streamed echo words"
+
+
+def test_stream_helper_final_response(client):
+    deltas = []
+    with client.responses.stream(model=FAKE, input="helper stream works") as stream:
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                deltas.append(event.delta)
+                assert event.snapshot == "".join(deltas)
+        final = stream.get_final_response()
+    assert final.status == "completed"
+    assert final.output_text == "You said: helper stream works"
+    assert "".join(deltas) == final.output_text
+
+
+def test_stream_helper_text_done_event(client):
+    with client.responses.stream(model=ECHO, input="done event") as stream:
+        done = [e for e in stream if e.type == "response.output_text.done"]
+        final = stream.get_final_response()
+    assert [e.text for e in done] == ["done event"]
+    assert final.output_text == "done event"
+
+
+class Person(pydantic.BaseModel):
+    name: str
+    age: int
+
+
+def test_parse_text_format_pydantic(client):
+    r = client.responses.parse(model=FAKE, input="JSON: describe a person", text_format=Person)
+    assert r.status == "completed"
+    assert r.output_text == '{"name":"Ada","age":36}'
+    assert r.output_parsed == Person(name="Ada", age=36)
+    # the json_schema format is echoed back (validated as such by the strict client)
+    assert r.text.format.type == "json_schema"
+    assert r.text.format.name == "Person"
+
+
+def test_stream_text_format_pydantic(client):
+    with client.responses.stream(model=FAKE, input="JSON: again", text_format=Person) as stream:
+        for _ in stream:
+            pass
+        final = stream.get_final_response()
+    assert final.output_parsed == Person(name="Ada", age=36)
+
+
+# ---------------------------------------------------------------- store / chaining
+
+
+def test_previous_response_id_chain(client):
+    r1 = client.responses.create(model=FAKE, input="first turn", instructions="be very brief")
+    assert r1.store is True or r1.store is None  # `store` is not declared by the SDK model
+    assert r1.output_text == "You said: first turn"
+    assert r1.usage.input_tokens == words("be very brief first turn")
+
+    r2 = client.responses.create(model=FAKE, input="second turn", previous_response_id=r1.id)
+    assert r2.previous_response_id == r1.id
+    assert r2.instructions is None
+    assert r2.output_text == "You said: second turn"
+    # the upstream saw the stored chain (input + output of r1) then the new
+    # input, without r1's instructions
+    assert r2.usage.input_tokens == words("first turn") + words("You said: first turn") + words("second turn")
+
+    r3 = client.responses.create(model=ECHO, input="third turn", previous_response_id=r2.id)
+    assert r3.output_text == "third turn"
+    assert r3.usage.input_tokens == words("first turn You said: first turn second turn You said: second turn third turn")
+
+
+def test_previous_response_id_unknown(client):
+    with pytest.raises(openai.BadRequestError) as ei:
+        client.responses.create(model=ECHO, input="x", previous_response_id="resp_" + "0" * 48)
+    assert ei.value.status_code == 400
+    assert ei.value.param == "previous_response_id"
+    assert ei.value.code == "previous_response_not_found"
+
+
+def test_store_false_is_not_retrievable(client):
+    r = client.responses.create(model=ECHO, input="ephemeral", store=False)
+    assert r.output_text == "ephemeral"
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(r.id)
+
+
+def test_retrieve(client):
+    r = client.responses.create(model=ECHO, input="keep me", metadata={"suite": "compat"})
+    got = client.responses.retrieve(r.id)
+    assert isinstance(got, Response)
+    assert got.id == r.id
+    assert got.status == "completed"
+    assert got.output_text == "keep me"
+    assert got.metadata == {"suite": "compat"}
+    assert got.created_at == r.created_at
+    assert got.usage.total_tokens == r.usage.total_tokens
+    assert [o.id for o in got.output] == [o.id for o in r.output]
+
+
+def test_retrieve_include_param(client):
+    # the SDK encodes arrays as include[]=...; accepted and ignored for text
+    r = client.responses.create(model=ECHO, input="include me")
+    got = client.responses.retrieve(r.id, include=["message.output_text.logprobs"])
+    assert got.output_text == "include me"
+
+
+def test_delete(client):
+    r = client.responses.create(model=ECHO, input="delete me")
+    assert client.responses.delete(r.id) is None
+    with pytest.raises(openai.NotFoundError) as ei:
+        client.responses.retrieve(r.id)
+    assert ei.value.status_code == 404
+    with pytest.raises(openai.NotFoundError):
+        client.responses.delete(r.id)
+
+
+def test_input_items_auto_pagination(client):
+    texts = [f"item{i} text" for i in range(5)]
+    r = client.responses.create(
+        model=ECHO,
+        input=[{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(texts)],
+    )
+    first = client.responses.input_items.list(r.id, limit=2)
+    assert len(first.data) == 2
+    assert first.has_more is True
+    assert first.first_id == first.data[0].id and first.last_id == first.data[-1].id
+
+    items = list(client.responses.input_items.list(r.id, limit=2))  # follows `after`
+    assert len(items) == 5
+    assert len({it.id for it in items}) == 5
+    assert all(it.id for it in items)
+    # default order is desc (newest first)
+    assert [it.content[0].text for it in items] == list(reversed(texts))
+
+    asc = list(client.responses.input_items.list(r.id, limit=2, order="asc"))
+    assert [it.content[0].text for it in asc] == texts
+    assert [it.role for it in asc] == ["user", "assistant", "user", "assistant", "user"]
+
+    pages = 0
+    page = client.responses.input_items.list(r.id, limit=2, order="asc")
+    while True:
+        pages += 1
+        if not page.has_next_page():
+            break
+        page = page.get_next_page()
+    assert pages == 3
+
+
+# ---------------------------------------------------------------- background
+
+
+def test_background_create_is_queued(client):
+    r = client.responses.create(model=FAKE, input="queued words here", background=True)
+    assert r.status == "queued"
+    assert r.background is True
+    assert r.output == []
+    assert r.usage is None
+    done = wait_status(client, r.id, ("completed",))
+    assert done.output_text == "You said: queued words here"
+    assert done.background is True
+
+
+def test_background_retrieve_stream_starting_after(client):
+    r = client.responses.create(model=FAKE, input="SLOW:20 WORDS:12", background=True)
+    assert r.status == "queued"
+    n = 3
+    events = list(client.responses.retrieve(r.id, stream=True, starting_after=n))
+    assert events, "no events after starting_after"
+    seqs = [e.sequence_number for e in events]
+    assert all(s > n for s in seqs), seqs
+    assert seqs == list(range(n + 1, n + 1 + len(events))), seqs
+    assert events[-1].type == "response.completed"
+    assert isinstance(events[-1], ResponseCompletedEvent)
+    expected = " ".join(f"w{i}" for i in range(12))
+    assert events[-1].response.output_text == expected
+
+    # full replay of the finished run, from sequence 0
+    replay = list(client.responses.retrieve(r.id, stream=True))
+    assert [e.type for e in replay[:3]] == ["response.created", "response.queued", "response.in_progress"]
+    assert [e.sequence_number for e in replay] == list(range(len(replay)))
+    assert [e.model_dump() for e in replay[n + 1 :]] == [e.model_dump() for e in events]
+    text = "".join(e.delta for e in replay if e.type == "response.output_text.delta")
+    assert text == expected
+
+
+def test_background_stream_helper_by_response_id(client):
+    r = client.responses.create(model=FAKE, input="SLOW:20 follow me live", background=True)
+    with client.responses.stream(response_id=r.id) as stream:
+        types = [e.type for e in stream]
+        final = stream.get_final_response()
+    assert types[0] == "response.created"
+    assert types[-1] == "response.completed"
+    assert final.id == r.id
+    assert final.status == "completed"
+    assert final.output_text == "You said: SLOW:20 follow me live"
+
+
+def test_background_stream_helper_starting_after(client):
+    r = client.responses.create(model=FAKE, input="SLOW:10 WORDS:6", background=True)
+    with client.responses.stream(response_id=r.id, starting_after=5) as stream:
+        seqs = [e.sequence_number for e in stream]
+        final = stream.get_final_response()
+    assert seqs and all(s > 5 for s in seqs), seqs
+    assert final.output_text == "w0 w1 w2 w3 w4 w5"
+
+
+def test_background_create_with_stream(client):
+    with client.responses.create(model=FAKE, input="SLOW:10 WORDS:4", background=True, stream=True) as stream:
+        events = list(stream)
+    assert events[0].type == "response.created"
+    assert events[0].response.background is True
+    assert events[-1].type == "response.completed"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    rid = events[0].response.id
+    # re-attach after the end: same events
+    again = list(client.responses.retrieve(rid, stream=True, starting_after=len(events) - 3))
+    assert [e.sequence_number for e in again] == [len(events) - 2, len(events) - 1]
+
+
+def test_cancel_background_run(client):
+    r = client.responses.create(model=FAKE, input="SLOW:100 WORDS:200", background=True)
+    wait_status(client, r.id, ("in_progress",))
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    cancelled = client.responses.cancel(r.id)
+    assert time.monotonic() - t0 < 5
+    assert isinstance(cancelled, Response)
+    assert cancelled.id == r.id
+    assert cancelled.status == "cancelled"
+    assert cancelled.background is True
+    # stays cancelled; cancelling again is idempotent
+    time.sleep(0.3)
+    assert client.responses.retrieve(r.id).status == "cancelled"
+    assert client.responses.cancel(r.id).status == "cancelled"
+
+
+def test_cancel_queued_stream_ends(client):
+    r = client.responses.create(model=FAKE, input="SLOW:100 WORDS:200", background=True)
+    wait_status(client, r.id, ("in_progress",))
+    client.responses.cancel(r.id)
+    # following a cancelled run terminates (does not hang) and never completes
+    t0 = time.monotonic()
+    events = list(client.responses.retrieve(r.id, stream=True))
+    assert time.monotonic() - t0 < 5
+    assert events and events[0].type == "response.created"
+    assert "response.completed" not in [e.type for e in events]
+
+
+def test_cancel_synchronous_response_is_rejected(client):
+    r = client.responses.create(model=ECHO, input="not background")
+    with pytest.raises(openai.BadRequestError) as ei:
+        client.responses.cancel(r.id)
+    assert ei.value.status_code == 400
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_authentication_error(make_client):
+    bad = make_client(api_key="sk-mn-" + "0" * 48)
+    with pytest.raises(openai.AuthenticationError) as ei:
+        bad.responses.create(model=ECHO, input="hi")
+    e = ei.value
+    assert e.status_code == 401
+    assert e.message
+    assert e.request_id  # x-request-id
+
+
+def test_bad_request_temperature(client):
+    with pytest.raises(openai.BadRequestError) as ei:
+        client.responses.create(model=ECHO, input="hi", temperature=5)
+    e = ei.value
+    assert e.status_code == 400
+    assert e.param == "temperature"
+    assert e.type == "invalid_request_error"
+    assert isinstance(e.body, dict) and set(e.body) >= {"message", "type", "param", "code"}
+
+
+def test_bad_request_unknown_parameter(client):
+    with pytest.raises(openai.BadRequestError) as ei:
+        client.responses.create(model=ECHO, input="hi", extra_body={"no_such_field": 1})
+    assert ei.value.param == "no_such_field"
+
+
+def test_bad_request_unknown_provider(client):
+    with pytest.raises((openai.BadRequestError, openai.NotFoundError)) as ei:
+        client.responses.create(model="nosuchprovider/model", input="hi")
+    assert ei.value.status_code in (400, 404)
+
+
+def test_not_found_unknown_id(client):
+    with pytest.raises(openai.NotFoundError) as ei:
+        client.responses.retrieve("resp_" + "f" * 48)
+    assert ei.value.status_code == 404
+    with pytest.raises(openai.NotFoundError):
+        client.responses.cancel("resp_" + "f" * 48)
+    with pytest.raises(openai.NotFoundError):
+        list(client.responses.input_items.list("resp_" + "f" * 48))
+
+
+def test_not_found_other_organization(client, make_client, other_key):
+    r = client.responses.create(model=ECHO, input="private to org one")
+    other = make_client(api_key=other_key)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.retrieve(r.id)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.input_items.list(r.id)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.delete(r.id)
+    with pytest.raises(openai.BadRequestError) as ei:
+        other.responses.create(model=ECHO, input="x", previous_response_id=r.id)
+    assert ei.value.code == "previous_response_not_found"
+    # still there for its owner
+    assert client.responses.retrieve(r.id).output_text == "private to org one"
+    # and the other org works normally with its own responses
+    mine = other.responses.create(model=ECHO, input="org two")
+    assert other.responses.retrieve(mine.id).output_text == "org two"
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(mine.id)
+
+
+def test_not_found_other_organization_background(client, make_client, other_key):
+    r = client.responses.create(model=FAKE, input="SLOW:50 WORDS:40", background=True)
+    other = make_client(api_key=other_key)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.cancel(r.id)
+    with pytest.raises(openai.NotFoundError):
+        list(other.responses.retrieve(r.id, stream=True))
+    client.responses.cancel(r.id)
+
+
+def test_rate_limit_error_no_retry(make_client):
+    c = make_client(max_retries=0)
+    t0 = time.monotonic()
+    with pytest.raises(openai.RateLimitError) as ei:
+        c.responses.create(model=FAKE, input="FAULT:429 please")
+    assert time.monotonic() - t0 < 3
+    e = ei.value
+    assert e.status_code == 429
+    assert e.response.headers.get("retry-after") == "7"
+    assert e.code == "rate_limit_exceeded"
+    assert e.response.request.headers.get("x-stainless-retry-count") == "0"
+
+
+def _sdk_retry_delay(c: openai.OpenAI, headers) -> float:
+    """The delay the installed SDK waits before its first retry given these
+    response headers (openai/_base_client.py `_calculate_retry_timeout`: it
+    honours Retry-After up to a cap, else backs off from 0.5 s with jitter)."""
+    from openai._models import FinalRequestOptions
+
+    options = FinalRequestOptions.construct(method="post", url="/responses", max_retries=1)
+    return min(c._calculate_retry_timeout(1, options, headers) for _ in range(20))
+
+
+def test_rate_limit_retry_honours_retry_after(make_client):
+    probe = make_client(max_retries=0)
+    with pytest.raises(openai.RateLimitError) as ei:
+        probe.responses.create(model=FAKE, input="FAULT:429 probe")
+    headers = ei.value.response.headers
+    c = make_client(max_retries=1)
+    delay = _sdk_retry_delay(c, headers)
+    retry_after = float(headers["retry-after"])
+    if retry_after <= 60:  # every SDK release since 1.0 honours at least 60 s
+        assert delay == pytest.approx(retry_after)
+    assert delay <= 9.5, f"SDK would wait {delay}s; test budget exceeded"
+    t0 = time.monotonic()
+    with pytest.raises(openai.RateLimitError) as ei:
+        c.responses.create(model=FAKE, input="FAULT:429 retried")
+    elapsed = time.monotonic() - t0
+    assert elapsed >= delay - 0.05, (elapsed, delay)
+    assert elapsed < delay + 3, (elapsed, delay)
+    # the final attempt was the retry
+    assert ei.value.response.request.headers.get("x-stainless-retry-count") == "1"
+
+
+def test_internal_server_error_502(make_client):
+    c = make_client(max_retries=0)
+    with pytest.raises(openai.InternalServerError) as ei:
+        c.responses.create(model=FAKE, input="FAULT:500 boom")
+    e = ei.value
+    assert e.status_code == 502
+    assert e.type and e.message
+
+
+def test_upstream_auth_failure_is_502(make_client):
+    c = make_client(max_retries=0)
+    with pytest.raises(openai.InternalServerError) as ei:
+        c.responses.create(model=FAKE, input="FAULT:401 boom")
+    assert ei.value.status_code == 502
+
+
+def test_upstream_error_before_first_event_with_stream(make_client):
+    c = make_client(max_retries=0)
+    with pytest.raises(openai.InternalServerError) as ei:
+        c.responses.create(model=FAKE, input="FAULT:500 streaming", stream=True)
+    assert ei.value.status_code == 502
+
+
+def test_mid_stream_failure_raises_api_error(client):
+    seen = []
+    with pytest.raises(openai.APIError) as ei:
+        for event in client.responses.create(model=FAKE, input="FAULT:reset a b c d e", stream=True):
+            seen.append(event.type)
+    e = ei.value
+    assert not isinstance(e, openai.APIStatusError)
+    assert e.message
+    assert seen[:2] == ["response.created", "response.in_progress"]
+    assert "response.completed" not in seen
+
+
+def test_mid_stream_failure_stream_helper(client):
+    with pytest.raises(openai.APIError):
+        with client.responses.stream(model=FAKE, input="FAULT:reset a b c d e") as stream:
+            for _ in stream:
+                pass
+            stream.get_final_response()
+
+
+def test_request_id_header(client):
+    raw = client.responses.with_raw_response.create(model=ECHO, input="raw")
+    assert raw.headers.get("x-request-id")
+    assert raw.parse().output_text == "raw"
+
+
+def test_unique_ids(client):
+    tag = uuid.uuid4().hex[:8]
+    ids = {client.responses.create(model=ECHO, input=f"unique {tag} {i}").id for i in range(3)}
+    assert len(ids) == 3

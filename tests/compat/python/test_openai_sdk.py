@@ -9,6 +9,10 @@ answers `You said: <last user text>` word by word and is scripted by markers
 
 from __future__ import annotations
 
+import asyncio
+import http.server
+import json
+import threading
 import time
 import uuid
 from typing import List
@@ -233,6 +237,74 @@ def test_stream_text_format_pydantic(client):
     assert final.output_parsed == Person(name="Ada", age=36)
 
 
+def test_refusal(client):
+    r = client.responses.create(model=FAKE, input="REFUSE please")
+    assert r.status == "completed"
+    part = r.output[0].content[0]
+    assert part.type == "refusal"
+    assert part.refusal == "I can't help with that."
+    assert r.output_text == ""
+
+
+def test_refusal_stream_event_order(client):
+    events = list(client.responses.create(model=FAKE, input="REFUSE please", stream=True))
+    types = [e.type for e in events]
+    n = types.count("response.refusal.delta")
+    assert n >= 1
+    assert types == (
+        TEXT_EVENT_ORDER_HEAD
+        + ["response.refusal.delta"] * n
+        + ["response.refusal.done", "response.content_part.done", "response.output_item.done", "response.completed"]
+    ), types
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert events[3].part.type == "refusal" and events[3].part.refusal == ""
+    refusal = "".join(e.delta for e in events if e.type == "response.refusal.delta")
+    assert refusal == "I can't help with that."
+    assert events[-4].refusal == refusal
+    assert events[-1].response.output[0].content[0].refusal == refusal
+
+
+def test_incomplete_content_filter(client):
+    r = client.responses.create(model=FAKE, input="FAULT:filter hello")
+    assert r.status == "incomplete"
+    assert r.incomplete_details.reason == "content_filter"
+    events = list(client.responses.create(model=FAKE, input="FAULT:filter hello", stream=True))
+    assert events[-1].type == "response.incomplete"
+    assert events[-1].response.status == "incomplete"
+    assert events[-1].response.incomplete_details.reason == "content_filter"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+
+
+def test_incomplete_max_output_tokens(client):
+    r = client.responses.create(model=FAKE, input="WORDS:40", max_output_tokens=16)
+    assert r.status == "incomplete"
+    assert r.incomplete_details.reason == "max_output_tokens"
+    assert r.usage.output_tokens <= 16
+    assert r.output_text == " ".join(f"w{i}" for i in range(16))
+    with client.responses.stream(model=FAKE, input="WORDS:40", max_output_tokens=16) as stream:
+        last = [e.type for e in stream][-1]
+        with pytest.raises(RuntimeError):  # the helper wants response.completed
+            stream.get_final_response()
+    assert last == "response.incomplete"
+
+
+def test_async_client_stream(mode, base_url, api_key):
+    async def main():
+        async with openai.AsyncOpenAI(
+            base_url=base_url, api_key=api_key, max_retries=0, _strict_response_validation=mode == "strict"
+        ) as ac:
+            events = [e async for e in await ac.responses.create(model=FAKE, input="async works", stream=True)]
+            async with ac.responses.stream(model=ECHO, input="async helper") as stream:
+                async for _ in stream:
+                    pass
+                final = await stream.get_final_response()
+            return events, final
+
+    events, final = asyncio.run(main())
+    assert assert_text_stream_shape(events) == "You said: async works"
+    assert final.output_text == "async helper"
+
+
 # ---------------------------------------------------------------- store / chaining
 
 
@@ -420,7 +492,7 @@ def test_cancel_background_run(client):
     assert client.responses.cancel(r.id).status == "cancelled"
 
 
-def test_cancel_queued_stream_ends(client):
+def test_cancel_ends_later_followers(client):
     r = client.responses.create(model=FAKE, input="SLOW:100 WORDS:200", background=True)
     wait_status(client, r.id, ("in_progress",))
     client.responses.cancel(r.id)
@@ -430,6 +502,47 @@ def test_cancel_queued_stream_ends(client):
     assert time.monotonic() - t0 < 5
     assert events and events[0].type == "response.created"
     assert "response.completed" not in [e.type for e in events]
+
+
+def test_cancel_ends_live_follower(client):
+    r = client.responses.create(model=FAKE, input="SLOW:100 WORDS:200", background=True)
+    seen: list = []
+    outcome: list = []
+
+    def follow():
+        try:
+            with client.responses.stream(response_id=r.id) as stream:
+                for event in stream:
+                    seen.append(event.type)
+                try:
+                    stream.get_final_response()
+                    outcome.append("completed")
+                except RuntimeError as e:  # no response.completed: expected
+                    outcome.append(e)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            outcome.append(e)
+
+    th = threading.Thread(target=follow, daemon=True)
+    th.start()
+    deadline = time.monotonic() + 10
+    while "response.output_text.delta" not in seen:
+        assert time.monotonic() < deadline and th.is_alive(), (seen, outcome)
+        time.sleep(0.05)
+    assert client.responses.cancel(r.id).status == "cancelled"
+    th.join(5)
+    assert not th.is_alive(), "the follower was not released by the cancel"
+    assert len(outcome) == 1 and isinstance(outcome[0], RuntimeError), outcome
+    assert "response.completed" not in seen
+    assert seen[-1] in ("response.failed", "response.incomplete"), seen[-3:]
+
+
+def test_cancel_completed_background_run_is_rejected(client):
+    r = client.responses.create(model=FAKE, input="quick one", background=True)
+    wait_status(client, r.id, ("completed",))
+    with pytest.raises(openai.BadRequestError) as ei:
+        client.responses.cancel(r.id)
+    assert ei.value.status_code == 400
+    assert client.responses.retrieve(r.id).status == "completed"
 
 
 def test_cancel_synchronous_response_is_rejected(client):
@@ -582,6 +695,38 @@ def test_upstream_error_before_first_event_with_stream(make_client):
     assert ei.value.status_code == 502
 
 
+def test_upstream_malformed_body_is_502(make_client):
+    c = make_client(max_retries=0)
+    with pytest.raises(openai.InternalServerError) as ei:
+        c.responses.create(model=FAKE, input="FAULT:malformed x")
+    assert ei.value.status_code == 502
+
+
+def test_upstream_bad_request_is_400(make_client):
+    c = make_client(max_retries=0)
+    with pytest.raises(openai.BadRequestError) as ei:
+        c.responses.create(model=FAKE, input="FAULT:400 x")
+    assert ei.value.status_code == 400
+
+
+def test_upstream_timeout_is_504(make_client):
+    c = make_client(max_retries=0)
+    t0 = time.monotonic()
+    with pytest.raises(openai.InternalServerError) as ei:
+        c.responses.create(model=FAKE, input="FAULT:hang forever")
+    assert ei.value.status_code == 504
+    assert 4 <= time.monotonic() - t0 < 15  # request_timeout_secs = 5 in run.sh's config
+
+
+def test_mid_stream_malformed_chunk_raises_api_error(client):
+    seen = []
+    with pytest.raises(openai.APIError) as ei:
+        for event in client.responses.create(model=FAKE, input="FAULT:malformed a b c", stream=True):
+            seen.append(event.type)
+    assert not isinstance(ei.value, openai.APIStatusError)
+    assert seen[0] == "response.created"
+
+
 def test_mid_stream_failure_raises_api_error(client):
     seen = []
     with pytest.raises(openai.APIError) as ei:
@@ -612,3 +757,44 @@ def test_unique_ids(client):
     tag = uuid.uuid4().hex[:8]
     ids = {client.responses.create(model=ECHO, input=f"unique {tag} {i}").id for i in range(3)}
     assert len(ids) == 3
+
+
+# ---------------------------------------------------------------- self-check
+
+
+class _BrokenResponseHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every POST with a Response missing fields the SDK model requires."""
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        body = json.dumps({"id": "resp_x", "object": "response", "created_at": 1, "status": "completed", "output": []})
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args):
+        pass
+
+
+def test_strict_mode_is_effective(mode, api_key):
+    """Guards the strict half of the suite: with `_strict_response_validation`
+    the installed SDK really rejects an incomplete Response."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BrokenResponseHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        c = openai.OpenAI(
+            base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
+            api_key=api_key,
+            max_retries=0,
+            _strict_response_validation=mode == "strict",
+        )
+        if mode == "strict":
+            with pytest.raises(openai.APIResponseValidationError):
+                c.responses.create(model=ECHO, input="x")
+        else:
+            assert c.responses.create(model=ECHO, input="x").id == "resp_x"
+    finally:
+        server.shutdown()
+        server.server_close()

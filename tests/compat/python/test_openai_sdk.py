@@ -782,7 +782,7 @@ def test_strict_mode_is_effective(mode, api_key):
     """Guards the strict half of the suite: with `_strict_response_validation`
     the installed SDK really rejects an incomplete Response."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BrokenResponseHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         c = openai.OpenAI(
             base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",

@@ -79,21 +79,28 @@ enum KeysAction {
 const DEFAULT_DB: &str = "sqlite://maniac.db";
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
-fn init_logging() {
+/// Logs go to stderr through a background writer that batches lines, so a
+/// request never waits on a `write` syscall. Keep the guard until exit: it
+/// flushes what is left.
+fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MANIAC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only on a terminal: log files and collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (writer, guard) = tracing_appender::non_blocking(
+        std::io::BufWriter::new(std::io::stderr()),
+    );
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .init();
+    guard
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_logging();
+    let _log_guard = init_logging();
     match Cli::parse().command {
         Command::Serve { listen, database_url, config } => {
             let file = match &config {

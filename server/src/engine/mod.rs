@@ -324,7 +324,8 @@ impl Engine {
             );
         }
         let org = caller.org_id.clone();
-        let turn = transcript::resolve_input(req.input.as_ref(), |id| {
+        let keep_items = req.store.unwrap_or(true);
+        let turn = transcript::resolve_input(req.input.as_ref(), keep_items, |id| {
             let (store, org) = (store.clone(), org.clone());
             async move { store.find_item(&org, &id).await.map_err(store_error) }
         })

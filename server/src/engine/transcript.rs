@@ -40,9 +40,11 @@ pub struct TurnInput {
 }
 
 /// Converts the request's `input`. Item references are resolved with
-/// `lookup` (a stored item's JSON, or None).
+/// `lookup` (a stored item's JSON, or None). Stored items are only built
+/// when `keep_items` (the hot `store: false` path skips them).
 pub async fn resolve_input<F, Fut>(
     input: Option<&Input>,
+    keep_items: bool,
     lookup: F,
 ) -> Result<TurnInput, ApiError>
 where
@@ -54,7 +56,7 @@ where
         None => return Ok(turn),
         Some(Input::Text(text)) => {
             let parts = vec![ContentPart::InputText { text: text.clone() }];
-            push(&mut turn, None, Role::User, parts);
+            push(&mut turn, keep_items, None, Role::User, parts);
             return Ok(turn);
         }
         Some(Input::Items(items)) => items,
@@ -87,7 +89,7 @@ where
                         ));
                     }
                 }
-                push(&mut turn, m.id.clone(), m.role, parts);
+                push(&mut turn, keep_items, m.id.clone(), m.role, parts);
             }
             InputItem::ItemReference(r) => {
                 let body = lookup(r.id.clone()).await?.ok_or_else(|| {
@@ -102,7 +104,7 @@ where
                 let msg = message_from_item(&body).ok_or_else(|| {
                     ApiError::internal("unreadable stored item")
                 })?;
-                push(&mut turn, None, msg.role, msg.parts);
+                push(&mut turn, keep_items, None, msg.role, msg.parts);
             }
         }
     }
@@ -111,11 +113,14 @@ where
 
 fn push(
     turn: &mut TurnInput,
+    keep_items: bool,
     id: Option<String>,
     role: Role,
     parts: Vec<ContentPart>,
 ) {
-    let id = id.unwrap_or_else(ids::message_id);
-    turn.items.push(item_for(id, role, parts.clone()));
+    if keep_items {
+        let id = id.unwrap_or_else(ids::message_id);
+        turn.items.push(item_for(id, role, parts.clone()));
+    }
     turn.messages.push(Message { role, parts });
 }

@@ -4,6 +4,7 @@
 //! status. The upstream key is sent, never logged and scrubbed from any
 //! upstream message we pass on.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -65,69 +66,42 @@ impl OpenAiChat {
         Ok(OpenAiChat { cfg, url, auth, http })
     }
 
-    fn body(&self, req: &ProviderRequest, stream: bool) -> Value {
+    fn body<'a>(
+        &self,
+        req: &'a ProviderRequest,
+        stream: bool,
+    ) -> ChatRequest<'a> {
         let mut messages = Vec::with_capacity(req.messages.len() + 1);
         if let Some(i) = &req.instructions {
-            messages.push(json!({"role": "system", "content": i}));
+            messages.push(ChatMessage {
+                role: "system",
+                content: ChatContent::Text(Cow::Borrowed(i)),
+            });
         }
         messages.extend(req.messages.iter().map(chat_message));
-        let mut body = json!({
-            "model": req.model,
-            "messages": messages,
-            "stream": stream,
-        });
-        let obj = body.as_object_mut().expect("object literal");
-        if stream {
-            obj.insert("stream_options".into(), json!({"include_usage": true}));
+        let completion_field =
+            self.cfg.max_tokens_field == "max_completion_tokens";
+        ChatRequest {
+            model: &req.model,
+            messages,
+            stream,
+            stream_options: stream
+                .then_some(StreamOptions { include_usage: true }),
+            max_tokens: req.max_output_tokens.filter(|_| !completion_field),
+            max_completion_tokens: req
+                .max_output_tokens
+                .filter(|_| completion_field),
+            temperature: req.temperature,
+            top_p: req.top_p,
+            reasoning_effort: req.reasoning_effort.as_deref(),
+            user: req.user.as_deref(),
+            response_format: response_format(req.text_format.as_ref()),
         }
-        if let Some(m) = req.max_output_tokens {
-            obj.insert(self.cfg.max_tokens_field.clone(), json!(m));
-        }
-        if let Some(t) = req.temperature {
-            obj.insert("temperature".into(), json!(t));
-        }
-        if let Some(p) = req.top_p {
-            obj.insert("top_p".into(), json!(p));
-        }
-        if let Some(e) = &req.reasoning_effort {
-            obj.insert("reasoning_effort".into(), json!(e));
-        }
-        if let Some(u) = &req.user {
-            obj.insert("user".into(), json!(u));
-        }
-        match &req.text_format {
-            Some(TextFormat::JsonObject) => {
-                obj.insert(
-                    "response_format".into(),
-                    json!({"type": "json_object"}),
-                );
-            }
-            Some(TextFormat::JsonSchema {
-                name,
-                schema,
-                description,
-                strict,
-            }) => {
-                let mut js = json!({"name": name, "schema": schema});
-                if let Some(d) = description {
-                    js["description"] = json!(d);
-                }
-                if let Some(s) = strict {
-                    js["strict"] = json!(s);
-                }
-                obj.insert(
-                    "response_format".into(),
-                    json!({"type": "json_schema", "json_schema": js}),
-                );
-            }
-            Some(TextFormat::Text) | None => {}
-        }
-        body
     }
 
     async fn send(
         &self,
-        body: &Value,
+        body: &ChatRequest<'_>,
     ) -> Result<reqwest::Response, ProviderError> {
         let mut rb = self.http.post(&self.url).json(body);
         if let Some(a) = &self.auth {
@@ -207,7 +181,77 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-fn chat_message(m: &Message) -> Value {
+/// The Chat Completions request body, borrowed from the provider request
+/// so the hot path serializes without building an intermediate tree.
+#[derive(Serialize)]
+struct ChatRequest<'a> {
+    model: &'a str,
+    messages: Vec<ChatMessage<'a>>,
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<Value>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+#[derive(Serialize)]
+struct ChatMessage<'a> {
+    role: &'static str,
+    content: ChatContent<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ChatContent<'a> {
+    Text(Cow<'a, str>),
+    Parts(Vec<Value>),
+}
+
+fn response_format(format: Option<&TextFormat>) -> Option<Value> {
+    match format? {
+        TextFormat::JsonObject => Some(json!({"type": "json_object"})),
+        TextFormat::JsonSchema { name, schema, description, strict } => {
+            let mut js = json!({"name": name, "schema": schema});
+            if let Some(d) = description {
+                js["description"] = json!(d);
+            }
+            if let Some(s) = strict {
+                js["strict"] = json!(s);
+            }
+            Some(json!({"type": "json_schema", "json_schema": js}))
+        }
+        TextFormat::Text => None,
+    }
+}
+
+/// Text of text-only parts; borrowed when there is a single part.
+fn text_of(parts: &[ContentPart]) -> Cow<'_, str> {
+    match parts {
+        [ContentPart::InputText { text }]
+        | [ContentPart::OutputText { text, .. }]
+        | [ContentPart::Refusal { refusal: text }] => Cow::Borrowed(text),
+        _ => Cow::Owned(plain_text(parts)),
+    }
+}
+
+fn chat_message(m: &Message) -> ChatMessage<'_> {
     let role = match m.role {
         Role::User => "user",
         Role::Assistant => "assistant",
@@ -220,7 +264,10 @@ fn chat_message(m: &Message) -> Value {
         )
     });
     if !has_media {
-        return json!({"role": role, "content": plain_text(&m.parts)});
+        return ChatMessage {
+            role,
+            content: ChatContent::Text(text_of(&m.parts)),
+        };
     }
     let parts: Vec<Value> = m
         .parts
@@ -258,7 +305,7 @@ fn chat_message(m: &Message) -> Value {
             ContentPart::InputImage { .. } => None,
         })
         .collect();
-    json!({"role": role, "content": parts})
+    ChatMessage { role, content: ChatContent::Parts(parts) }
 }
 
 #[derive(Deserialize)]

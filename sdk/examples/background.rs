@@ -47,7 +47,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .into_inner();
     // A run that already finished cannot be cancelled (400): say so.
     match client.response_cancel().response_id(&job.id).send().await {
-        Ok(r) => println!("cancelled {}: {:?}", r.id, r.into_inner().status),
+        Ok(r) => {
+            let r = r.into_inner();
+            println!("cancelled {}: {:?}", r.id, r.status)
+        }
         Err(e) => println!("not cancelled: {}", maniac_sdk::SdkError::from(e)),
     }
     Ok(())

@@ -156,7 +156,7 @@ if [[ " $SUITES " == *" python "* ]]; then
     log "python suite"
     t0=$(date +%s)
     # shellcheck disable=SC2086
-    if ! "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/compat/python" ${COMPAT_PYTEST_ARGS:-}; then
+    if ! "$VENV/bin/python" -m pytest -q -rxX -p no:cacheprovider "$ROOT/tests/compat/python" ${COMPAT_PYTEST_ARGS:-}; then
         failed+=(python)
     fi
     log "python suite took $(( $(date +%s) - t0 ))s"

@@ -29,6 +29,7 @@ pub fn openapi_document() -> Result<String, String> {
     let mut doc: OpenAPI =
         serde_json::from_slice(&raw).map_err(|e| format!("reparse: {e}"))?;
     add_event_stream(&mut doc)?;
+    add_links(&mut doc)?;
     add_bearer_auth(&mut doc);
     let mut out =
         serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
@@ -84,6 +85,50 @@ fn add_event_stream(doc: &mut OpenAPI) -> Result<(), String> {
                 },
             );
         }
+    }
+    Ok(())
+}
+
+/// Links from a created response's `id` to the operations that take it,
+/// so clients and spec-driven testers can follow them.
+fn add_links(doc: &mut OpenAPI) -> Result<(), String> {
+    let Some(ReferenceOr::Item(path)) =
+        doc.paths.paths.get_mut("/v1/responses")
+    else {
+        return Err("no /v1/responses path".into());
+    };
+    let op = path.post.as_mut().ok_or("no POST /v1/responses")?;
+    let Some(ReferenceOr::Item(ok)) =
+        op.responses.responses.get_mut(&openapiv3::StatusCode::Code(200))
+    else {
+        return Err("no 200 answer of response_create".into());
+    };
+    for (name, operation) in [
+        ("ViewResponse", "response_view"),
+        ("DeleteResponse", "response_delete"),
+        ("CancelResponse", "response_cancel"),
+        ("ListInputItems", "response_input_items_list"),
+    ] {
+        let mut parameters = indexmap::IndexMap::new();
+        parameters.insert(
+            "response_id".to_string(),
+            serde_json::Value::String("$response.body#/id".to_string()),
+        );
+        ok.links.insert(
+            name.to_string(),
+            ReferenceOr::Item(openapiv3::Link {
+                operation: openapiv3::LinkOperation::OperationId(
+                    operation.to_string(),
+                ),
+                parameters,
+                description: Some(format!(
+                    "Use the created response's `id` with `{operation}`."
+                )),
+                request_body: None,
+                server: None,
+                extensions: Default::default(),
+            }),
+        );
     }
     Ok(())
 }

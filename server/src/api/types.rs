@@ -19,8 +19,10 @@ use serde_json::Value;
 pub struct CreateResponse {
     /// Model as `provider/model`, for example `openai/gpt-4o-mini` or
     /// `echo/any`.
+    #[schemars(example = "example_model")]
     pub model: Option<String>,
     /// Text or typed input items. A string is one user message.
+    #[schemars(example = "example_input")]
     pub input: Option<Input>,
     /// A system (developer) message inserted before the input. Not carried
     /// over to later turns chained with `previous_response_id`.
@@ -82,6 +84,14 @@ pub struct CreateResponse {
     pub tags: Option<Vec<String>>,
     /// Maniac extension: trace context stored with the response and logged.
     pub trace: Option<BTreeMap<String, Value>>,
+}
+
+fn example_model() -> &'static str {
+    "echo/demo"
+}
+
+fn example_input() -> &'static str {
+    "Summarize the Maniac gateway in one line."
 }
 
 /// Streaming options.

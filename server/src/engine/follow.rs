@@ -52,11 +52,11 @@ impl Engine {
                 "`starting_after` must be a sequence number (0 or more).",
             ));
         }
-        Ok(Reply::Stream(self.follow(
-            caller.org_id.clone(),
-            id.to_string(),
-            after,
-        )))
+        let rx = self.follow(caller.org_id.clone(), id.to_string(), after);
+        if query.include_obfuscation == Some(false) {
+            return Ok(Reply::Stream(without_obfuscation(rx)));
+        }
+        Ok(Reply::Stream(rx))
     }
 
     /// Streams a run's events with `sequence_number > after`: from the log,
@@ -253,6 +253,39 @@ impl Engine {
             data: page,
             has_more,
         })
+    }
+}
+
+/// Drops the `obfuscation` padding from replayed delta events (for
+/// `include_obfuscation=false`). The field is always serialized last.
+fn without_obfuscation(mut rx: mpsc::Receiver<Bytes>) -> mpsc::Receiver<Bytes> {
+    let (tx, out) = mpsc::channel(256);
+    tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if tx.send(strip_obfuscation(frame)).await.is_err() {
+                return;
+            }
+        }
+    });
+    out
+}
+
+fn strip_obfuscation(frame: Bytes) -> Bytes {
+    const DELTA: &[u8] = b"event: response.output_text.delta\n";
+    const FIELD: &str = ",\"obfuscation\":\"";
+    if !frame.starts_with(DELTA) {
+        return frame;
+    }
+    let Ok(text) = std::str::from_utf8(&frame) else { return frame };
+    match text.rfind(FIELD) {
+        Some(start) => match text[start + FIELD.len()..].find('"') {
+            Some(len) => {
+                let end = start + FIELD.len() + len + 1;
+                Bytes::from(format!("{}{}", &text[..start], &text[end..]))
+            }
+            None => frame,
+        },
+        None => frame,
     }
 }
 

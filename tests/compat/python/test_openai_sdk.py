@@ -193,6 +193,34 @@ def test_create_stream_echo_event_order(client):
     assert assert_text_stream_shape(events) == "streamed echo words"
 
 
+def _obfuscation(event) -> object:
+    extra = getattr(event, "model_extra", None) or {}
+    return extra.get("obfuscation")
+
+
+def test_stream_obfuscation_option(client):
+    on = [e for e in client.responses.create(model=ECHO, input="pad me please", stream=True)]
+    deltas = [e for e in on if e.type == "response.output_text.delta"]
+    assert all(isinstance(_obfuscation(e), str) for e in deltas)
+    off = list(
+        client.responses.create(
+            model=ECHO, input="no padding", stream=True, stream_options={"include_obfuscation": False}
+        )
+    )
+    assert_text_stream_shape(off)
+    assert all(_obfuscation(e) is None for e in off if e.type == "response.output_text.delta")
+
+
+def test_retrieve_stream_obfuscation_query(client):
+    r = client.responses.create(model=FAKE, input="SLOW:5 WORDS:4", background=True)
+    default = list(client.responses.retrieve(r.id, stream=True))
+    assert default[-1].type == "response.completed"
+    assert all(isinstance(_obfuscation(e), str) for e in default if e.type == "response.output_text.delta")
+    events = list(client.responses.retrieve(r.id, stream=True, include_obfuscation=False))
+    assert [e.sequence_number for e in events] == [e.sequence_number for e in default]
+    assert all(_obfuscation(e) is None for e in events if e.type == "response.output_text.delta")
+
+
 def test_stream_helper_final_response(client):
     deltas = []
     with client.responses.stream(model=FAKE, input="helper stream works") as stream:
@@ -305,12 +333,41 @@ def test_async_client_stream(mode, base_url, api_key):
     assert final.output_text == "async helper"
 
 
+def test_unicode_round_trip(client):
+    text = "héllo wörld ✓ 日本語 🚀 done"
+    r = client.responses.create(model=ECHO, input=text)
+    assert r.output_text == text
+    events = list(client.responses.create(model=FAKE, input=text, stream=True))
+    assert assert_text_stream_shape(events) == f"You said: {text}"
+
+
+def test_long_stream(client):
+    events = list(client.responses.create(model=FAKE, input="WORDS:1500", stream=True))
+    text = assert_text_stream_shape(events)
+    assert text == " ".join(f"w{i}" for i in range(1500))
+    assert events[-1].response.usage.output_tokens == 1500
+
+
+def test_concurrent_requests(client):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> str:
+        if i % 2:
+            events = list(client.responses.create(model=FAKE, input=f"parallel {i}", stream=True))
+            return events[-1].response.output_text
+        return client.responses.create(model=ECHO, input=f"parallel {i}").output_text
+
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(one, range(16)))
+    assert got == [f"You said: parallel {i}" if i % 2 else f"parallel {i}" for i in range(16)]
+
+
 # ---------------------------------------------------------------- store / chaining
 
 
 def test_previous_response_id_chain(client):
     r1 = client.responses.create(model=FAKE, input="first turn", instructions="be very brief")
-    assert r1.store is True or r1.store is None  # `store` is not declared by the SDK model
+    assert r1.to_dict().get("store") is True  # sent by the API, not declared by the SDK model
     assert r1.output_text == "You said: first turn"
     assert r1.usage.input_tokens == words("be very brief first turn")
 
@@ -394,6 +451,10 @@ def test_input_items_auto_pagination(client):
     assert [it.content[0].text for it in asc] == texts
     assert [it.role for it in asc] == ["user", "assistant", "user", "assistant", "user"]
 
+    # the SDK sends include[]=...; accepted
+    inc = client.responses.input_items.list(r.id, limit=100, include=["message.input_image.image_url"])
+    assert len(inc.data) == 5 and inc.has_more is False
+
     pages = 0
     page = client.responses.input_items.list(r.id, limit=2, order="asc")
     while True:
@@ -439,6 +500,21 @@ def test_background_retrieve_stream_starting_after(client):
     assert [e.model_dump() for e in replay[n + 1 :]] == [e.model_dump() for e in events]
     text = "".join(e.delta for e in replay if e.type == "response.output_text.delta")
     assert text == expected
+
+
+def test_retrieve_stream_past_the_end(client):
+    r = client.responses.create(model=FAKE, input="short one", background=True)
+    wait_status(client, r.id, ("completed",))
+    t0 = time.monotonic()
+    assert list(client.responses.retrieve(r.id, stream=True, starting_after=10_000)) == []
+    assert time.monotonic() - t0 < 3
+
+
+def test_retrieve_stream_of_synchronous_response_is_rejected(client):
+    r = client.responses.create(model=ECHO, input="not background")
+    with pytest.raises(openai.BadRequestError) as ei:
+        list(client.responses.retrieve(r.id, stream=True))
+    assert ei.value.param == "stream"
 
 
 def test_background_stream_helper_by_response_id(client):

@@ -20,9 +20,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
-SUITES="${COMPAT_SUITES:-python node}"
+SUITES="${COMPAT_SUITES:-python node contract examples}"
 COMPAT_DIR="$ROOT/target/compat"
 VENV="$COMPAT_DIR/venv"
+ST_VENV="$COMPAT_DIR/st-venv"
 NODE_DIR="$COMPAT_DIR/node"
 BIN="$ROOT/target/debug"
 started_at=$(date +%s)
@@ -58,6 +59,20 @@ if [[ " $SUITES " == *" node "* ]]; then
     fi
     log "node: $(node --version), openai $(node -p "require('$NODE_DIR/node_modules/openai/package.json').version" 2>/dev/null \
         || python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['version'])" "$NODE_DIR/node_modules/openai/package.json")"
+fi
+
+if [[ " $SUITES " == *" contract "* ]]; then
+    if ! "$ST_VENV/bin/schemathesis" --version >/dev/null 2>&1; then
+        log "creating $ST_VENV (schemathesis)"
+        rm -rf "$ST_VENV"
+        python3 -m venv "$ST_VENV"
+        "$ST_VENV/bin/pip" install -q --disable-pip-version-check schemathesis
+    fi
+    log "$("$ST_VENV/bin/schemathesis" --version)"
+fi
+if [[ " $SUITES " == *" examples "* ]]; then
+    log "building the SDK examples"
+    cargo build -q -p maniac-sdk --examples
 fi
 
 # ---------------------------------------------------------------- servers
@@ -168,6 +183,44 @@ if [[ " $SUITES " == *" node "* ]]; then
         failed+=(node)
     fi
     log "node suite took $(( $(date +%s) - t0 ))s"
+fi
+
+if [[ " $SUITES " == *" contract "* ]]; then
+    # Schema-driven contract tests: every operation, generated cases, no
+    # 5xx, status codes, content types and bodies as openapi.json says.
+    log "contract suite (schemathesis)"
+    t0=$(date +%s)
+    st_out="$TMP/schemathesis.out"
+    if "$ST_VENV/bin/schemathesis" run "$ROOT/openapi.json" \
+            --url "http://127.0.0.1:$PORT" \
+            -H "Authorization: Bearer $API_KEY" \
+            --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+            --max-examples 120 --seed 20261123 --no-shrink --workers 2 \
+            >"$st_out" 2>&1; then
+        generated="$(grep -Eo '[0-9]+ generated' "$st_out" | grep -Eo '[0-9]+' | tail -n1)"
+        log "schemathesis: ${generated:-?} cases generated"
+        if [[ -z "$generated" || "$generated" -lt 1000 ]]; then
+            log "fewer than 1000 generated cases"
+            failed+=(contract)
+        fi
+        grep -E "generated|passed|failed" "$st_out" | tail -n 2
+    else
+        cat "$st_out"
+        failed+=(contract)
+    fi
+    log "contract suite took $(( $(date +%s) - t0 ))s"
+fi
+if [[ " $SUITES " == *" examples "* ]]; then
+    log "SDK examples"
+    t0=$(date +%s)
+    for ex in create stream chain background; do
+        if ! MANIAC_MODEL=fake/m MANIAC_LONG_INPUT="SLOW:100 WORDS:100" \
+                "$ROOT/target/debug/examples/$ex"; then
+            log "example $ex failed"
+            failed+=("example-$ex")
+        fi
+    done
+    log "examples took $(( $(date +%s) - t0 ))s"
 fi
 
 log "total $(( $(date +%s) - started_at ))s"

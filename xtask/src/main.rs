@@ -1,5 +1,6 @@
 //! Developer tasks: `cargo xtask openapi generate|check`, `cargo xtask bench`.
 
+mod bench;
 mod ci;
 mod openapi;
 
@@ -21,11 +22,18 @@ enum Command {
     },
     /// Run everything CI checks (format, lints, spec drift, all suites).
     Ci,
+    /// Benchmark the gateway against the fake upstream (release builds).
+    Bench(bench::BenchArgs),
+    /// One load phase of `bench` (internal: run from the release build).
+    #[command(hide = true)]
+    BenchLoad(bench::load::LoadArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Openapi { action } => openapi::run(action),
         Command::Ci => ci::run_all(),
+        Command::Bench(args) => bench::run(args),
+        Command::BenchLoad(args) => bench::load::run(args),
     }
 }

@@ -31,8 +31,9 @@ use super::procfs;
 pub const KEY_ENV: &str = "MANIAC_BENCH_KEY";
 
 /// What one simulated client does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-#[derive(Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Non-streaming requests, back to back.
@@ -45,8 +46,9 @@ pub enum Mode {
 }
 
 /// Who is being measured (decides what "first delta" means).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-#[derive(Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
     /// The fake upstream's Chat Completions endpoint.
@@ -184,7 +186,12 @@ struct Template {
 }
 
 impl Template {
-    fn request(&self, method: Method, path: &str, body: Bytes) -> Request<Full<Bytes>> {
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Request<Full<Bytes>> {
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = method;
         *req.uri_mut() = path.parse().unwrap_or_default();
@@ -208,9 +215,8 @@ impl Template {
 type Sender = SendRequest<Full<Bytes>>;
 
 async fn connect(addr: SocketAddr) -> Result<Sender, String> {
-    let tcp = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
+    let tcp =
+        TcpStream::connect(addr).await.map_err(|e| format!("connect: {e}"))?;
     let _ = tcp.set_nodelay(true);
     let (sender, conn) =
         hyper::client::conn::http1::handshake(TokioIo::new(tcp))
@@ -302,9 +308,9 @@ async fn verify_stored(t: &Template, body: Option<Bytes>) -> String {
     let Some(body) = body else {
         return "no successful response to check".into();
     };
-    let id = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
-        v.get("id").and_then(Value::as_str).map(str::to_owned)
-    });
+    let id = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_owned));
     let Some(id) = id else {
         return "the response has no id".into();
     };
@@ -753,7 +759,8 @@ async fn hold_stream(
         let status = rsp.status();
         let mut body: Incoming = rsp.into_body();
         if !status.is_success() {
-            let b = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let b =
+                body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
             return Err(format!("HTTP {status}: {}", snippet(&b)));
         }
         let mut buf = Vec::new();
@@ -822,7 +829,9 @@ mod tests {
     fn direct_first_content() {
         let mut buf = b"data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\ndata: {\"choi".to_vec();
         assert!(!first_delta_seen(Target::Direct, &mut buf));
-        buf.extend_from_slice(b"ces\":[{\"delta\":{\"content\":\"You \"}}]}\n\n");
+        buf.extend_from_slice(
+            b"ces\":[{\"delta\":{\"content\":\"You \"}}]}\n\n",
+        );
         assert!(first_delta_seen(Target::Direct, &mut buf));
     }
 }

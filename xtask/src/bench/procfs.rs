@@ -24,8 +24,7 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
 }
 
 fn status_kib(pid: u32, key: &str) -> Option<u64> {
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
         .find_map(|l| l.strip_prefix(key))
@@ -49,8 +48,7 @@ pub fn fd_count(pid: u32) -> Option<usize> {
 
 /// Soft and hard RLIMIT_NOFILE of a process (`None` = unlimited).
 pub fn nofile_limits(pid: u32) -> Option<(Option<u64>, Option<u64>)> {
-    let limits =
-        std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     let mut it = line["Max open files".len()..].split_whitespace();
     let parse = |s: Option<&str>| -> Option<Option<u64>> {
@@ -78,7 +76,7 @@ pub fn raise_nofile() -> (u64, u64) {
             }
         }
     }
-    (lim.rlim_cur as u64, lim.rlim_max as u64)
+    (lim.rlim_cur, lim.rlim_max)
 }
 
 /// CPU time of this process (user + system), in seconds.
@@ -129,5 +127,6 @@ pub fn on_path(name: &str) -> bool {
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    p.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

@@ -406,3 +406,41 @@ async fn expired_lease_fails_the_run_and_releases_readers() {
     )
     .await;
 }
+
+/// Reports queue-to-start latency as a client sees it: the gap between the
+/// `response.queued` and `response.in_progress` events of a live
+/// background stream. Printed, not asserted (speed is the benchmarks' job);
+/// the test checks the events arrive and that wake-ups, not the poll
+/// interval, start runs.
+#[tokio::test]
+async fn queue_to_start_latency_is_reported() {
+    let gw = gateway!();
+    let mut gaps = Vec::new();
+    for i in 0..20 {
+        let mut rsp = gw
+            .post(&gw.key, "/v1/responses", &json!({"model": "echo/m", "input": format!("q{i}"), "background": true, "stream": true}))
+            .await;
+        let mut text = String::new();
+        let mut queued_at = None;
+        let gap = loop {
+            let chunk = rsp.chunk().await.unwrap().expect("stream ended early");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if queued_at.is_none() && text.contains("event: response.queued") {
+                queued_at = Some(std::time::Instant::now());
+            }
+            if text.contains("event: response.in_progress") {
+                break queued_at.map(|t| t.elapsed()).unwrap_or_default();
+            }
+        };
+        gaps.push(gap.as_secs_f64() * 1000.0);
+        drop(rsp);
+    }
+    gaps.sort_by(f64::total_cmp);
+    eprintln!(
+        "queue-to-start ({}): p50 {:.2} ms, max {:.2} ms over {} runs",
+        backend(),
+        gaps[gaps.len() / 2],
+        gaps[gaps.len() - 1],
+        gaps.len()
+    );
+}

@@ -16,6 +16,24 @@ use crate::upstream::FakeUpstream;
 /// Where PostgreSQL runs on CI machines (trust auth).
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
+/// Starts a [`Gateway`] (optionally with [`Options`]) or returns from the
+/// test when its backend is unavailable (a skipped test).
+#[macro_export]
+macro_rules! gateway {
+    () => {
+        match $crate::harness::Gateway::start().await {
+            Some(gw) => gw,
+            None => return,
+        }
+    };
+    ($opts:expr) => {
+        match $crate::harness::Gateway::start_with($opts).await {
+            Some(gw) => gw,
+            None => return,
+        }
+    };
+}
+
 /// Gateway settings a test may change.
 #[derive(Clone, Debug)]
 pub struct Options {

@@ -3,23 +3,9 @@
 
 use std::time::Duration;
 
+use maniac_tests::gateway;
 use maniac_tests::harness::*;
 use serde_json::{Value, json};
-
-macro_rules! gateway {
-    () => {
-        match Gateway::start().await {
-            Some(gw) => gw,
-            None => return,
-        }
-    };
-    ($opts:expr) => {
-        match Gateway::start_with($opts).await {
-            Some(gw) => gw,
-            None => return,
-        }
-    };
-}
 
 async fn submit(gw: &Gateway, input: &str) -> Value {
     gw.create(json!({"model": "fake/m", "input": input, "background": true}))

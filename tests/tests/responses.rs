@@ -4,23 +4,9 @@
 
 use std::time::Duration;
 
+use maniac_tests::gateway;
 use maniac_tests::harness::*;
 use serde_json::{Value, json};
-
-macro_rules! gateway {
-    () => {
-        match Gateway::start().await {
-            Some(gw) => gw,
-            None => return,
-        }
-    };
-    ($opts:expr) => {
-        match Gateway::start_with($opts).await {
-            Some(gw) => gw,
-            None => return,
-        }
-    };
-}
 
 fn output_text(r: &Value) -> String {
     let mut s = String::new();

@@ -5,16 +5,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use maniac_sdk::{ResponseExt, SdkError, StreamEvent, types};
-use maniac_tests::harness::*;
-
-macro_rules! gateway {
-    () => {
-        match Gateway::start().await {
-            Some(gw) => gw,
-            None => return,
-        }
-    };
-}
+use maniac_tests::gateway;
 
 fn request(model: &str, input: &str) -> types::builder::CreateResponse {
     types::CreateResponse::builder()

@@ -457,11 +457,7 @@ impl Engine {
         id: &str,
     ) -> Result<Response, ApiError> {
         let store = &self.inner.store;
-        let stored = store
-            .get_response(&caller.org_id, id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| ApiError::response_not_found(id))?;
+        let stored = self.stored(caller, id).await?;
         if !stored.background {
             return Err(ApiError::invalid(
                 "Cannot cancel a synchronous response.",

@@ -20,13 +20,7 @@ impl Engine {
         id: &str,
         query: &ResponseViewQuery,
     ) -> Result<Reply, ApiError> {
-        let stored = self
-            .inner
-            .store
-            .get_response(&caller.org_id, id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| ApiError::response_not_found(id))?;
+        let stored = self.stored(caller, id).await?;
         if query.stream != Some(true) {
             if query.starting_after.is_some() {
                 return Err(ApiError::invalid(
@@ -139,6 +133,21 @@ impl Engine {
         }
     }
 
+    /// A response of the caller's organization; another org's id is
+    /// answered exactly like a missing one.
+    pub(crate) async fn stored(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<crate::store::StoredResponse, ApiError> {
+        self.inner
+            .store
+            .get_response(&caller.org_id, id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::response_not_found(id))
+    }
+
     /// Whether a run can produce no more events.
     async fn run_ended(&self, org: &str, id: &str) -> Result<bool, StoreError> {
         Ok(match self.inner.store.get_response(org, id).await? {
@@ -153,13 +162,7 @@ impl Engine {
         caller: &Caller,
         id: &str,
     ) -> Result<ResponseDeleted, ApiError> {
-        let stored = self
-            .inner
-            .store
-            .get_response(&caller.org_id, id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| ApiError::response_not_found(id))?;
+        let stored = self.stored(caller, id).await?;
         if stored.status == "queued" || stored.status == "in_progress" {
             // Stop the run first so no worker writes to a deleted row.
             self.inner
@@ -204,11 +207,7 @@ impl Engine {
             ));
         }
         let store = &self.inner.store;
-        let stored = store
-            .get_response(&caller.org_id, id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| ApiError::response_not_found(id))?;
+        let stored = self.stored(caller, id).await?;
         let response = parse_body(&stored.body)?;
         let mut items = match &response.previous_response_id {
             Some(prev) => store

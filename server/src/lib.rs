@@ -1,13 +1,14 @@
 //! Maniac gateway: the OpenAI Responses API in front of many model
 //! providers. `api` is the contract, `http` implements it, `engine` runs
 //! responses, `providers` talk upstream, `store` keeps state.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod http;
+mod nodelay;
 pub mod providers;
 pub mod server;
 pub mod store;

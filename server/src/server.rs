@@ -83,6 +83,10 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
     let config = ConfigDropshot {
         bind_address: opts.listen,
         default_request_body_max_bytes: MAX_REQUEST_BYTES,
+        // A client that leaves cancels its request's work (and upstream
+        // call); background runs are not tied to requests.
+        default_handler_task_mode:
+            dropshot::HandlerTaskMode::CancelOnDisconnect,
         ..Default::default()
     };
     let server =
@@ -90,6 +94,9 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
             |e| anyhow::anyhow!("starting the server on {}: {e}", opts.listen),
         )?;
     let addr = server.local_addr();
+    if !crate::nodelay::set_on_listener(addr) {
+        tracing::warn!(%addr, "could not set TCP_NODELAY; streamed events may be delayed");
+    }
     tracing::info!(%addr, "maniac gateway listening");
     Ok(Running { addr, bootstrap_key, server, engine })
 }

@@ -11,4 +11,5 @@ pub mod http;
 mod nodelay;
 pub mod providers;
 pub mod server;
+mod slog_bridge;
 pub mod store;

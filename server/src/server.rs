@@ -4,9 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use dropshot::{
-    ConfigDropshot, ConfigLogging, ConfigLoggingLevel, ServerBuilder,
-};
+use dropshot::{ConfigDropshot, ServerBuilder};
 
 use crate::api::{MAX_REQUEST_BYTES, maniac_api_mod};
 use crate::auth::KeyCache;
@@ -77,9 +75,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
     };
     let api = maniac_api_mod::api_description::<ManiacApiImpl>()
         .map_err(|e| anyhow::anyhow!("API description: {e}"))?;
-    let log = ConfigLogging::StderrTerminal { level: ConfigLoggingLevel::Warn }
-        .to_logger("maniac")
-        .map_err(|e| anyhow::anyhow!("logger: {e}"))?;
+    let log = crate::slog_bridge::logger();
     let config = ConfigDropshot {
         bind_address: opts.listen,
         default_request_body_max_bytes: MAX_REQUEST_BYTES,

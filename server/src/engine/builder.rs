@@ -380,7 +380,11 @@ impl ResponseBuilder {
         }
         self.close_part();
         let item = self.message(status);
-        self.response.output = vec![item.clone()];
+        self.response.output = vec![item];
+        if !self.emit {
+            return;
+        }
+        let item = self.response.output[0].clone();
         self.push(|seq| {
             ResponseStreamEvent::OutputItemDone(OutputItemDoneEvent {
                 kind: Default::default(),
@@ -437,6 +441,9 @@ impl ResponseBuilder {
                 r.status = ResponseStatus::Completed;
                 r.completed_at = Some(crate::store::now_ms() / 1000);
             }
+        }
+        if !self.emit {
+            return;
         }
         let r = r.clone();
         self.push(|seq| {

@@ -91,34 +91,119 @@ async fn insert_writer(pool: SqlitePool, mut rx: mpsc::Receiver<InsertJob>) {
     }
 }
 
+/// Inserts a batch with one statement per table: each takes a JSON array
+/// of rows through `json_each`, so a batch of N responses costs three
+/// round trips to SQLite's worker thread instead of 3×N.
 async fn insert_batch(
     pool: &SqlitePool,
     rows: &[&NewResponse],
 ) -> StoreResult<()> {
+    #[derive(serde::Serialize)]
+    struct R<'a> {
+        id: &'a str,
+        org: &'a str,
+        prev: Option<&'a str>,
+        status: &'a str,
+        bg: i64,
+        body: &'a str,
+        run: Option<&'a str>,
+        at: i64,
+    }
+    #[derive(serde::Serialize)]
+    struct I<'a> {
+        r: &'a str,
+        k: i64,
+        p: i64,
+        i: &'a str,
+        b: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct E<'a> {
+        r: &'a str,
+        s: i64,
+        b: &'a str,
+    }
+    let responses: Vec<R> = rows
+        .iter()
+        .map(|r| R {
+            id: &r.id,
+            org: &r.org_id,
+            prev: r.previous_response_id.as_deref(),
+            status: r.status,
+            bg: i64::from(r.background),
+            body: &r.body,
+            run: r.run_request.as_deref(),
+            at: r.created_at,
+        })
+        .collect();
+    let items: Vec<I> = rows
+        .iter()
+        .flat_map(|r| {
+            let inputs = r
+                .input_items
+                .iter()
+                .enumerate()
+                .map(move |(p, it)| (r, 0, p, it));
+            let outputs = r
+                .output_items
+                .iter()
+                .enumerate()
+                .map(move |(p, it)| (r, 1, p, it));
+            inputs.chain(outputs)
+        })
+        .map(|(r, k, p, it)| I {
+            r: &r.id,
+            k,
+            p: p as i64,
+            i: &it.id,
+            b: &it.body,
+        })
+        .collect();
+    let events: Vec<E> = rows
+        .iter()
+        .flat_map(|r| {
+            r.events.iter().map(move |e| E { r: &r.id, s: e.seq, b: &e.body })
+        })
+        .collect();
     let mut tx = pool.begin().await?;
-    for r in rows {
+    sqlx::query(
+        "INSERT INTO responses (id, org_id, previous_response_id, status, \
+         background, body, run_request, created_at, updated_at) \
+         SELECT value->>'id', value->>'org', value->>'prev', \
+         value->>'status', value->>'bg', value->>'body', value->>'run', \
+         value->>'at', value->>'at' FROM json_each(?)",
+    )
+    .bind(json(&responses))
+    .execute(&mut *tx)
+    .await?;
+    if !items.is_empty() {
         sqlx::query(
-            "INSERT INTO responses (id, org_id, previous_response_id, \
-             status, background, body, run_request, created_at, \
-             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO response_items (response_id, kind, position, \
+             item_id, body) SELECT value->>'r', value->>'k', value->>'p', \
+             value->>'i', value->>'b' FROM json_each(?)",
         )
-        .bind(&r.id)
-        .bind(&r.org_id)
-        .bind(&r.previous_response_id)
-        .bind(r.status)
-        .bind(r.background)
-        .bind(&r.body)
-        .bind(&r.run_request)
-        .bind(r.created_at)
-        .bind(r.created_at)
+        .bind(json(&items))
         .execute(&mut *tx)
         .await?;
-        insert_items(&mut tx, &r.id, 0, &r.input_items).await?;
-        insert_items(&mut tx, &r.id, 1, &r.output_items).await?;
-        insert_events(&mut tx, &r.id, &r.events).await?;
+    }
+    if !events.is_empty() {
+        sqlx::query(
+            "INSERT INTO response_events (response_id, seq, body, \
+             created_at) SELECT value->>'r', value->>'s', value->>'b', ? \
+             FROM json_each(?)",
+        )
+        .bind(now_ms())
+        .bind(json(&events))
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Rows as the JSON array `json_each` reads.
+fn json<T: serde::Serialize>(rows: &[T]) -> String {
+    serde_json::to_string(rows).unwrap_or_else(|_| "[]".to_string())
 }
 
 async fn insert_items(

@@ -14,7 +14,7 @@ pub mod load;
 mod procfs;
 mod report;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -41,6 +41,11 @@ pub struct BenchArgs {
     /// [default: target/bench].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Run only these phases (comma-separated ids: json_c1, json_c1_xcore,
+    /// json_c32, json_store_c32, stream_c1, stream_c64, open_streams), e.g.
+    /// to re-run one that was disturbed.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
 }
 
 /// Durations and sizes of a run.
@@ -229,6 +234,8 @@ struct Spec {
     mode: Mode,
     concurrency: usize,
     store: bool,
+    /// Run the load generator on this CPU instead of the client CPU.
+    client_cpu: Option<u32>,
 }
 
 /// Counters sampled around a phase.
@@ -239,6 +246,7 @@ struct Snap {
     self_cpu_s: f64,
     system: SystemCpu,
     gateway_rss: Option<u64>,
+    gateway_threads: BTreeMap<String, u64>,
 }
 
 /// A measured phase with its context.
@@ -254,8 +262,13 @@ pub struct PhaseRun {
     gateway_cpu_s: f64,
     /// Gateway CPU time / every request of the phase (warm-up included).
     gateway_cpu_us_per_request: Option<f64>,
+    /// One clock tick divided by the requests: the precision of the above.
+    gateway_cpu_resolution_us: Option<f64>,
     /// Gateway CPU time / wall time, in % of one core.
     gateway_core_pct: f64,
+    /// The same per gateway thread name (`main`; unnamed threads carry
+    /// the process name `maniac`), threads under 0.5 % left out.
+    gateway_threads_pct: BTreeMap<String, f64>,
     upstream_cpu_s: f64,
     load_cpu_s: f64,
     /// (upstream + load generator) CPU / wall, in % of one core.
@@ -358,6 +371,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     std::env::set_current_dir(&root).context("workspace root")?;
     let root = std::env::current_dir()?;
     let settings = Settings::new(args.quick);
+    for o in &args.only {
+        if o != "open_streams" && !phase_list(true).iter().any(|p| p.id == o) {
+            bail!("--only: no phase {o:?}");
+        }
+    }
 
     eprintln!("==> building release binaries (maniac, fake-upstream, xtask)");
     let status = cargo()
@@ -524,14 +542,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         bench.upstream.pid()
     );
 
-    let phases = phase_list();
+    let selected =
+        |id: &str| args.only.is_empty() || args.only.iter().any(|o| o == id);
+    let phases = phase_list(pinned);
     let mut runs = Vec::new();
-    for spec in &phases {
+    for spec in phases.iter().filter(|p| selected(p.id)) {
         runs.push(bench.measure(spec)?);
     }
     let mut streams = Vec::new();
-    for &n in &settings.open_streams {
-        streams.push(bench.open_streams(n)?);
+    if selected("open_streams") {
+        for &n in &settings.open_streams {
+            streams.push(bench.open_streams(n)?);
+        }
     }
     let gateway_rss_end = procfs::rss_kib(bench.gateway.pid());
     let (stderr_tail, stderr_lines) = bench.gateway_stderr.lines();
@@ -571,7 +593,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn phase_list() -> Vec<Spec> {
+/// The phases in order. When pinned, `json_c1_xcore` measures the upstream
+/// directly with the client on the gateway's CPU: the cost of a round trip
+/// across cores, which the gateway path pays twice (client to gateway,
+/// gateway to upstream) while the direct path pays it never.
+fn phase_list(pinned: bool) -> Vec<Spec> {
     use Mode::{Json, Stream};
     use Target::{Direct, Gateway};
     let p = |id, target, mode, concurrency, store| Spec {
@@ -580,8 +606,11 @@ fn phase_list() -> Vec<Spec> {
         mode,
         concurrency,
         store,
+        client_cpu: None,
     };
-    vec![
+    let mut xcore = p("json_c1_xcore", Direct, Json, 1, false);
+    xcore.client_cpu = Some(0);
+    let mut phases = vec![
         p("json_c1", Direct, Json, 1, false),
         p("json_c1", Gateway, Json, 1, false),
         p("json_c32", Direct, Json, 32, false),
@@ -591,7 +620,11 @@ fn phase_list() -> Vec<Spec> {
         p("stream_c1", Gateway, Stream, 1, false),
         p("stream_c64", Direct, Stream, 64, false),
         p("stream_c64", Gateway, Stream, 64, false),
-    ]
+    ];
+    if pinned {
+        phases.insert(2, xcore);
+    }
+    phases
 }
 
 fn git_describe() -> Option<String> {
@@ -673,6 +706,7 @@ impl Bench {
             self_cpu_s: procfs::self_cpu_s(),
             system: procfs::system_cpu().unwrap_or_default(),
             gateway_rss: procfs::rss_kib(self.gateway.pid()),
+            gateway_threads: procfs::thread_ticks(self.gateway.pid()),
         }
     }
 
@@ -680,10 +714,12 @@ impl Bench {
     fn run_load(
         &self,
         target: Target,
+        cpu: Option<u32>,
         args: &[String],
         timeout: Duration,
     ) -> anyhow::Result<LoadResult> {
-        let mut cmd = command(&self.xtask_bin, self.pinned.then_some(1));
+        let cpu = if self.pinned { cpu.or(Some(1)) } else { None };
+        let mut cmd = command(&self.xtask_bin, cpu);
         cmd.arg("bench-load")
             .args(["--addr", &self.addr(target).to_string()])
             .args(["--path", path(target)])
@@ -786,7 +822,8 @@ impl Bench {
         let timeout =
             Duration::from_millis(s.warmup_ms + s.duration_ms + 30_000);
         let before = self.snap();
-        let load = self.run_load(spec.target, &args, timeout)?;
+        let load =
+            self.run_load(spec.target, spec.client_cpu, &args, timeout)?;
         let after = self.snap();
 
         let wall = (after.at - before.at).as_secs_f64();
@@ -799,6 +836,19 @@ impl Bench {
         let steal = (after.system.steal - before.system.steal) as f64 / tck;
         let pct = |x: f64| if wall > 0.0 { x / wall * 100.0 } else { 0.0 };
         let foreign = (busy - gw - up - load.cpu_s - me).max(0.0);
+        let threads = after
+            .gateway_threads
+            .iter()
+            .map(|(name, &t)| {
+                let t0 = before.gateway_threads.get(name).copied().unwrap_or(0);
+                (name.clone(), pct(t.saturating_sub(t0) as f64 / tck))
+            })
+            .filter(|(_, p)| *p >= 0.5)
+            .collect();
+        let per_request = |x: f64| {
+            (spec.target == Target::Gateway && load.total_requests > 0)
+                .then(|| x * 1e6 / load.total_requests as f64)
+        };
         Ok(PhaseRun {
             id: spec.id.to_string(),
             target: spec.target,
@@ -807,10 +857,10 @@ impl Bench {
             store: spec.store,
             wall_s: wall,
             gateway_cpu_s: gw,
-            gateway_cpu_us_per_request: (spec.target == Target::Gateway
-                && load.total_requests > 0)
-                .then(|| gw * 1e6 / load.total_requests as f64),
+            gateway_cpu_us_per_request: per_request(gw),
+            gateway_cpu_resolution_us: per_request(1.0 / tck),
             gateway_core_pct: pct(gw),
+            gateway_threads_pct: threads,
             upstream_cpu_s: up,
             load_cpu_s: load.cpu_s,
             client_core_pct: pct(up + load.cpu_s),
@@ -894,7 +944,7 @@ impl Bench {
         ];
         let timeout =
             Duration::from_millis(self.settings.open_timeout_ms + 60_000);
-        let load = self.run_load(Target::Gateway, &args, timeout)?;
+        let load = self.run_load(Target::Gateway, None, &args, timeout)?;
         let closed_at = Instant::now();
         let open = load.open.clone().unwrap_or_default();
         r.opened = open.opened;

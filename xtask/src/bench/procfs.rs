@@ -12,7 +12,11 @@ pub fn clock_ticks() -> f64 {
 
 /// utime + stime of a process (all threads), in clock ticks.
 pub fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// utime + stime from the text of a `stat` file.
+fn stat_ticks(stat: &str) -> Option<u64> {
     // The command name (field 2) may hold spaces and parentheses: fields
     // are counted from the last ')'. After it come field 3 (state), ...,
     // field 14 (utime), field 15 (stime).
@@ -129,4 +133,32 @@ fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     p.metadata()
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// CPU ticks per thread of a process, summed by thread name (`main` for
+/// the main thread; unnamed threads carry the process name).
+pub fn thread_ticks(pid: u32) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let tid = entry.file_name().to_string_lossy().into_owned();
+        let base = entry.path();
+        let Some(ticks) = std::fs::read_to_string(base.join("stat"))
+            .ok()
+            .and_then(|s| stat_ticks(&s))
+        else {
+            continue;
+        };
+        let name = if tid == pid.to_string() {
+            "main".to_string()
+        } else {
+            std::fs::read_to_string(base.join("comm"))
+                .map(|c| c.trim().to_string())
+                .unwrap_or_else(|_| "?".into())
+        };
+        *out.entry(name).or_insert(0) += ticks;
+    }
+    out
 }

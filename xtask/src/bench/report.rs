@@ -228,6 +228,33 @@ impl Report {
             Some(("added p50 latency at c=1", ADDED_P50_US)),
         );
         self.latency_row("non-stream c=1 p99", "json_c1", lat, p99, None);
+        let same = self.run("json_c1", Target::Direct).and_then(lat).map(p50);
+        let cross =
+            self.run("json_c1_xcore", Target::Direct).and_then(lat).map(p50);
+        if let Some(cross) = cross {
+            self.row(
+                "direct c=1 p50, client on CPU 0 (calibration)",
+                [
+                    us(cross),
+                    String::new(),
+                    same.map(|s| {
+                        format!("{} vs same CPU", signed_us(cross - s))
+                    })
+                    .unwrap_or_default(),
+                    String::new(),
+                    String::new(),
+                ],
+            );
+            if let Some(s) = same {
+                self.notes.push(format!(
+                    "a request/response round trip across CPUs costs {} more \
+                     than on one CPU here (json_c1_xcore); the gateway path \
+                     makes two such round trips per request (client to \
+                     gateway, gateway to upstream), the direct path none",
+                    us(cross - s)
+                ));
+            }
+        }
         self.rps_row("non-stream c=1 throughput", "json_c1", "/s", None);
         self.rps_row(
             "non-stream c=32 throughput",
@@ -317,7 +344,7 @@ impl Report {
                 format!("gateway CPU/request {label}"),
                 [
                     "—".into(),
-                    v.map(us).unwrap_or_default(),
+                    cpu_cell(&r),
                     format!("core {:.0} % busy", r.gateway_core_pct),
                     target,
                     result,
@@ -501,7 +528,7 @@ impl Report {
         }
     }
 
-    fn phase_table(&self) -> Vec<[String; 10]> {
+    fn phase_table(&self) -> Vec<[String; 11]> {
         let mut rows = vec![
             [
                 "phase",
@@ -514,6 +541,7 @@ impl Report {
                 "irq",
                 "foreign",
                 "runs",
+                "gateway threads (% of a core)",
             ]
             .map(String::from),
         ];
@@ -523,12 +551,13 @@ impl Report {
                 format!("{:?}", r.target).to_lowercase(),
                 thousands(r.load.rps),
                 r.load.errors.to_string(),
-                r.gateway_cpu_us_per_request.map(us).unwrap_or("—".into()),
+                cpu_cell(r),
                 format!("{:.0} %", r.gateway_core_pct),
                 format!("{:.0} %", r.client_core_pct),
                 format!("{:.0} %", r.irq_pct),
                 format!("{:.0} %", r.foreign_cpu_pct),
                 r.attempts.to_string(),
+                threads(r),
             ]);
         }
         rows
@@ -573,11 +602,14 @@ impl Report {
             env["gateway_idle_cpu_pct"].as_f64().unwrap_or(0.0),
         ));
         render(&mut out, &self.phase_table());
-        let passed =
-            self.checks.iter().filter(|c| c.pass == Some(true)).count();
+        let count = |p: Option<bool>| {
+            self.checks.iter().filter(|c| c.pass == p).count()
+        };
         out.push_str(&format!(
-            "\nTargets: {passed} of {} met.\n",
-            self.checks.len()
+            "\nTargets: {} met, {} missed, {} not measured.\n",
+            count(Some(true)),
+            count(Some(false)),
+            count(None)
         ));
         for n in &self.notes {
             out.push_str(&format!("note: {n}\n"));
@@ -597,6 +629,32 @@ impl Report {
             "open_streams": self.streams,
         })
     }
+}
+
+/// Gateway CPU per request, with its precision when that is coarse (one
+/// clock tick over few requests).
+fn cpu_cell(r: &PhaseRun) -> String {
+    match (r.gateway_cpu_us_per_request, r.gateway_cpu_resolution_us) {
+        (Some(v), Some(res)) if res > v * 0.05 => {
+            format!("{} ±{}", us(v), us(res))
+        }
+        (Some(v), _) => us(v),
+        _ => "—".into(),
+    }
+}
+
+/// The busiest gateway threads, e.g. `tokio-rt-worker 90, maniac 4`.
+fn threads(r: &PhaseRun) -> String {
+    if r.target != Target::Gateway {
+        return String::new();
+    }
+    let mut t: Vec<_> = r.gateway_threads_pct.iter().collect();
+    t.sort_by(|a, b| b.1.total_cmp(a.1));
+    t.iter()
+        .take(4)
+        .map(|(n, p)| format!("{n} {p:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn render<const N: usize>(out: &mut String, rows: &[[String; N]]) {

@@ -5,6 +5,7 @@
 //! upstream message we pass on.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -35,7 +36,8 @@ pub struct ChatConfig {
 /// A Chat Completions upstream.
 pub struct OpenAiChat {
     cfg: ChatConfig,
-    url: String,
+    /// Parsed once: reqwest would re-parse a string on every request.
+    url: reqwest::Url,
     auth: Option<reqwest::header::HeaderValue>,
     http: reqwest::Client,
 }
@@ -61,8 +63,11 @@ impl OpenAiChat {
             }
             None => None,
         };
-        let url =
-            format!("{}/chat/completions", cfg.base_url.trim_end_matches('/'));
+        let url = reqwest::Url::parse(&format!(
+            "{}/chat/completions",
+            cfg.base_url.trim_end_matches('/')
+        ))
+        .map_err(|e| format!("invalid base_url '{}': {e}", cfg.base_url))?;
         Ok(OpenAiChat { cfg, url, auth, http })
     }
 
@@ -103,7 +108,7 @@ impl OpenAiChat {
         &self,
         body: &ChatRequest<'_>,
     ) -> Result<reqwest::Response, ProviderError> {
-        let mut rb = self.http.post(&self.url).json(body);
+        let mut rb = self.http.post(self.url.clone()).json(body);
         if let Some(a) = &self.auth {
             rb = rb.header(reqwest::header::AUTHORIZATION, a.clone());
         }
@@ -412,93 +417,26 @@ impl Provider for OpenAiChat {
         req: &ProviderRequest,
     ) -> Result<EventStream, ProviderError> {
         let rsp = self.send(&self.body(req, true)).await?;
-        let idle = self.cfg.idle_timeout;
-        let mut sse = rsp.bytes_stream().eventsource();
-        let events = async_stream(move |tx| async move {
-            let mut finished = false;
+        let reader = ChunkReader {
+            sse: Box::pin(rsp.bytes_stream().eventsource()),
+            idle: self.cfg.idle_timeout,
+            finished: false,
+            done: false,
+            pending: VecDeque::new(),
+        };
+        // Read directly by the consumer: no extra task or channel per
+        // stream, and dropping the stream drops the upstream call.
+        Ok(Box::pin(futures::stream::unfold(reader, |mut r| async move {
             loop {
-                let next = match tokio::time::timeout(idle, sse.next()).await {
-                    Err(_) => {
-                        let _ = tx
-                            .send(Err(ProviderError::Timeout(idle.as_secs())))
-                            .await;
-                        return;
-                    }
-                    Ok(n) => n,
-                };
-                let ev = match next {
-                    None if finished => return,
-                    None => {
-                        let _ = tx
-                            .send(Err(ProviderError::Unavailable(
-                                "the upstream stream ended before the answer \
-                                 was finished"
-                                    .into(),
-                            )))
-                            .await;
-                        return;
-                    }
-                    Some(Err(e)) => {
-                        let _ = tx
-                            .send(Err(ProviderError::Unavailable(format!(
-                                "the upstream stream broke: {e}"
-                            ))))
-                            .await;
-                        return;
-                    }
-                    Some(Ok(ev)) => ev,
-                };
-                if ev.data.trim() == "[DONE]" {
-                    return;
+                if let Some(ev) = r.pending.pop_front() {
+                    return Some((ev, r));
                 }
-                let chunk: ChatChunk = match serde_json::from_str(&ev.data) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        let _ = tx
-                            .send(Err(ProviderError::Protocol(format!(
-                                "unreadable stream chunk: {e}"
-                            ))))
-                            .await;
-                        return;
-                    }
-                };
-                if let Some(err) = chunk.error {
-                    let msg = err["message"]
-                        .as_str()
-                        .unwrap_or("upstream error")
-                        .to_string();
-                    let _ = tx.send(Err(ProviderError::Unavailable(msg))).await;
-                    return;
+                if r.done {
+                    return None;
                 }
-                for choice in chunk.choices {
-                    let delta = choice.delta.unwrap_or_default();
-                    if let Some(t) = delta.content.filter(|t| !t.is_empty())
-                        && tx.send(Ok(ProviderEvent::Text(t))).await.is_err()
-                    {
-                        return;
-                    }
-                    if let Some(r) = delta.refusal.filter(|r| !r.is_empty())
-                        && tx.send(Ok(ProviderEvent::Refusal(r))).await.is_err()
-                    {
-                        return;
-                    }
-                    if let Some(f) = choice.finish_reason {
-                        finished = true;
-                        let ev = ProviderEvent::Finish(finish_reason(&f));
-                        if tx.send(Ok(ev)).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                if let Some(u) = chunk.usage {
-                    let ev = ProviderEvent::Usage(u.into());
-                    if tx.send(Ok(ev)).await.is_err() {
-                        return;
-                    }
-                }
+                r.fill().await;
             }
-        });
-        Ok(events)
+        })))
     }
 
     async fn complete(
@@ -528,22 +466,89 @@ impl Provider for OpenAiChat {
     }
 }
 
-/// Runs `f` as a task feeding a channel, and returns the channel as a
-/// stream; dropping the stream stops the task (and the upstream call).
-fn async_stream<F, Fut>(f: F) -> EventStream
-where
-    F: FnOnce(
-        tokio::sync::mpsc::Sender<Result<ProviderEvent, ProviderError>>,
-    ) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(32);
-    let fut = f(tx.clone());
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = fut => {}
-            _ = tx.closed() => {}
+type SseStream = std::pin::Pin<
+    Box<
+        dyn futures::Stream<
+                Item = Result<
+                    eventsource_stream::Event,
+                    eventsource_stream::EventStreamError<reqwest::Error>,
+                >,
+            > + Send,
+    >,
+>;
+
+/// Turns upstream SSE chunks into provider events, one chunk at a time.
+struct ChunkReader {
+    sse: SseStream,
+    idle: Duration,
+    /// A `finish_reason` was seen: ending without `[DONE]` is fine.
+    finished: bool,
+    /// Nothing more will be read.
+    done: bool,
+    pending: VecDeque<Result<ProviderEvent, ProviderError>>,
+}
+
+impl ChunkReader {
+    fn fail(&mut self, e: ProviderError) {
+        self.pending.push_back(Err(e));
+        self.done = true;
+    }
+
+    /// Reads one upstream event into `pending` (or ends the stream).
+    async fn fill(&mut self) {
+        let ev = match tokio::time::timeout(self.idle, self.sse.next()).await {
+            Err(_) => {
+                return self.fail(ProviderError::Timeout(self.idle.as_secs()));
+            }
+            Ok(None) if self.finished => {
+                self.done = true;
+                return;
+            }
+            Ok(None) => {
+                return self.fail(ProviderError::Unavailable(
+                    "the upstream stream ended before the answer was finished"
+                        .into(),
+                ));
+            }
+            Ok(Some(Err(e))) => {
+                return self.fail(ProviderError::Unavailable(format!(
+                    "the upstream stream broke: {e}"
+                )));
+            }
+            Ok(Some(Ok(ev))) => ev,
+        };
+        if ev.data.trim() == "[DONE]" {
+            self.done = true;
+            return;
         }
-    });
-    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+        let chunk: ChatChunk = match serde_json::from_str(&ev.data) {
+            Ok(c) => c,
+            Err(e) => {
+                return self.fail(ProviderError::Protocol(format!(
+                    "unreadable stream chunk: {e}"
+                )));
+            }
+        };
+        if let Some(err) = chunk.error {
+            let msg = err["message"].as_str().unwrap_or("upstream error");
+            return self.fail(ProviderError::Unavailable(msg.to_string()));
+        }
+        for choice in chunk.choices {
+            let delta = choice.delta.unwrap_or_default();
+            if let Some(t) = delta.content.filter(|t| !t.is_empty()) {
+                self.pending.push_back(Ok(ProviderEvent::Text(t)));
+            }
+            if let Some(r) = delta.refusal.filter(|r| !r.is_empty()) {
+                self.pending.push_back(Ok(ProviderEvent::Refusal(r)));
+            }
+            if let Some(f) = choice.finish_reason {
+                self.finished = true;
+                self.pending
+                    .push_back(Ok(ProviderEvent::Finish(finish_reason(&f))));
+            }
+        }
+        if let Some(u) = chunk.usage {
+            self.pending.push_back(Ok(ProviderEvent::Usage(u.into())));
+        }
+    }
 }

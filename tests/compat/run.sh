@@ -20,7 +20,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
-SUITES="${COMPAT_SUITES:-python node contract examples}"
+SUITES="${COMPAT_SUITES:-python node contract examples replicas}"
 COMPAT_DIR="$ROOT/target/compat"
 VENV="$COMPAT_DIR/venv"
 ST_VENV="$COMPAT_DIR/st-venv"
@@ -41,7 +41,7 @@ done
 
 # ---------------------------------------------------------------- tools
 mkdir -p "$COMPAT_DIR"
-if [[ " $SUITES " == *" python "* ]]; then
+if [[ " $SUITES " == *" python "* || " $SUITES " == *" replicas "* ]]; then
     if ! "$VENV/bin/python" -c 'import openai, pytest' 2>/dev/null; then
         log "creating $VENV"
         rm -rf "$VENV"
@@ -79,12 +79,13 @@ fi
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/maniac-compat.XXXXXX")"
 UP_PID=""
 GW_PID=""
+REPLICA_PIDS=""
 cleanup() {
     local rc=$?
-    for pid in $GW_PID $UP_PID; do
+    for pid in $REPLICA_PIDS $GW_PID $UP_PID; do
         kill "$pid" 2>/dev/null || true
     done
-    for pid in $GW_PID $UP_PID; do
+    for pid in $REPLICA_PIDS $GW_PID $UP_PID; do
         wait "$pid" 2>/dev/null || true
     done
     if [[ $rc -ne 0 || "${COMPAT_KEEP_LOGS:-}" == "1" ]]; then
@@ -221,6 +222,40 @@ if [[ " $SUITES " == *" examples "* ]]; then
         fi
     done
     log "examples took $(( $(date +%s) - t0 ))s"
+fi
+
+if [[ " $SUITES " == *" replicas "* ]]; then
+    # The official SDK pointed alternately at two replicas sharing one
+    # PostgreSQL database (CI has one on 127.0.0.1:5432, trust auth).
+    log "replicas suite (two replicas on PostgreSQL)"
+    t0=$(date +%s)
+    PG_DB="maniac_compat_$$_$RANDOM"
+    if psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE $PG_DB" >/dev/null 2>&1; then
+        PG_URL="postgres://postgres@127.0.0.1:5432/$PG_DB"
+        replica_urls=()
+        for name in a b; do
+            rport="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+            MANIAC_LOG=warn "$BIN/maniac" serve --listen "127.0.0.1:$rport" --database-url "$PG_URL" \
+                --config "$TMP/maniac.toml" >"$TMP/replica-$name.out" 2>"$TMP/replica-$name.err" &
+            REPLICA_PIDS="$REPLICA_PIDS $!"
+            wait_for_line "$TMP/replica-$name.out" 'listening on http' 60 "$!"
+            replica_urls+=("http://127.0.0.1:$rport/v1")
+        done
+        REPLICA_KEY="$(awk 'found { print; exit } /^Created organization .default. with an API key/ { found = 1 }' "$TMP/replica-a.out")"
+        if ! MANIAC_REPLICA_A="${replica_urls[0]}" MANIAC_REPLICA_B="${replica_urls[1]}" MANIAC_API_KEY="$REPLICA_KEY" \
+                "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/compat/python_replicas"; then
+            failed+=(replicas)
+        fi
+        for pid in $REPLICA_PIDS; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+        REPLICA_PIDS=""
+        psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
+    elif [[ -n "${CI:-}" ]]; then
+        log "no PostgreSQL at 127.0.0.1:5432 (required in CI)"
+        failed+=(replicas)
+    else
+        log "skipped: no PostgreSQL at 127.0.0.1:5432"
+    fi
+    log "replicas suite took $(( $(date +%s) - t0 ))s"
 fi
 
 log "total $(( $(date +%s) - started_at ))s"

@@ -48,6 +48,9 @@ pub struct ProviderConfig {
     pub request_timeout_secs: Option<u64>,
     /// Longest silence between streamed chunks (default 120).
     pub idle_timeout_secs: Option<u64>,
+    /// PEM file of extra CA certificates to trust for this upstream
+    /// (self-hosted models behind a private CA).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// `[background]`.
@@ -141,6 +144,7 @@ impl FileConfig {
                     max_tokens_field: Some("max_completion_tokens".into()),
                     request_timeout_secs: None,
                     idle_timeout_secs: None,
+                    ca_file: None,
                 },
             );
         }
@@ -175,6 +179,15 @@ impl FileConfig {
                         idle_timeout: Duration::from_secs(
                             p.idle_timeout_secs.unwrap_or(120),
                         ),
+                        ca_pem: match &p.ca_file {
+                            Some(f) => Some(std::fs::read(f).map_err(|e| {
+                                format!(
+                                    "providers.{name}: reading ca_file {}: {e}",
+                                    f.display()
+                                )
+                            })?),
+                            None => None,
+                        },
                     };
                     reg.insert(&name, Arc::new(OpenAiChat::new(cfg)?));
                 }

@@ -193,6 +193,7 @@ pub fn file_config(upstream_url: &str, o: &Options) -> FileConfig {
             max_tokens_field: None,
             request_timeout_secs: Some(o.request_timeout_secs),
             idle_timeout_secs: Some(o.idle_timeout_secs),
+            ca_file: None,
         },
     );
     FileConfig {

@@ -2,6 +2,7 @@
 //! `provider/model` to an adapter. Providers see a neutral transcript and
 //! emit a small event stream; only the engine knows the OpenAI taxonomy.
 
+pub mod client;
 pub mod echo;
 pub mod openai_chat;
 

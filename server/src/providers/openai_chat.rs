@@ -10,11 +10,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use eventsource_stream::Eventsource;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::client::{Answer, Client, ClientError, ClientOptions};
 use super::*;
+use http::header::{self, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
 
 /// Settings of one Chat Completions upstream.
 #[derive(Clone, Debug)]
@@ -31,46 +34,72 @@ pub struct ChatConfig {
     pub request_timeout: Duration,
     /// Longest silence allowed between streamed chunks.
     pub idle_timeout: Duration,
+    /// Extra trusted CA certificates (PEM), for upstreams behind a
+    /// private CA.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// A Chat Completions upstream.
 pub struct OpenAiChat {
     cfg: ChatConfig,
-    /// Parsed once: reqwest would re-parse a string on every request.
-    url: reqwest::Url,
-    auth: Option<reqwest::header::HeaderValue>,
-    http: reqwest::Client,
+    /// `…/chat/completions`, parsed once.
+    path: PathAndQuery,
+    /// Headers of a non-streaming call (content type, accept, key).
+    json_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Headers of a streaming call.
+    sse_headers: Vec<(HeaderName, HeaderValue)>,
+    http: Client,
 }
+
+/// Largest non-streaming answer read from an upstream.
+const MAX_ANSWER_BYTES: usize = 64 << 20;
+
+/// Largest error body read from an upstream (only its message is kept).
+const MAX_ERROR_BYTES: usize = 64 << 10;
 
 impl OpenAiChat {
     /// Builds the adapter with a pooled keep-alive client.
     pub fn new(cfg: ChatConfig) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(1024)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| format!("http client: {e}"))?;
-        let auth = match &cfg.api_key {
-            Some(key) => {
-                let mut v = reqwest::header::HeaderValue::from_str(&format!(
-                    "Bearer {key}"
-                ))
-                .map_err(|_| "upstream key is not a valid header value")?;
-                v.set_sensitive(true);
-                Some(v)
-            }
-            None => None,
-        };
-        let url = reqwest::Url::parse(&format!(
-            "{}/chat/completions",
-            cfg.base_url.trim_end_matches('/')
-        ))
+        let url =
+            format!("{}/chat/completions", cfg.base_url.trim_end_matches('/'));
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| format!("invalid base_url '{}': {e}", cfg.base_url))?;
+        let path = uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/chat/completions"));
+        let http = Client::new(
+            &uri,
+            ClientOptions {
+                extra_roots_pem: cfg.ca_pem.clone(),
+                ..ClientOptions::default()
+            },
+        )
         .map_err(|e| format!("invalid base_url '{}': {e}", cfg.base_url))?;
-        Ok(OpenAiChat { cfg, url, auth, http })
+        let mut base = vec![(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )];
+        if let Some(key) = &cfg.api_key {
+            let mut v = HeaderValue::from_str(&format!("Bearer {key}"))
+                .map_err(|_| "upstream key is not a valid header value")?;
+            v.set_sensitive(true);
+            base.push((header::AUTHORIZATION, v));
+        }
+        let with_accept = |accept: &'static str| {
+            let mut h = base.clone();
+            h.push((header::ACCEPT, HeaderValue::from_static(accept)));
+            h
+        };
+        Ok(OpenAiChat {
+            json_headers: with_accept("application/json"),
+            sse_headers: with_accept("text/event-stream"),
+            cfg,
+            path,
+            http,
+        })
     }
-
     fn body<'a>(
         &self,
         req: &'a ProviderRequest,
@@ -107,41 +136,44 @@ impl OpenAiChat {
     async fn send(
         &self,
         body: &ChatRequest<'_>,
-    ) -> Result<reqwest::Response, ProviderError> {
-        let mut rb = self.http.post(self.url.clone()).json(body);
-        if let Some(a) = &self.auth {
-            rb = rb.header(reqwest::header::AUTHORIZATION, a.clone());
-        }
+    ) -> Result<Answer, ProviderError> {
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| ProviderError::Protocol(e.to_string()))?;
+        let headers =
+            if body.stream { &self.sse_headers } else { &self.json_headers };
         let secs = self.cfg.request_timeout.as_secs();
-        let rsp =
-            match tokio::time::timeout(self.cfg.request_timeout, rb.send())
-                .await
-            {
-                Err(_) => return Err(ProviderError::Timeout(secs)),
-                Ok(Err(e)) if e.is_timeout() => {
-                    return Err(ProviderError::Timeout(secs));
-                }
-                Ok(Err(e)) => {
-                    return Err(ProviderError::Unavailable(
-                        self.scrub(&without_url(&e)),
-                    ));
-                }
-                Ok(Ok(r)) => r,
-            };
-        if rsp.status().is_success() {
+        let rsp = match tokio::time::timeout(
+            self.cfg.request_timeout,
+            self.http.post(&self.path, headers, bytes.into()),
+        )
+        .await
+        {
+            Err(_) => return Err(ProviderError::Timeout(secs)),
+            Ok(Err(e)) => {
+                return Err(ProviderError::Unavailable(
+                    self.scrub(&e.to_string()),
+                ));
+            }
+            Ok(Ok(r)) => r,
+        };
+        if rsp.status.is_success() {
             return Ok(rsp);
         }
-        let status = rsp.status().as_u16();
+        let status = rsp.status.as_u16();
         let retry_after = rsp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
+            .headers
+            .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let text = tokio::time::timeout(Duration::from_secs(5), rsp.text())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
+        let text = tokio::time::timeout(
+            Duration::from_secs(5),
+            rsp.bytes(MAX_ERROR_BYTES),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
         let message = serde_json::from_str::<Value>(&text)
             .ok()
             .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
@@ -162,21 +194,6 @@ impl OpenAiChat {
             _ => s.to_string(),
         }
     }
-}
-
-/// reqwest errors print the URL; keep only the cause.
-fn without_url(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    if let Some(url) = e.url() {
-        msg = msg.replace(url.as_str(), "upstream");
-    }
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    msg
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -418,7 +435,7 @@ impl Provider for OpenAiChat {
     ) -> Result<EventStream, ProviderError> {
         let rsp = self.send(&self.body(req, true)).await?;
         let reader = ChunkReader {
-            sse: Box::pin(rsp.bytes_stream().eventsource()),
+            sse: Box::pin(rsp.into_stream().eventsource()),
             idle: self.cfg.idle_timeout,
             finished: false,
             done: false,
@@ -444,12 +461,15 @@ impl Provider for OpenAiChat {
         req: &ProviderRequest,
     ) -> Result<Completion, ProviderError> {
         let rsp = self.send(&self.body(req, false)).await?;
-        let bytes = tokio::time::timeout(self.cfg.request_timeout, rsp.bytes())
-            .await
-            .map_err(|_| {
-                ProviderError::Timeout(self.cfg.request_timeout.as_secs())
-            })?
-            .map_err(|e| ProviderError::Unavailable(without_url(&e)))?;
+        let bytes = tokio::time::timeout(
+            self.cfg.request_timeout,
+            rsp.bytes(MAX_ANSWER_BYTES),
+        )
+        .await
+        .map_err(|_| {
+            ProviderError::Timeout(self.cfg.request_timeout.as_secs())
+        })?
+        .map_err(|e| ProviderError::Unavailable(self.scrub(&e.to_string())))?;
         let body: ChatCompletion =
             serde_json::from_slice(&bytes).map_err(|e| {
                 ProviderError::Protocol(format!("unreadable answer: {e}"))
@@ -471,7 +491,7 @@ type SseStream = std::pin::Pin<
         dyn futures::Stream<
                 Item = Result<
                     eventsource_stream::Event,
-                    eventsource_stream::EventStreamError<reqwest::Error>,
+                    eventsource_stream::EventStreamError<ClientError>,
                 >,
             > + Send,
     >,
@@ -519,6 +539,9 @@ impl ChunkReader {
         };
         if ev.data.trim() == "[DONE]" {
             self.done = true;
+            // The body's end is usually already here: reading it without
+            // waiting returns the connection to the pool.
+            while let Some(Some(_)) = self.sse.next().now_or_never() {}
             return;
         }
         let chunk: ChatChunk = match serde_json::from_str(&ev.data) {

@@ -11,7 +11,7 @@ use maniac_server::server::{self, Running, ServeOptions};
 use maniac_server::store::SharedStore;
 use serde_json::Value;
 
-use crate::upstream::FakeUpstream;
+use crate::upstream::{FakeUpstream, TestTls};
 
 /// Where PostgreSQL runs on CI machines (trust auth).
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -47,6 +47,10 @@ pub struct Options {
     pub idle_timeout_secs: u64,
     /// Internal service key.
     pub internal_key: Option<String>,
+    /// The fake upstream speaks HTTPS (certificate from a throwaway CA).
+    pub upstream_tls: bool,
+    /// With `upstream_tls`: the gateway is given the CA (`ca_file`).
+    pub trust_upstream_ca: bool,
 }
 
 impl Default for Options {
@@ -57,6 +61,8 @@ impl Default for Options {
             request_timeout_secs: 30,
             idle_timeout_secs: 30,
             internal_key: None,
+            upstream_tls: false,
+            trust_upstream_ca: true,
         }
     }
 }
@@ -219,8 +225,21 @@ impl Gateway {
     /// Starts a gateway; None if the backend is unavailable (skipped).
     pub async fn start_with(o: Options) -> Option<Gateway> {
         let db = TestDb::create().await?;
-        let upstream = FakeUpstream::start().await;
-        let file = file_config(&upstream.base_url(), &o);
+        let (upstream, ca_file) = if o.upstream_tls {
+            let tls = TestTls::generate();
+            let path = std::env::temp_dir()
+                .join(format!("maniac-test-ca-{}.pem", rand_hex()));
+            std::fs::write(&path, &tls.ca_pem).expect("write CA file");
+            (FakeUpstream::start_tls(&tls).await, Some(path))
+        } else {
+            (FakeUpstream::start().await, None)
+        };
+        let mut file = file_config(&upstream.base_url(), &o);
+        if o.trust_upstream_ca
+            && let Some(p) = file.providers.get_mut("fake")
+        {
+            p.ca_file = ca_file.clone();
+        }
         let store = server::open_store(&db.url, &file).await.expect("store");
         let running = server::start(ServeOptions {
             listen: "127.0.0.1:0".parse().expect("addr"),
@@ -230,6 +249,10 @@ impl Gateway {
         })
         .await
         .expect("gateway starts");
+        // Read at start-up; not needed any more.
+        if let Some(p) = ca_file {
+            let _ = std::fs::remove_file(p);
+        }
         let key = running.bootstrap_key.clone().expect("bootstrap key");
         Some(Gateway {
             base: format!("http://{}", running.addr),

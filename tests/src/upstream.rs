@@ -19,6 +19,7 @@
 //! | `SLOW:<ms>`    | sleep before each SSE event (before the answer when not streaming) |
 //! | `JSON:`        | reply is `{"name":"Ada","age":36}` (streamed in 3 pieces)        |
 //! | `WORDS:<n>`    | reply is `w0 w1 … w(n-1)`                                        |
+//! | `CLOSE`        | answers with `Connection: close` (the connection is not reused)  |
 //!
 //! Built for speed as well (benchmarks): HTTP/1.1 keep-alive, no logging,
 //! pre-serialized SSE framing.
@@ -70,6 +71,7 @@ struct State {
     in_flight: AtomicUsize,
     no_recording: AtomicBool,
     next_id: AtomicU64,
+    connections: AtomicUsize,
 }
 
 impl State {
@@ -115,9 +117,54 @@ impl Drop for Gauge {
     }
 }
 
+/// A throwaway CA and a `localhost` certificate it signed, so TLS to a
+/// fake upstream is verified like TLS to a real one.
+pub struct TestTls {
+    /// The CA certificate (PEM): what the gateway must be told to trust.
+    pub ca_pem: String,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl TestTls {
+    /// Generates the CA and the server certificate.
+    pub fn generate() -> TestTls {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair,
+        };
+        use tokio_rustls::rustls::{self, ServerConfig, pki_types};
+        let mut ca_params =
+            CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().expect("CA key");
+        let ca =
+            CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA cert");
+        let leaf_key = KeyPair::generate().expect("leaf key");
+        let leaf = CertificateParams::new(vec!["localhost".to_string()])
+            .expect("leaf params")
+            .signed_by(&leaf_key, &ca)
+            .expect("leaf cert");
+        let key = pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der())
+            .expect("leaf key der");
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        let mut config =
+            ServerConfig::builder_with_provider(Arc::new(provider))
+                .with_safe_default_protocol_versions()
+                .expect("TLS versions")
+                .with_no_client_auth()
+                .with_single_cert(vec![leaf.der().clone()], key)
+                .expect("server cert");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        TestTls {
+            ca_pem: ca.pem(),
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        }
+    }
+}
+
 /// A fake upstream serving on 127.0.0.1 until dropped.
 pub struct FakeUpstream {
     addr: SocketAddr,
+    tls: bool,
     state: Arc<State>,
     task: JoinHandle<()>,
 }
@@ -151,8 +198,21 @@ impl FakeUpstream {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State::default());
-        let task = tokio::spawn(accept_loop(listener, state.clone()));
-        Ok(FakeUpstream { addr, state, task })
+        let task = tokio::spawn(accept_loop(listener, state.clone(), None));
+        Ok(FakeUpstream { addr, tls: false, state, task })
+    }
+
+    /// Like [`FakeUpstream::start`] but speaking HTTPS with `tls`'s
+    /// certificate for `localhost`.
+    pub async fn start_tls(tls: &TestTls) -> FakeUpstream {
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("fake upstream binds 127.0.0.1:0");
+        let addr = listener.local_addr().expect("bound address");
+        let state = Arc::new(State::default());
+        let acceptor = Some(tls.acceptor.clone());
+        let task = tokio::spawn(accept_loop(listener, state.clone(), acceptor));
+        FakeUpstream { addr, tls: true, state, task }
     }
 
     /// The bound address.
@@ -160,9 +220,14 @@ impl FakeUpstream {
         self.addr
     }
 
-    /// Base URL including `/v1`, e.g. `http://127.0.0.1:PORT/v1`.
+    /// Base URL including `/v1`, e.g. `http://127.0.0.1:PORT/v1` (or
+    /// `https://localhost:PORT/v1` when serving TLS).
     pub fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        if self.tls {
+            format!("https://localhost:{}/v1", self.addr.port())
+        } else {
+            format!("http://{}/v1", self.addr)
+        }
     }
 
     /// Every chat completion request received so far, in arrival order.
@@ -206,6 +271,12 @@ impl FakeUpstream {
         self.state.in_flight.load(Ordering::SeqCst)
     }
 
+    /// Number of connections accepted so far (keep-alive reuse shows as
+    /// fewer connections than requests).
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
     /// Turns recording of request bodies on (default) or off (for
     /// benchmarks: [`FakeUpstream::request_count`] still counts).
     pub fn set_recording(&self, on: bool) {
@@ -213,19 +284,37 @@ impl FakeUpstream {
     }
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<State>) {
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<State>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => {
                     let _ = tcp.set_nodelay(true);
+                    state.connections.fetch_add(1, Ordering::SeqCst);
                     let state = state.clone();
+                    let tls = tls.clone();
                     conns.spawn(async move {
                         let svc = service_fn(move |req| handle(state.clone(), req));
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(tcp), svc)
-                            .await;
+                        let http = hyper::server::conn::http1::Builder::new();
+                        match tls {
+                            None => {
+                                let _ = http
+                                    .serve_connection(TokioIo::new(tcp), svc)
+                                    .await;
+                            }
+                            Some(tls) => {
+                                if let Ok(stream) = tls.accept(tcp).await {
+                                    let _ = http
+                                        .serve_connection(TokioIo::new(stream), svc)
+                                        .await;
+                                }
+                            }
+                        }
                     });
                 }
                 // E.g. too many open files: back off a little.
@@ -364,18 +453,20 @@ async fn handle(
         _ => {}
     }
 
-    if plan.stream {
-        Ok(stream_response(&state, plan, gauge))
+    let close = plan.close;
+    let mut rsp = if plan.stream {
+        stream_response(&state, plan, gauge)
     } else {
         if let Some(d) = plan.slow {
             tokio::time::sleep(d).await;
         }
-        Ok(full(
-            StatusCode::OK,
-            "application/json",
-            completion_json(&state, &plan),
-        ))
+        full(StatusCode::OK, "application/json", completion_json(&state, &plan))
+    };
+    if close {
+        rsp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    Ok(rsp)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -388,6 +479,8 @@ enum Fault {
 
 /// What to answer to one request.
 struct Plan {
+    /// Answer with `Connection: close`.
+    close: bool,
     stream: bool,
     include_usage: bool,
     model: String,
@@ -505,6 +598,7 @@ impl Plan {
         } else {
             None
         };
+        let close = t.contains("CLOSE");
         let refuse = t.contains("REFUSE");
         let json = !refuse && t.contains("JSON:");
         let full_reply = if refuse {
@@ -546,6 +640,7 @@ impl Plan {
             "stop"
         };
         Plan {
+            close,
             stream: body
                 .get("stream")
                 .and_then(Value::as_bool)

@@ -93,7 +93,9 @@ impl Client {
             Some(s) if *s == Scheme::HTTPS => true,
             Some(s) if *s == Scheme::HTTP => false,
             _ => {
-                return Err("the URL must start with http:// or https://".into());
+                return Err(
+                    "the URL must start with http:// or https://".into()
+                );
             }
         };
         let auth = base.authority().ok_or("the URL has no host")?;

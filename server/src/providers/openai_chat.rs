@@ -509,6 +509,27 @@ struct ChunkReader {
 }
 
 impl ChunkReader {
+    /// Reads the body's end after `[DONE]` so its connection goes back to
+    /// the pool: at once when it is already here, else in a short-lived
+    /// task, so the answer is never held up by it.
+    fn drain_rest(&mut self) {
+        let mut rest = std::mem::replace(
+            &mut self.sse,
+            Box::pin(futures::stream::empty()),
+        );
+        loop {
+            match rest.next().now_or_never() {
+                Some(Some(_)) => continue,
+                Some(None) => return,
+                None => break,
+            }
+        }
+        tokio::spawn(async move {
+            let drain = async { while rest.next().await.is_some() {} };
+            let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+        });
+    }
+
     fn fail(&mut self, e: ProviderError) {
         self.pending.push_back(Err(e));
         self.done = true;
@@ -539,9 +560,7 @@ impl ChunkReader {
         };
         if ev.data.trim() == "[DONE]" {
             self.done = true;
-            // The body's end is usually already here: reading it without
-            // waiting returns the connection to the pool.
-            while let Some(Some(_)) = self.sse.next().now_or_never() {}
+            self.drain_rest();
             return;
         }
         let chunk: ChatChunk = match serde_json::from_str(&ev.data) {

@@ -1,20 +1,70 @@
-//! Opaque random ids with OpenAI's prefixes (`resp_`, `msg_`).
+//! Opaque ids with OpenAI's prefixes (`resp_`, `msg_`).
+//!
+//! Response and item ids start with the creation time in milliseconds
+//! (12 hex digits) followed by 144 random bits, like a UUIDv7: still
+//! unguessable, but new rows land at the end of the primary-key B-trees
+//! instead of on a random page each. Measured on SQLite at 32 concurrent
+//! stored responses, random ids dirtied a different index page per row.
 
 use rand::Rng;
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+}
 
 /// `n` random bytes as lowercase hex.
 pub fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     rand::rng().fill(&mut bytes[..]);
-    hex::encode(bytes)
+    let mut out = String::with_capacity(2 * n);
+    push_hex(&mut out, &bytes);
+    out
+}
+
+/// `prefix`, the time in ms as 12 hex digits, then 18 random bytes.
+fn time_ordered(prefix: &str) -> String {
+    let ms = crate::store::now_ms().max(0) as u64;
+    let mut random = [0u8; 18];
+    rand::rng().fill(&mut random);
+    let mut out = String::with_capacity(prefix.len() + 48);
+    out.push_str(prefix);
+    push_hex(&mut out, &ms.to_be_bytes()[2..]);
+    push_hex(&mut out, &random);
+    out
 }
 
 /// A new response id.
 pub fn response_id() -> String {
-    format!("resp_{}", random_hex(24))
+    time_ordered("resp_")
 }
 
 /// A new message item id.
 pub fn message_id() -> String {
-    format!("msg_{}", random_hex(24))
+    time_ordered("msg_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_have_the_prefix_48_hex_digits_and_sort_by_time() {
+        let a = response_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = response_id();
+        for id in [&a, &b] {
+            let hex = id.strip_prefix("resp_").expect("prefix");
+            assert_eq!(hex.len(), 48, "{id}");
+            assert!(hex.bytes().all(|c| HEX.contains(&c)), "{id}");
+        }
+        assert!(a < b, "{a} then {b}");
+        let m = message_id();
+        assert!(m.starts_with("msg_") && m.len() == 52, "{m}");
+        assert_eq!(random_hex(8).len(), 16);
+    }
 }

@@ -14,6 +14,8 @@ use super::error::ApiError;
 pub enum JsonOrSse<T> {
     /// `200 application/json`.
     Json(T),
+    /// `200 application/json`, already serialized (a `T`).
+    Encoded(bytes::Bytes),
     /// `200 text/event-stream`.
     Sse(Body),
     /// An error answered with its own headers.
@@ -28,7 +30,9 @@ where
         let builder = http::Response::builder();
         let rsp = match self {
             JsonOrSse::Json(value) => {
-                let bytes = serde_json::to_vec(&value).map_err(|e| {
+                // Sized for a typical response object: no regrowth.
+                let mut bytes = Vec::with_capacity(2048);
+                serde_json::to_writer(&mut bytes, &value).map_err(|e| {
                     HttpError::for_internal_error(e.to_string())
                 })?;
                 builder
@@ -36,6 +40,10 @@ where
                     .header(http::header::CONTENT_TYPE, "application/json")
                     .body(Body::from(bytes))
             }
+            JsonOrSse::Encoded(bytes) => builder
+                .status(StatusCode::OK)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Body::from(bytes)),
             JsonOrSse::Sse(body) => builder
                 .status(StatusCode::OK)
                 .header(

@@ -70,6 +70,9 @@ pub struct Caller {
 pub enum Reply {
     /// A response object (boxed: it is large and streams are common).
     Json(Box<Response>),
+    /// A response object already serialized: a stored response is encoded
+    /// once, for the database and the client alike.
+    Encoded(Bytes),
     /// SSE frames; dropping the receiver means the client left.
     Stream(mpsc::Receiver<Bytes>),
 }
@@ -265,7 +268,7 @@ impl Engine {
         if stream {
             return self.run_stream(p).await;
         }
-        self.run_json(p).await.map(|r| Reply::Json(Box::new(r)))
+        self.run_json(p).await
     }
 
     async fn prepare(
@@ -411,10 +414,12 @@ impl Engine {
         })
     }
 
-    /// Stores a finished synchronous response with its items.
+    /// Stores a finished synchronous response with its items; `body` is
+    /// its JSON.
     async fn persist(
         &self,
         b: &ResponseBuilder,
+        body: String,
         input_items: Vec<crate::store::ItemRow>,
         org: String,
     ) -> Result<(), StoreError> {
@@ -427,7 +432,7 @@ impl Engine {
                 previous_response_id: r.previous_response_id.clone(),
                 status: r.status.as_str(),
                 background: false,
-                body: serde_json::to_string(r).unwrap_or_default(),
+                body,
                 run_request: None,
                 input_items,
                 output_items: b.output_items(),
@@ -437,7 +442,7 @@ impl Engine {
             .await
     }
 
-    async fn run_json(&self, p: Prepared) -> Result<Response, ApiError> {
+    async fn run_json(&self, p: Prepared) -> Result<Reply, ApiError> {
         let completion = p
             .provider
             .complete(&p.request)
@@ -446,12 +451,15 @@ impl Engine {
         let mut b = ResponseBuilder::new(p.response, 0, false, false);
         b.apply(completion);
         b.complete();
-        if b.snapshot().store {
-            self.persist(&b, p.input_items, p.org_id)
-                .await
-                .map_err(store_error)?;
+        if !b.snapshot().store {
+            return Ok(Reply::Json(Box::new(b.into_response())));
         }
-        Ok(b.into_response())
+        let body = encode(b.snapshot());
+        let reply = Bytes::from(body.clone());
+        self.persist(&b, body, p.input_items, p.org_id)
+            .await
+            .map_err(store_error)?;
+        Ok(Reply::Encoded(reply))
     }
 
     async fn run_stream(&self, p: Prepared) -> Result<Reply, ApiError> {
@@ -513,7 +521,8 @@ impl Engine {
         }
         let mut terminal = b.drain();
         if b.snapshot().store
-            && let Err(e) = self.persist(&b, input_items, org).await
+            && let Err(e) =
+                self.persist(&b, encode(b.snapshot()), input_items, org).await
         {
             tracing::error!(response_id = %b.snapshot().id, error = %e, "could not store streamed response");
             if let Some(last) = terminal.last_mut() {
@@ -522,6 +531,14 @@ impl Engine {
         }
         send_all(&tx, terminal).await;
     }
+}
+
+/// A response object as JSON text.
+pub(crate) fn encode(r: &Response) -> String {
+    let mut out = Vec::with_capacity(2048);
+    // Serializing plain data into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, r);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Feeds one provider event to a builder.

@@ -35,6 +35,7 @@ pub enum ManiacApiImpl {}
 fn answer(r: Result<Reply, ApiError>) -> Result<JsonOrSse<Response>, ApiError> {
     match r {
         Ok(Reply::Json(resp)) => Ok(JsonOrSse::Json(*resp)),
+        Ok(Reply::Encoded(json)) => Ok(JsonOrSse::Encoded(json)),
         Ok(Reply::Stream(rx)) => {
             let frames = ReceiverStream::new(rx)
                 .map(|b| Ok::<_, Infallible>(Frame::data(b)));

@@ -28,6 +28,8 @@ pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
     inserts: mpsc::Sender<InsertJob>,
+    /// Stops the checkpointer when the store is dropped.
+    _checkpoints: tokio_util::sync::DropGuard,
 }
 
 impl SqliteStore {
@@ -41,7 +43,21 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let acquire = Duration::from_millis(opts.acquire_timeout_ms);
+        // The writer never checkpoints: that would stall every insert
+        // queued behind it on the checkpoint's fsyncs (measured: ~20 ms a
+        // few times a second under load). A separate connection does it.
         let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(acquire)
+            .connect_with(
+                connect
+                    .clone()
+                    .pragma("wal_autocheckpoint", "0")
+                    // When the log restarts, its file shrinks back to this.
+                    .pragma("journal_size_limit", (32 << 20).to_string()),
+            )
+            .await?;
+        let checkpointer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(acquire)
             .connect_with(connect.clone())
@@ -57,8 +73,58 @@ impl SqliteStore {
             .await?;
         let (tx, rx) = mpsc::channel(4096);
         tokio::spawn(insert_writer(write.clone(), rx));
-        Ok(SqliteStore { read, write, inserts: tx })
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(checkpoint_loop(checkpointer, stop.clone()));
+        Ok(SqliteStore {
+            read,
+            write,
+            inserts: tx,
+            _checkpoints: stop.drop_guard(),
+        })
     }
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Checkpoints the WAL beside the writer. PASSIVE never blocks readers or
+/// the writer; frames written meanwhile wait for the next round. Ends when
+/// the store is dropped.
+async fn checkpoint_loop(
+    pool: SqlitePool,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = checkpoint(&pool).await {
+            tracing::warn!(error = %e, "SQLite WAL checkpoint failed; will retry");
+        }
+    }
+    pool.close().await;
+}
+
+/// WAL frames (pages) after which the log is restarted from its start.
+const WAL_RESTART_FRAMES: i64 = 8192;
+
+/// Copies the WAL into the database without blocking anyone. Under
+/// steady writes the log never drains by itself, so once it holds more
+/// than [`WAL_RESTART_FRAMES`] a RESTART checkpoint (by then with almost
+/// nothing left to copy) waits for the writer's current transaction and
+/// makes the next one start the log over.
+async fn checkpoint(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let (_, log, _): (i64, i64, i64) =
+        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(pool)
+            .await?;
+    if log > WAL_RESTART_FRAMES {
+        sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(pool).await?;
+    }
+    Ok(())
 }
 
 /// Commits queued inserts in batches; a failing batch is retried row by row

@@ -79,6 +79,20 @@ pub struct DatabaseConfig {
     pub acquire_timeout_ms: Option<u64>,
     /// PostgreSQL statement timeout (ms).
     pub statement_timeout_ms: Option<u64>,
+    /// SQLite durability of a commit: `full` (default: fsync at every
+    /// commit, survives power loss) or `normal` (survives a crash of the
+    /// gateway, not of the machine; faster).
+    pub sqlite_synchronous: Option<SqliteSynchronous>,
+}
+
+/// `[database] sqlite_synchronous`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// fsync at every commit.
+    Full,
+    /// fsync only at checkpoints.
+    Normal,
 }
 
 impl FileConfig {
@@ -123,6 +137,12 @@ impl FileConfig {
                 .database
                 .statement_timeout_ms
                 .unwrap_or(d.statement_timeout_ms),
+            sqlite_fsync_commits: self
+                .database
+                .sqlite_synchronous
+                .map_or(d.sqlite_fsync_commits, |s| {
+                    s == SqliteSynchronous::Full
+                }),
         }
     }
 
@@ -199,5 +219,26 @@ impl FileConfig {
             }
         }
         Ok(reg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FileConfig;
+
+    fn parse(text: &str) -> Result<FileConfig, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    #[test]
+    fn sqlite_commits_are_fsynced_unless_configured_otherwise() {
+        assert!(FileConfig::default().pool().sqlite_fsync_commits);
+        let full = parse("[database]\nsqlite_synchronous = \"full\"\n");
+        assert!(full.expect("full").pool().sqlite_fsync_commits);
+        let normal = parse("[database]\nsqlite_synchronous = \"normal\"\n");
+        assert!(!normal.expect("normal").pool().sqlite_fsync_commits);
+        let bad = parse("[database]\nsqlite_synchronous = \"off\"\n");
+        let msg = bad.expect_err("off is refused").to_string();
+        assert!(msg.contains("full") && msg.contains("normal"), "{msg}");
     }
 }

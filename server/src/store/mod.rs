@@ -343,6 +343,9 @@ pub struct PoolOptions {
     pub acquire_timeout_ms: u64,
     /// PostgreSQL `statement_timeout` (ms).
     pub statement_timeout_ms: u64,
+    /// SQLite: fsync the log at every commit (`synchronous = FULL`), so an
+    /// acknowledged response survives a power cut, not only a crash.
+    pub sqlite_fsync_commits: bool,
 }
 
 impl Default for PoolOptions {
@@ -351,6 +354,7 @@ impl Default for PoolOptions {
             max_connections: 16,
             acquire_timeout_ms: 5_000,
             statement_timeout_ms: 30_000,
+            sqlite_fsync_commits: true,
         }
     }
 }

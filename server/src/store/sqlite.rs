@@ -53,6 +53,11 @@ impl SqliteStore {
                 connect
                     .clone()
                     .pragma("wal_autocheckpoint", "0")
+                    .synchronous(if opts.sqlite_fsync_commits {
+                        SqliteSynchronous::Full
+                    } else {
+                        SqliteSynchronous::Normal
+                    })
                     // When the log restarts, its file shrinks back to this.
                     .pragma("journal_size_limit", (32 << 20).to_string()),
             )

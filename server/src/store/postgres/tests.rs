@@ -40,6 +40,7 @@ async fn unreachable_database_is_unavailable_quickly() {
         max_connections: 2,
         acquire_timeout_ms: 500,
         statement_timeout_ms: 1_000,
+        ..PoolOptions::default()
     };
     let started = std::time::Instant::now();
     let result =
@@ -163,6 +164,7 @@ async fn exercise(url: &str) {
         max_connections: 8,
         acquire_timeout_ms: 3_000,
         statement_timeout_ms: 5_000,
+        ..PoolOptions::default()
     };
     let store = Arc::new(PgStore::open(url, &opts).await.expect("open"));
     // A second open runs the (already applied) migrations again.

@@ -250,16 +250,16 @@ impl Engine {
         let stream = req.stream.unwrap_or(false);
         let background = req.background.unwrap_or(false);
         let p = self.prepare(caller, req).await?;
+        // One line per request, kept lean: it is formatted on the request
+        // path (~10k instructions for these fields). Tags and trace are
+        // client data and stay out of the logs.
         tracing::info!(
             request_id = %caller.request_id,
             org = %caller.org_id,
             response_id = %p.response.id,
-            provider = %p.provider_name,
             model = %p.response.model,
             stream, background,
             store = p.response.store,
-            tags = ?p.response.tags,
-            trace = ?p.response.trace,
             "response create"
         );
         if background {

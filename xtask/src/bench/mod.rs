@@ -146,6 +146,24 @@ impl Tail {
     }
 }
 
+/// A child's log file: the gateway logs at its default level (one line
+/// per request) into a file, as in production, rather than into a pipe a
+/// thread of ours would have to drain during the measurements.
+struct LogFile(PathBuf);
+
+impl LogFile {
+    /// The last 50 lines and the number of lines.
+    fn lines(&self) -> (Vec<String>, usize) {
+        let tail = Tail::default();
+        if let Ok(f) = std::fs::File::open(&self.0) {
+            for line in BufReader::new(f).lines().map_while(Result::ok) {
+                tail.push(line);
+            }
+        }
+        tail.lines()
+    }
+}
+
 /// Reads a pipe line by line on a thread: lines go to the channel while
 /// someone listens, and always to the tail.
 fn read_lines(
@@ -317,7 +335,7 @@ struct Bench {
     tck: f64,
     gateway: Guard,
     gateway_addr: SocketAddr,
-    gateway_stderr: Tail,
+    gateway_stderr: LogFile,
     upstream: Guard,
     upstream_addr: SocketAddr,
     key: String,
@@ -478,22 +496,22 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .arg(format!("sqlite://{}", db.display()))
         .arg("--config")
         .arg(&config)
-        .env("MANIAC_LOG", "warn")
+        .env_remove("MANIAC_LOG")
         .env_remove("MANIAC_INTERNAL_KEY")
         .env_remove("MANIAC_LISTEN")
         .env_remove("MANIAC_DATABASE_URL")
         .env_remove("MANIAC_CONFIG");
-    let gateway_stderr = Tail::default();
+    let gateway_stderr = LogFile(tmp.0.join("gateway.log"));
+    let log = std::fs::File::create(&gateway_stderr.0).context("log file")?;
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(log)
         .spawn()
         .context("starting maniac")?;
-    let (out, err) = (child.stdout.take(), child.stderr.take());
+    let out = child.stdout.take();
     let mut gateway = Guard { name: "maniac", child };
     let rx = read_lines(out.context("stdout")?, Tail::default());
-    read_lines(err.context("stderr")?, gateway_stderr.clone());
     let lines =
         wait_for_line(&rx, &mut gateway, Duration::from_secs(60), |l| {
             l.starts_with("Maniac gateway listening on ")

@@ -79,17 +79,14 @@ enum KeysAction {
 const DEFAULT_DB: &str = "sqlite://maniac.db";
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
-/// Logs go to stderr through a background writer that batches lines, so a
-/// request never waits on a `write` syscall. Keep the guard until exit: it
-/// flushes what is left.
-fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
+/// Logs go to stderr in batches (see `logging`): a request never waits on
+/// a `write` syscall. Keep the guard until exit: it flushes what is left.
+fn init_logging() -> maniac_server::logging::FlushGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MANIAC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only on a terminal: log files and collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (writer, guard) = tracing_appender::non_blocking(
-        std::io::BufWriter::new(std::io::stderr()),
-    );
+    let (writer, guard) = maniac_server::logging::BatchedStderr::start();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)

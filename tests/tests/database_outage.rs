@@ -84,6 +84,7 @@ async fn database_outage_gives_503_and_recovers_without_restart() {
         max_connections: Some(4),
         acquire_timeout_ms: Some(1000),
         statement_timeout_ms: Some(2000),
+        sqlite_synchronous: None,
     };
     let running = server::start(ServeOptions {
         listen: "127.0.0.1:0".parse().unwrap(),

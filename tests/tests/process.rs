@@ -274,9 +274,12 @@ async fn keys_never_appear_in_answers_or_logs() {
             "presented key in {what}"
         );
     }
-    // The log is useful at 3 a.m.: request ids, response ids, providers.
+    // The log is useful at 3 a.m.: request ids, response ids, and the
+    // model with its provider.
     assert!(
-        log.contains("request_id=") && log.contains("provider=fake"),
+        log.contains("request_id=")
+            && log.contains("response_id=resp_")
+            && log.contains("model=fake/"),
         "{log}"
     );
     let _ = std::fs::remove_dir_all(dir);

@@ -28,10 +28,10 @@ pub struct NewKey {
 
 /// Generates a new random key.
 pub fn generate() -> NewKey {
-    let secret = format!("sk-mn-{}", crate::engine::ids::random_hex(24));
+    let secret = format!("sk-mn-{}", crate::ids::random_hex(24));
     let hash = hash(&secret);
     NewKey {
-        key_id: format!("key_{}", crate::engine::ids::random_hex(8)),
+        key_id: format!("key_{}", crate::ids::random_hex(8)),
         secret,
         hash,
     }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod ids;
 pub mod logging;
 mod nodelay;
 pub mod providers;

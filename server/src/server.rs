@@ -111,5 +111,6 @@ impl Running {
             );
         }
         let _ = runs.await;
+        crate::store::counters::log();
     }
 }

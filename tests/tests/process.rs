@@ -12,7 +12,7 @@ fn temp_dir(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "maniac-{tag}-{}-{}",
         std::process::id(),
-        maniac_server::engine::ids::random_hex(4)
+        maniac_server::ids::random_hex(4)
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir

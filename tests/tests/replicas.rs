@@ -23,10 +23,8 @@ async fn setup(
     }
     let db = TestDb::create().await?;
     let upstream = FakeUpstream::start().await;
-    let dir = std::env::temp_dir().join(format!(
-        "maniac-{tag}-{}",
-        maniac_server::engine::ids::random_hex(4)
-    ));
+    let dir = std::env::temp_dir()
+        .join(format!("maniac-{tag}-{}", maniac_server::ids::random_hex(4)));
     std::fs::create_dir_all(&dir).unwrap();
     let config = write_config(&dir, &upstream.base_url(), CONFIG);
     Some((db, upstream, config))

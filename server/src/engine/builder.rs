@@ -10,7 +10,7 @@ use rand::distr::Alphanumeric;
 use crate::api::*;
 use crate::providers::{Completion, FinishReason, Usage};
 
-use super::ids;
+use crate::ids;
 
 /// An event serialized once: its JSON for the event log, and its SSE frame.
 #[derive(Clone, Debug)]

@@ -7,7 +7,6 @@ pub mod background;
 pub mod builder;
 pub mod follow;
 pub mod hub;
-pub mod ids;
 pub mod transcript;
 pub mod validate;
 
@@ -19,11 +18,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::*;
+use crate::ids::{self, now_ms};
 use crate::providers::{
     EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest,
     Registry,
 };
-use crate::store::{NewResponse, SharedStore, StoreError, now_ms};
+use crate::store::{NewResponse, SharedStore, StoreError};
 
 use builder::{Encoded, ResponseBuilder};
 use hub::Hub;

@@ -8,7 +8,7 @@ use crate::api::{
 use crate::providers::Message;
 use crate::store::ItemRow;
 
-use super::ids;
+use crate::ids;
 
 /// A stored item converted back to a provider message.
 pub fn message_from_item(body: &str) -> Option<Message> {

@@ -4,6 +4,7 @@
 //! are claimed under a lease so that any number of gateway processes can
 //! share one queue.
 
+pub mod counters;
 pub mod postgres;
 pub mod sqlite;
 
@@ -359,10 +360,4 @@ impl Default for PoolOptions {
     }
 }
 
-/// Current time in Unix milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use crate::ids::now_ms;

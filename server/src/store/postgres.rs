@@ -320,7 +320,7 @@ impl Store for PgStore {
         self.db(async {
             let now = now_ms();
             let mut tx = self.pool.begin().await?;
-            let new_org = format!("org_{}", crate::engine::ids::random_hex(12));
+            let new_org = format!("org_{}", crate::ids::random_hex(12));
             // A concurrent creator of the same organization makes this wait
             // for its commit and do nothing; the next statement sees it.
             sqlx::query(
@@ -442,6 +442,7 @@ impl Store for PgStore {
         org: &str,
         id: &str,
     ) -> StoreResult<Option<StoredResponse>> {
+        super::counters::bump(&super::counters::COUNTERS.response_reads);
         self.db(async {
             let row = sqlx::query(
                 "SELECT body, status, background, lease_owner FROM responses \
@@ -550,6 +551,7 @@ impl Store for PgStore {
         lease_ms: i64,
         now: i64,
     ) -> StoreResult<Option<ClaimedRun>> {
+        super::counters::bump(&super::counters::COUNTERS.run_writes);
         // One statement (so one transaction): the oldest queued run not
         // locked by another replica's claim is locked, leased and read with
         // its next sequence number. A row that another claim updated first
@@ -597,6 +599,7 @@ impl Store for PgStore {
         owner: &str,
         until: i64,
     ) -> StoreResult<bool> {
+        super::counters::bump(&super::counters::COUNTERS.run_writes);
         self.db(async {
             let done = sqlx::query(
                 "UPDATE responses SET lease_expires_at = $1 WHERE id = $2 \
@@ -619,6 +622,7 @@ impl Store for PgStore {
         events: &[EventRow],
         snapshot: Option<&str>,
     ) -> StoreResult<bool> {
+        super::counters::bump(&super::counters::COUNTERS.run_writes);
         self.db(async {
             let mut tx = self.pool.begin().await?;
             let done = sqlx::query(
@@ -650,6 +654,7 @@ impl Store for PgStore {
         owner: &str,
         end: RunEnd,
     ) -> StoreResult<bool> {
+        super::counters::bump(&super::counters::COUNTERS.run_writes);
         self.db(async {
             let mut tx = self.pool.begin().await?;
             let done = sqlx::query(
@@ -779,6 +784,7 @@ impl Store for PgStore {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<EventRow>> {
+        super::counters::bump(&super::counters::COUNTERS.event_reads);
         self.db(async {
             let rows = sqlx::query(
                 "SELECT seq, body FROM response_events WHERE response_id = $1 \

@@ -361,7 +361,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<KeyInfo> {
         let now = now_ms();
         let mut tx = self.write.begin().await?;
-        let new_org = format!("org_{}", crate::engine::ids::random_hex(12));
+        let new_org = format!("org_{}", crate::ids::random_hex(12));
         sqlx::query(
             "INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?) \
              ON CONFLICT (name) DO NOTHING",
@@ -448,6 +448,7 @@ impl Store for SqliteStore {
         org: &str,
         id: &str,
     ) -> StoreResult<Option<StoredResponse>> {
+        super::counters::bump(&super::counters::COUNTERS.response_reads);
         let row = sqlx::query(
             "SELECT body, status, background, lease_owner FROM responses \
              WHERE id = ? AND org_id = ?",
@@ -540,6 +541,7 @@ impl Store for SqliteStore {
         lease_ms: i64,
         now: i64,
     ) -> StoreResult<Option<ClaimedRun>> {
+        super::counters::bump(&super::counters::COUNTERS.run_writes);
         let mut tx = self.write.begin().await?;
         let row = sqlx::query(
             "UPDATE responses SET status = 'in_progress', lease_owner = ?, \
@@ -584,6 +586,7 @@ impl Store for SqliteStore {
         owner: &str,
         until: i64,
     ) -> StoreResult<bool> {
+        super::counters::bump(&super::counters::COUNTERS.run_writes);
         let done = sqlx::query(
             "UPDATE responses SET lease_expires_at = ? WHERE id = ? \
              AND lease_owner = ? AND status = 'in_progress'",
@@ -603,6 +606,7 @@ impl Store for SqliteStore {
         events: &[EventRow],
         snapshot: Option<&str>,
     ) -> StoreResult<bool> {
+        super::counters::bump(&super::counters::COUNTERS.run_writes);
         let mut tx = self.write.begin().await?;
         let done = sqlx::query(
             "UPDATE responses SET body = COALESCE(?, body), updated_at = ? \
@@ -629,6 +633,7 @@ impl Store for SqliteStore {
         owner: &str,
         end: RunEnd,
     ) -> StoreResult<bool> {
+        super::counters::bump(&super::counters::COUNTERS.run_writes);
         let mut tx = self.write.begin().await?;
         let done = sqlx::query(
             "UPDATE responses SET status = ?, body = ?, lease_owner = NULL, \
@@ -734,6 +739,7 @@ impl Store for SqliteStore {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<EventRow>> {
+        super::counters::bump(&super::counters::COUNTERS.event_reads);
         let rows = sqlx::query(
             "SELECT seq, body FROM response_events WHERE response_id = ? \
              AND seq > ? ORDER BY seq LIMIT ?",
@@ -776,7 +782,7 @@ mod tests {
     #[tokio::test]
     async fn the_wal_stays_bounded_while_the_writer_never_checkpoints() {
         let dir = std::env::temp_dir()
-            .join(format!("maniac-wal-{}", crate::engine::ids::random_hex(6)));
+            .join(format!("maniac-wal-{}", crate::ids::random_hex(6)));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let url = format!("sqlite://{}", dir.join("t.db").display());
         let store = SqliteStore::open(&url, &PoolOptions::default())

@@ -28,6 +28,7 @@ pub(super) async fn notify(
     conn: &mut PgConnection,
     notice: &Notice,
 ) -> Result<(), sqlx::Error> {
+    crate::store::counters::bump(&crate::store::counters::COUNTERS.notifies);
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(CHANNEL)
         .bind(encode_notice(notice))

@@ -140,8 +140,7 @@ async fn expect_notice(rx: &mut broadcast::Receiver<Notice>, want: Notice) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_store() {
     let Some(mut admin) = admin().await else { return };
-    let name =
-        format!("maniac_store_test_{}", crate::engine::ids::random_hex(6));
+    let name = format!("maniac_store_test_{}", crate::ids::random_hex(6));
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
         .await

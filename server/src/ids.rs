@@ -1,4 +1,5 @@
-//! Opaque ids with OpenAI's prefixes (`resp_`, `msg_`).
+//! Leaf module: opaque ids with OpenAI's prefixes (`resp_`, `msg_`) and
+//! the clock. It imports nothing of the crate, so every layer may use it.
 //!
 //! Response and item ids start with the creation time in milliseconds
 //! (12 hex digits) followed by 144 random bits, like a UUIDv7: still
@@ -28,7 +29,7 @@ pub fn random_hex(n: usize) -> String {
 
 /// `prefix`, the time in ms as 12 hex digits, then 18 random bytes.
 fn time_ordered(prefix: &str) -> String {
-    let ms = crate::store::now_ms().max(0) as u64;
+    let ms = now_ms().max(0) as u64;
     let mut random = [0u8; 18];
     rand::rng().fill(&mut random);
     let mut out = String::with_capacity(prefix.len() + 48);
@@ -67,4 +68,12 @@ mod tests {
         assert!(m.starts_with("msg_") && m.len() == 52, "{m}");
         assert_eq!(random_hex(8).len(), 16);
     }
+}
+
+/// Current time in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

@@ -73,6 +73,28 @@ impl StreamEvent {
                 E::OutputTextDoneEvent(_) => "response.output_text.done",
                 E::RefusalDeltaEvent(_) => "response.refusal.delta",
                 E::RefusalDoneEvent(_) => "response.refusal.done",
+                E::ReasoningTextDeltaEvent(_) => {
+                    "response.reasoning_text.delta"
+                }
+                E::ReasoningTextDoneEvent(_) => "response.reasoning_text.done",
+                E::ReasoningSummaryPartAddedEvent(_) => {
+                    "response.reasoning_summary_part.added"
+                }
+                E::ReasoningSummaryPartDoneEvent(_) => {
+                    "response.reasoning_summary_part.done"
+                }
+                E::ReasoningSummaryTextDeltaEvent(_) => {
+                    "response.reasoning_summary_text.delta"
+                }
+                E::ReasoningSummaryTextDoneEvent(_) => {
+                    "response.reasoning_summary_text.done"
+                }
+                E::FunctionCallArgumentsDeltaEvent(_) => {
+                    "response.function_call_arguments.delta"
+                }
+                E::FunctionCallArgumentsDoneEvent(_) => {
+                    "response.function_call_arguments.done"
+                }
                 E::ErrorEvent(_) => "error",
             },
             Self::Unknown { event_type, .. } => event_type,
@@ -98,6 +120,14 @@ impl StreamEvent {
                 E::OutputTextDoneEvent(e) => e.sequence_number,
                 E::RefusalDeltaEvent(e) => e.sequence_number,
                 E::RefusalDoneEvent(e) => e.sequence_number,
+                E::ReasoningTextDeltaEvent(e) => e.sequence_number,
+                E::ReasoningTextDoneEvent(e) => e.sequence_number,
+                E::ReasoningSummaryPartAddedEvent(e) => e.sequence_number,
+                E::ReasoningSummaryPartDoneEvent(e) => e.sequence_number,
+                E::ReasoningSummaryTextDeltaEvent(e) => e.sequence_number,
+                E::ReasoningSummaryTextDoneEvent(e) => e.sequence_number,
+                E::FunctionCallArgumentsDeltaEvent(e) => e.sequence_number,
+                E::FunctionCallArgumentsDoneEvent(e) => e.sequence_number,
                 E::ErrorEvent(e) => e.sequence_number,
             },
             Self::Unknown { data, .. } => {

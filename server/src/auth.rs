@@ -54,6 +54,14 @@ impl KeyCache {
         KeyCache { store, entries: Mutex::new(HashMap::new()) }
     }
 
+    /// An organization's id by id or name (for the internal service key).
+    pub async fn find_org(
+        &self,
+        id_or_name: &str,
+    ) -> StoreResult<Option<String>> {
+        self.store.find_org(id_or_name).await
+    }
+
     /// The key record for a presented secret (None: unknown).
     pub async fn lookup(&self, secret: &str) -> StoreResult<Option<KeyRecord>> {
         let h = hash(secret);

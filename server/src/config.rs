@@ -4,13 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::engine::EngineConfig;
-use crate::providers::openai_chat::{ChatConfig, OpenAiChat};
-use crate::providers::{Registry, echo::Echo};
+use crate::providers::openai_chat::ChatConfig;
+use crate::providers::{ProviderConfig, Registry, echo::Echo};
 use crate::store::PoolOptions;
 
 /// The TOML file.
@@ -32,32 +31,12 @@ pub struct FileConfig {
     pub database: DatabaseConfig,
 }
 
-/// `[providers.<name>]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProviderConfig {
-    /// `openai-chat` or `echo`.
-    pub kind: String,
-    /// Base URL including the version path, e.g. `https://api.openai.com/v1`.
-    pub base_url: Option<String>,
-    /// Name of the environment variable that holds the upstream key.
-    pub api_key_env: Option<String>,
-    /// `max_tokens` (default) or `max_completion_tokens`.
-    pub max_tokens_field: Option<String>,
-    /// Seconds until the upstream must answer (default 300).
-    pub request_timeout_secs: Option<u64>,
-    /// Longest silence between streamed chunks (default 120).
-    pub idle_timeout_secs: Option<u64>,
-    /// PEM file of extra CA certificates to trust for this upstream
-    /// (self-hosted models behind a private CA).
-    pub ca_file: Option<std::path::PathBuf>,
-}
-
 /// `[background]`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackgroundConfig {
-    /// Most concurrent runs in this process.
+    /// Most concurrent runs in this process (default: 8 per database
+    /// connection, so runs never queue behind the pool).
     pub workers: Option<usize>,
     /// Lease in milliseconds.
     pub lease_ms: Option<i64>,
@@ -109,7 +88,12 @@ impl FileConfig {
         let d = EngineConfig::default();
         let b = &self.background;
         EngineConfig {
-            workers: b.workers.unwrap_or(d.workers).max(1),
+            workers: b
+                .workers
+                .unwrap_or_else(|| {
+                    (self.pool().max_connections as usize * 8).clamp(8, 1024)
+                })
+                .max(1),
             lease_ms: b.lease_ms.unwrap_or(d.lease_ms).max(300),
             poll_ms: b.poll_ms.unwrap_or(d.poll_ms).max(10),
             event_retention_ms: b
@@ -157,15 +141,7 @@ impl FileConfig {
         {
             all.insert(
                 "openai".into(),
-                ProviderConfig {
-                    kind: "openai-chat".into(),
-                    base_url: Some("https://api.openai.com/v1".into()),
-                    api_key_env: Some("OPENAI_API_KEY".into()),
-                    max_tokens_field: Some("max_completion_tokens".into()),
-                    request_timeout_secs: None,
-                    idle_timeout_secs: None,
-                    ca_file: None,
-                },
+                ProviderConfig::OpenAiChat(ChatConfig::openai_default()),
             );
         }
         for (name, p) in all {
@@ -174,49 +150,7 @@ impl FileConfig {
                     "provider name '{name}' must be non-empty and contain no '/'"
                 ));
             }
-            match p.kind.as_str() {
-                "echo" => reg.insert(&name, Arc::new(Echo)),
-                "openai-chat" => {
-                    let base_url = p.base_url.clone().ok_or_else(|| {
-                        format!("providers.{name}: base_url is required")
-                    })?;
-                    let api_key = match &p.api_key_env {
-                        Some(var) => Some(std::env::var(var).map_err(|_| {
-                            format!("providers.{name}: environment variable {var} is not set")
-                        })?),
-                        None => None,
-                    };
-                    let cfg = ChatConfig {
-                        base_url,
-                        api_key,
-                        max_tokens_field: p
-                            .max_tokens_field
-                            .clone()
-                            .unwrap_or_else(|| "max_tokens".into()),
-                        request_timeout: Duration::from_secs(
-                            p.request_timeout_secs.unwrap_or(300),
-                        ),
-                        idle_timeout: Duration::from_secs(
-                            p.idle_timeout_secs.unwrap_or(120),
-                        ),
-                        ca_pem: match &p.ca_file {
-                            Some(f) => Some(std::fs::read(f).map_err(|e| {
-                                format!(
-                                    "providers.{name}: reading ca_file {}: {e}",
-                                    f.display()
-                                )
-                            })?),
-                            None => None,
-                        },
-                    };
-                    reg.insert(&name, Arc::new(OpenAiChat::new(cfg)?));
-                }
-                other => {
-                    return Err(format!(
-                        "providers.{name}: unknown kind '{other}' (expected 'openai-chat' or 'echo')"
-                    ));
-                }
-            }
+            reg.insert(&name, p.build(&name)?);
         }
         Ok(reg)
     }
@@ -240,5 +174,32 @@ mod tests {
         let bad = parse("[database]\nsqlite_synchronous = \"off\"\n");
         let msg = bad.expect_err("off is refused").to_string();
         assert!(msg.contains("full") && msg.contains("normal"), "{msg}");
+    }
+
+    #[test]
+    fn provider_kind_and_field_typos_are_errors_naming_them() {
+        let ok = parse(
+            "[providers.local]\nkind = \"openai-chat\"\n\
+             base_url = \"http://127.0.0.1:1/v1\"\n\
+             max_tokens_field = \"max_completion_tokens\"\n",
+        );
+        assert!(ok.expect("valid").providers().is_ok());
+        let kind = parse("[providers.x]\nkind = \"open-ai\"\n");
+        let msg = kind.expect_err("unknown kind").to_string();
+        assert!(
+            msg.contains("open-ai") && msg.contains("openai-chat"),
+            "{msg}"
+        );
+        let field = parse(
+            "[providers.x]\nkind = \"openai-chat\"\n\
+             base_url = \"http://h/v1\"\nbase_ulr = \"x\"\n",
+        );
+        let msg = field.expect_err("unknown field").to_string();
+        assert!(msg.contains("base_ulr"), "{msg}");
+        let missing = parse("[providers.x]\nkind = \"openai-chat\"\n");
+        let msg = missing.expect_err("missing base_url").to_string();
+        assert!(msg.contains("base_url"), "{msg}");
+        let echo = parse("[providers.e]\nkind = \"echo\"\nbase_url = \"x\"\n");
+        assert!(echo.is_err(), "echo takes no fields");
     }
 }

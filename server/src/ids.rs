@@ -49,6 +49,16 @@ pub fn message_id() -> String {
     time_ordered("msg_")
 }
 
+/// A new reasoning item id.
+pub fn reasoning_id() -> String {
+    time_ordered("rs_")
+}
+
+/// A new function-call item id.
+pub fn function_call_id() -> String {
+    time_ordered("fc_")
+}
+
 /// Current time in Unix milliseconds.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

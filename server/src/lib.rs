@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod engine;
+pub mod health;
 pub mod http;
 pub mod ids;
 pub mod logging;

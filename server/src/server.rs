@@ -70,7 +70,8 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
     engine.start_background();
     let state = ServerState {
         engine: engine.clone(),
-        keys: KeyCache::new(store),
+        keys: KeyCache::new(store.clone()),
+        readiness: crate::health::Readiness::new(store),
         internal_key_hash: opts.internal_key.as_deref().map(crate::auth::hash),
     };
     let api = maniac_api_mod::api_description::<ManiacApiImpl>()

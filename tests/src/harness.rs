@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use maniac_server::config::{BackgroundConfig, FileConfig, ProviderConfig};
+use maniac_server::config::{BackgroundConfig, FileConfig};
+use maniac_server::providers::ProviderConfig;
+use maniac_server::providers::openai_chat::ChatConfig;
 use maniac_server::server::{self, Running, ServeOptions};
 use maniac_server::store::SharedStore;
 use serde_json::Value;
@@ -192,15 +194,14 @@ pub fn file_config(upstream_url: &str, o: &Options) -> FileConfig {
     let mut providers = BTreeMap::new();
     providers.insert(
         "fake".to_string(),
-        ProviderConfig {
-            kind: "openai-chat".into(),
-            base_url: Some(upstream_url.to_string()),
+        ProviderConfig::OpenAiChat(ChatConfig {
+            base_url: upstream_url.to_string(),
             api_key_env: None,
             max_tokens_field: None,
             request_timeout_secs: Some(o.request_timeout_secs),
             idle_timeout_secs: Some(o.idle_timeout_secs),
             ca_file: None,
-        },
+        }),
     );
     FileConfig {
         providers,
@@ -236,7 +237,8 @@ impl Gateway {
         };
         let mut file = file_config(&upstream.base_url(), &o);
         if o.trust_upstream_ca
-            && let Some(p) = file.providers.get_mut("fake")
+            && let Some(ProviderConfig::OpenAiChat(p)) =
+                file.providers.get_mut("fake")
         {
             p.ca_file = ca_file.clone();
         }

@@ -8,10 +8,12 @@ use schemars::schema::{Schema, SchemaObject, SubschemaValidation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::types::{OutputContent, OutputItem, Response};
+use super::item_events::*;
+use super::items::StreamPart;
+use super::types::{OutputItem, Response};
 
 /// Declares a one-value string enum used as an event's `type` tag.
-macro_rules! event_tag {
+macro_rules! event_tag_impl {
     ($name:ident, $wire:literal) => {
         #[doc = concat!("The `", $wire, "` event type.")]
         #[derive(
@@ -33,6 +35,7 @@ macro_rules! event_tag {
         }
     };
 }
+pub(crate) use event_tag_impl as event_tag;
 
 event_tag!(ResponseCreatedType, "response.created");
 event_tag!(ResponseQueuedType, "response.queued");
@@ -147,7 +150,7 @@ macro_rules! part_event {
             /// Index of the part in the item's `content`.
             pub content_index: i64,
             /// The part.
-            pub part: OutputContent,
+            pub part: StreamPart,
         }
     };
 }
@@ -314,6 +317,22 @@ pub enum ResponseStreamEvent {
     RefusalDelta(RefusalDeltaEvent),
     /// `response.refusal.done`
     RefusalDone(RefusalDoneEvent),
+    /// `response.reasoning_text.delta`
+    ReasoningTextDelta(ReasoningTextDeltaEvent),
+    /// `response.reasoning_text.done`
+    ReasoningTextDone(ReasoningTextDoneEvent),
+    /// `response.reasoning_summary_part.added`
+    ReasoningSummaryPartAdded(ReasoningSummaryPartAddedEvent),
+    /// `response.reasoning_summary_part.done`
+    ReasoningSummaryPartDone(ReasoningSummaryPartDoneEvent),
+    /// `response.reasoning_summary_text.delta`
+    ReasoningSummaryTextDelta(ReasoningSummaryTextDeltaEvent),
+    /// `response.reasoning_summary_text.done`
+    ReasoningSummaryTextDone(ReasoningSummaryTextDoneEvent),
+    /// `response.function_call_arguments.delta`
+    FunctionCallArgumentsDelta(FunctionCallArgumentsDeltaEvent),
+    /// `response.function_call_arguments.done`
+    FunctionCallArgumentsDone(FunctionCallArgumentsDoneEvent),
     /// `error`
     Error(ErrorEvent),
 }
@@ -336,6 +355,26 @@ impl ResponseStreamEvent {
             Self::OutputTextDone(_) => "response.output_text.done",
             Self::RefusalDelta(_) => "response.refusal.delta",
             Self::RefusalDone(_) => "response.refusal.done",
+            Self::ReasoningTextDelta(_) => "response.reasoning_text.delta",
+            Self::ReasoningTextDone(_) => "response.reasoning_text.done",
+            Self::ReasoningSummaryPartAdded(_) => {
+                "response.reasoning_summary_part.added"
+            }
+            Self::ReasoningSummaryPartDone(_) => {
+                "response.reasoning_summary_part.done"
+            }
+            Self::ReasoningSummaryTextDelta(_) => {
+                "response.reasoning_summary_text.delta"
+            }
+            Self::ReasoningSummaryTextDone(_) => {
+                "response.reasoning_summary_text.done"
+            }
+            Self::FunctionCallArgumentsDelta(_) => {
+                "response.function_call_arguments.delta"
+            }
+            Self::FunctionCallArgumentsDone(_) => {
+                "response.function_call_arguments.done"
+            }
             Self::Error(_) => "error",
         }
     }
@@ -373,6 +412,14 @@ impl JsonSchema for ResponseStreamEvent {
             g.subschema_for::<OutputTextDoneEvent>(),
             g.subschema_for::<RefusalDeltaEvent>(),
             g.subschema_for::<RefusalDoneEvent>(),
+            g.subschema_for::<ReasoningTextDeltaEvent>(),
+            g.subschema_for::<ReasoningTextDoneEvent>(),
+            g.subschema_for::<ReasoningSummaryPartAddedEvent>(),
+            g.subschema_for::<ReasoningSummaryPartDoneEvent>(),
+            g.subschema_for::<ReasoningSummaryTextDeltaEvent>(),
+            g.subschema_for::<ReasoningSummaryTextDoneEvent>(),
+            g.subschema_for::<FunctionCallArgumentsDeltaEvent>(),
+            g.subschema_for::<FunctionCallArgumentsDoneEvent>(),
             g.subschema_for::<ErrorEvent>(),
         ];
         SchemaObject {

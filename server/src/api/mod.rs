@@ -5,6 +5,8 @@
 pub mod body;
 pub mod error;
 pub mod events;
+pub mod item_events;
+pub mod items;
 pub mod query;
 pub mod spec;
 pub mod types;
@@ -16,6 +18,8 @@ use dropshot::{
 pub use body::JsonOrSse;
 pub use error::{ApiError, ErrorObject};
 pub use events::*;
+pub use item_events::*;
+pub use items::*;
 pub use query::{InputItemsQuery, ResponseViewQuery};
 pub use types::*;
 

@@ -8,6 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::items::{InputReasoning, ReasoningContent, SummaryPart};
+
 /// Request body of `POST /v1/responses`.
 ///
 /// Every field of OpenAI's `CreateResponse` is accepted. Fields the gateway
@@ -122,6 +124,8 @@ pub enum InputItem {
     Message(InputMessage),
     /// A reference to a stored item by id.
     ItemReference(ItemReference),
+    /// Reasoning from an earlier answer, given back.
+    Reasoning(InputReasoning),
 }
 
 impl JsonSchema for InputItem {
@@ -139,8 +143,8 @@ impl JsonSchema for InputItem {
         SchemaObject {
             metadata: Some(Box::new(Metadata {
                 description: Some(
-                    "One input item: a message or a reference to a stored \
-                     item."
+                    "One input item: a message, a reference to a stored \
+                     item, or reasoning from an earlier answer."
                         .to_string(),
                 ),
                 ..Default::default()
@@ -149,6 +153,7 @@ impl JsonSchema for InputItem {
                 one_of: Some(vec![
                     g.subschema_for::<InputMessage>(),
                     g.subschema_for::<ItemReference>(),
+                    g.subschema_for::<InputReasoning>(),
                 ]),
                 ..Default::default()
             })),
@@ -247,7 +252,7 @@ pub enum MessageContent {
 }
 
 /// A content part of a message, input or output.
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ContentPart {
     /// Text written by the user, system or developer.
@@ -327,7 +332,7 @@ pub struct TextConfig {
 }
 
 /// Output text format.
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TextFormat {
     /// Plain text.
@@ -576,6 +581,34 @@ pub enum OutputItem {
         /// Text and refusal parts.
         content: Vec<OutputContent>,
     },
+    /// The model's reasoning, before its answer.
+    Reasoning {
+        /// Item id, `rs_…`.
+        id: String,
+        /// Summary parts (empty when the upstream gives none).
+        summary: Vec<SummaryPart>,
+        /// Raw reasoning text parts.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        content: Vec<ReasoningContent>,
+        /// Opaque reasoning state for the upstream that produced it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encrypted_content: Option<String>,
+        /// Item status.
+        status: ItemStatus,
+    },
+    /// A call of a function tool.
+    FunctionCall {
+        /// Item id, `fc_…`.
+        id: String,
+        /// The call id, echoed with the function's output.
+        call_id: String,
+        /// Function name.
+        name: String,
+        /// JSON arguments, as text.
+        arguments: String,
+        /// Item status.
+        status: ItemStatus,
+    },
 }
 
 /// A content part of an output message.
@@ -613,6 +646,45 @@ pub enum ItemResource {
         /// Content parts.
         content: Vec<ContentPart>,
     },
+    /// Reasoning the model did in an earlier turn.
+    Reasoning {
+        /// Item id, `rs_…`.
+        id: String,
+        /// Summary parts.
+        summary: Vec<SummaryPart>,
+        /// Raw reasoning text parts.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        content: Vec<ReasoningContent>,
+        /// Opaque reasoning state for the upstream that produced it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encrypted_content: Option<String>,
+        /// Item status.
+        status: ItemStatus,
+    },
+    /// A function call the model made in an earlier turn.
+    FunctionCall {
+        /// Item id, `fc_…`.
+        id: String,
+        /// The call id.
+        call_id: String,
+        /// Function name.
+        name: String,
+        /// JSON arguments, as text.
+        arguments: String,
+        /// Item status.
+        status: ItemStatus,
+    },
+}
+
+impl ItemResource {
+    /// The item's id.
+    pub fn id(&self) -> &str {
+        match self {
+            ItemResource::Message { id, .. }
+            | ItemResource::Reasoning { id, .. }
+            | ItemResource::FunctionCall { id, .. } => id,
+        }
+    }
 }
 
 /// The `list` object type tag.

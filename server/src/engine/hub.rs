@@ -1,12 +1,12 @@
 //! In-process live state of background runs: the event feed of each run
 //! running here (so local readers follow it without touching the
-//! database), cancellation tokens, and queue wake-ups. Events reach a feed
+//! database), cancellation tokens, queue wake-ups, and per-run wake-ups
+//! for readers of runs that execute on other replicas. Events reach a feed
 //! only after they are durable in the store.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use bytes::Bytes;
 use tokio::sync::{Notify, watch};
@@ -14,9 +14,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::builder::Encoded;
 
-/// Every event of one running run, from `sequence_number` 0.
+/// Events a feed keeps in memory; readers further behind read the log.
+pub const FEED_TAIL: usize = 512;
+
+/// The latest events of one running run.
 pub struct Feed {
-    events: Mutex<Vec<Encoded>>,
+    tail: Mutex<VecDeque<Encoded>>,
     version: watch::Sender<u64>,
     closed: AtomicBool,
 }
@@ -29,12 +32,23 @@ pub struct FeedRead {
     pub last_seq: i64,
     /// Whether the run ended (no more events will come).
     pub closed: bool,
+    /// Events after the cursor left the tail: read them from the log
+    /// (up to `frames`' first) before these.
+    pub behind: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Feed {
     fn new(prelude: Vec<Encoded>) -> Feed {
+        let mut tail: VecDeque<Encoded> = prelude.into();
+        while tail.len() > FEED_TAIL {
+            tail.pop_front();
+        }
         Feed {
-            events: Mutex::new(prelude),
+            tail: Mutex::new(tail),
             version: watch::channel(0).0,
             closed: AtomicBool::new(false),
         }
@@ -45,8 +59,12 @@ impl Feed {
         if evs.is_empty() {
             return;
         }
-        if let Ok(mut events) = self.events.lock() {
-            events.extend_from_slice(evs);
+        {
+            let mut tail = lock(&self.tail);
+            tail.extend(evs.iter().cloned());
+            while tail.len() > FEED_TAIL {
+                tail.pop_front();
+            }
         }
         self.version.send_modify(|v| *v += 1);
     }
@@ -62,19 +80,19 @@ impl Feed {
         self.version.subscribe()
     }
 
-    /// Frames with `seq > after`.
+    /// Frames with `seq > after` that the tail holds.
     pub fn read_after(&self, after: i64) -> FeedRead {
         let closed = self.closed.load(Ordering::SeqCst);
-        let events = match self.events.lock() {
-            Ok(e) => e,
-            Err(p) => p.into_inner(),
-        };
-        let first = events.first().map_or(0, |e| e.seq);
-        let start = (after + 1 - first).max(0) as usize;
-        let frames: Vec<Bytes> =
-            events.iter().skip(start).map(|e| e.frame.clone()).collect();
-        let last_seq = events.last().map_or(after, |e| e.seq.max(after));
-        FeedRead { frames, last_seq, closed }
+        let tail = lock(&self.tail);
+        let first = tail.front().map_or(after + 1, |e| e.seq);
+        let behind = after.saturating_add(1) < first;
+        let frames: Vec<Bytes> = tail
+            .iter()
+            .filter(|e| e.seq > after)
+            .map(|e| e.frame.clone())
+            .collect();
+        let last_seq = tail.back().map_or(after, |e| e.seq.max(after));
+        FeedRead { frames, last_seq, closed, behind }
     }
 }
 
@@ -83,6 +101,8 @@ impl Feed {
 pub struct Hub {
     feeds: Mutex<HashMap<String, Arc<Feed>>>,
     cancels: Mutex<HashMap<String, CancellationToken>>,
+    /// Readers of runs without a local feed, by run.
+    waiters: Mutex<HashMap<String, Weak<Notify>>>,
     /// Woken when a feed opens (readers waiting for a queued run).
     pub feed_opened: Notify,
     /// Woken when a run is queued (the dispatcher).
@@ -93,41 +113,34 @@ impl Hub {
     /// Opens the feed of a run starting here.
     pub fn open_feed(&self, id: &str, prelude: Vec<Encoded>) -> Arc<Feed> {
         let feed = Arc::new(Feed::new(prelude));
-        if let Ok(mut feeds) = self.feeds.lock() {
-            feeds.insert(id.to_string(), feed.clone());
-        }
+        lock(&self.feeds).insert(id.to_string(), feed.clone());
         self.feed_opened.notify_waiters();
+        self.wake(id);
         feed
     }
 
     /// The feed of a run running here.
     pub fn feed(&self, id: &str) -> Option<Arc<Feed>> {
-        self.feeds.lock().ok()?.get(id).cloned()
+        lock(&self.feeds).get(id).cloned()
     }
 
     /// Closes and forgets a run's feed and cancellation token.
     pub fn finish(&self, id: &str) {
-        if let Some(feed) =
-            self.feeds.lock().ok().and_then(|mut f| f.remove(id))
-        {
+        let feed = lock(&self.feeds).remove(id);
+        if let Some(feed) = feed {
             feed.close();
         }
-        if let Ok(mut c) = self.cancels.lock() {
-            c.remove(id);
-        }
+        lock(&self.cancels).remove(id);
     }
 
     /// The cancellation token of a run running here (created on demand).
     pub fn cancel_token(&self, id: &str) -> CancellationToken {
-        match self.cancels.lock() {
-            Ok(mut c) => c.entry(id.to_string()).or_default().clone(),
-            Err(_) => CancellationToken::new(),
-        }
+        lock(&self.cancels).entry(id.to_string()).or_default().clone()
     }
 
     /// Cancels a run if it runs here; true if it did.
     pub fn cancel(&self, id: &str) -> bool {
-        match self.cancels.lock().ok().and_then(|c| c.get(id).cloned()) {
+        match lock(&self.cancels).get(id).cloned() {
             Some(t) => {
                 t.cancel();
                 true
@@ -138,6 +151,38 @@ impl Hub {
 
     /// Number of runs executing here.
     pub fn running(&self) -> usize {
-        self.feeds.lock().map_or(0, |f| f.len())
+        lock(&self.feeds).len()
+    }
+
+    /// The wake-up of readers of run `id` (shared by all its readers here).
+    pub fn waiter(&self, id: &str) -> Arc<Notify> {
+        let mut w = lock(&self.waiters);
+        if let Some(n) = w.get(id).and_then(Weak::upgrade) {
+            return n;
+        }
+        if w.len() >= 1024 {
+            w.retain(|_, n| n.strong_count() > 0);
+        }
+        let n = Arc::new(Notify::new());
+        w.insert(id.to_string(), Arc::downgrade(&n));
+        n
+    }
+
+    /// Wakes the readers of run `id` (new events on another replica).
+    pub fn wake(&self, id: &str) {
+        let n = lock(&self.waiters).get(id).and_then(Weak::upgrade);
+        if let Some(n) = n {
+            n.notify_waiters();
+        }
+    }
+
+    /// Wakes every reader (a lost notice: nobody knows which run moved).
+    pub fn wake_all(&self) {
+        let all: Vec<Arc<Notify>> =
+            lock(&self.waiters).values().filter_map(Weak::upgrade).collect();
+        for n in all {
+            n.notify_waiters();
+        }
+        self.feed_opened.notify_waiters();
     }
 }

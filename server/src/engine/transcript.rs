@@ -1,41 +1,77 @@
-//! Turns request input (and an inherited chain) into provider messages and
-//! the items we store, giving every input message an id.
+//! Turns request input (and an inherited chain) into transcript items for
+//! the provider and the items we store, giving every input item an id.
+//! Stored items read back into transcript items the same way, so a chain
+//! keeps messages, reasoning and function calls.
 
+use super::error::EngineError;
 use crate::api::{
-    ApiError, ContentPart, Input, InputItem, ItemResource, ItemStatus,
-    MessageContent, Role,
+    ContentPart, Input, InputItem, InputReasoning, ItemResource, ItemStatus,
+    MessageContent, ReasoningContent, Role, SummaryPart,
 };
-use crate::providers::Message;
+use crate::ids;
+use crate::providers::{Message, TranscriptItem};
 use crate::store::ItemRow;
 
-use crate::ids;
+/// A stored item as a transcript item (None: unreadable).
+pub fn from_stored(body: &str) -> Option<TranscriptItem> {
+    Some(from_resource(serde_json::from_str::<ItemResource>(body).ok()?))
+}
 
-/// A stored item converted back to a provider message.
-pub fn message_from_item(body: &str) -> Option<Message> {
-    match serde_json::from_str::<ItemResource>(body).ok()? {
+/// An item resource as a transcript item.
+pub fn from_resource(item: ItemResource) -> TranscriptItem {
+    match item {
         ItemResource::Message { role, content, .. } => {
-            Some(Message { role, parts: content })
+            TranscriptItem::Message(Message { role, parts: content })
+        }
+        ItemResource::Reasoning {
+            summary, content, encrypted_content, ..
+        } => reasoning(&summary, &content, encrypted_content),
+        ItemResource::FunctionCall { call_id, name, arguments, .. } => {
+            TranscriptItem::FunctionCall { call_id, name, arguments }
         }
     }
 }
 
+fn reasoning(
+    summary: &[SummaryPart],
+    content: &[ReasoningContent],
+    encrypted_content: Option<String>,
+) -> TranscriptItem {
+    TranscriptItem::Reasoning {
+        text: content
+            .iter()
+            .map(|ReasoningContent::ReasoningText { text }| text.as_str())
+            .collect(),
+        summary: summary
+            .iter()
+            .map(|SummaryPart::SummaryText { text }| text.clone())
+            .collect(),
+        encrypted_content,
+    }
+}
+
+/// The stored row of an item resource.
+pub fn row(item: &ItemResource) -> ItemRow {
+    let body = serde_json::to_string(item).unwrap_or_default();
+    ItemRow { id: item.id().to_string(), body }
+}
+
 /// The item we store for one message.
-pub fn item_for(id: String, role: Role, parts: Vec<ContentPart>) -> ItemRow {
-    let item = ItemResource::Message {
-        id: id.clone(),
+pub fn message_row(id: String, role: Role, parts: Vec<ContentPart>) -> ItemRow {
+    row(&ItemResource::Message {
+        id,
         role,
         status: ItemStatus::Completed,
         content: parts,
-    };
-    let body = serde_json::to_string(&item).unwrap_or_default();
-    ItemRow { id, body }
+    })
 }
 
-/// Resolved input of one turn: messages for the provider and rows to store.
+/// Resolved input of one turn: transcript items for the provider and rows
+/// to store.
 pub struct TurnInput {
-    /// This turn's messages.
-    pub messages: Vec<Message>,
-    /// This turn's items, with ids.
+    /// This turn's items.
+    pub transcript: Vec<TranscriptItem>,
+    /// This turn's items as stored, with ids.
     pub items: Vec<ItemRow>,
 }
 
@@ -46,17 +82,17 @@ pub async fn resolve_input<F, Fut>(
     input: Option<&Input>,
     keep_items: bool,
     lookup: F,
-) -> Result<TurnInput, ApiError>
+) -> Result<TurnInput, EngineError>
 where
     F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = Result<Option<String>, ApiError>>,
+    Fut: std::future::Future<Output = Result<Option<String>, EngineError>>,
 {
-    let mut turn = TurnInput { messages: Vec::new(), items: Vec::new() };
+    let mut turn = TurnInput { transcript: Vec::new(), items: Vec::new() };
     let items = match input {
         None => return Ok(turn),
         Some(Input::Text(text)) => {
             let parts = vec![ContentPart::InputText { text: text.clone() }];
-            push(&mut turn, keep_items, None, Role::User, parts);
+            push_message(&mut turn, keep_items, None, Role::User, parts);
             return Ok(turn);
         }
         Some(Input::Items(items)) => items,
@@ -82,36 +118,83 @@ where
                     if let ContentPart::InputImage { image_url: None, .. } =
                         part
                     {
-                        return Err(ApiError::invalid_value(
+                        return Err(EngineError::invalid_value(
                             &format!("input[{i}].content[{j}].image_url"),
                             "Images must be given by `image_url` (an https \
                              URL or a data URI); `file_id` is not supported.",
                         ));
                     }
                 }
-                push(&mut turn, keep_items, m.id.clone(), m.role, parts);
+                push_message(
+                    &mut turn,
+                    keep_items,
+                    m.id.clone(),
+                    m.role,
+                    parts,
+                );
             }
             InputItem::ItemReference(r) => {
                 let body = lookup(r.id.clone()).await?.ok_or_else(|| {
-                    ApiError::new(
-                        404,
-                        "invalid_request_error",
-                        format!("Item with id '{}' not found.", r.id),
-                        Some("input"),
-                        None,
-                    )
+                    EngineError::NotFound {
+                        message: format!("Item with id '{}' not found.", r.id),
+                        param: Some("input".into()),
+                    }
                 })?;
-                let msg = message_from_item(&body).ok_or_else(|| {
-                    ApiError::internal("unreadable stored item")
-                })?;
-                push(&mut turn, keep_items, None, msg.role, msg.parts);
+                let stored: ItemResource = serde_json::from_str(&body)
+                    .map_err(|e| {
+                        EngineError::Internal(format!(
+                            "unreadable stored item {}: {e}",
+                            r.id
+                        ))
+                    })?;
+                if keep_items {
+                    // A fresh id: the same item may be referenced again.
+                    turn.items.push(row(&with_new_id(stored.clone())));
+                }
+                turn.transcript.push(from_resource(stored));
             }
+            InputItem::Reasoning(r) => push_reasoning(&mut turn, keep_items, r),
         }
     }
     Ok(turn)
 }
 
-fn push(
+fn with_new_id(item: ItemResource) -> ItemResource {
+    match item {
+        ItemResource::Message { role, status, content, .. } => {
+            ItemResource::Message {
+                id: ids::message_id(),
+                role,
+                status,
+                content,
+            }
+        }
+        ItemResource::Reasoning {
+            summary,
+            content,
+            encrypted_content,
+            status,
+            ..
+        } => ItemResource::Reasoning {
+            id: ids::reasoning_id(),
+            summary,
+            content,
+            encrypted_content,
+            status,
+        },
+        ItemResource::FunctionCall {
+            call_id, name, arguments, status, ..
+        } => ItemResource::FunctionCall {
+            id: ids::function_call_id(),
+            call_id,
+            name,
+            arguments,
+            status,
+        },
+    }
+}
+
+fn push_message(
     turn: &mut TurnInput,
     keep_items: bool,
     id: Option<String>,
@@ -120,7 +203,25 @@ fn push(
 ) {
     if keep_items {
         let id = id.unwrap_or_else(ids::message_id);
-        turn.items.push(item_for(id, role, parts.clone()));
+        turn.items.push(message_row(id, role, parts.clone()));
     }
-    turn.messages.push(Message { role, parts });
+    turn.transcript.push(TranscriptItem::Message(Message { role, parts }));
+}
+
+fn push_reasoning(turn: &mut TurnInput, keep_items: bool, r: &InputReasoning) {
+    let content = r.content.clone().unwrap_or_default();
+    if keep_items {
+        turn.items.push(row(&ItemResource::Reasoning {
+            id: ids::reasoning_id(),
+            summary: r.summary.clone(),
+            content: content.clone(),
+            encrypted_content: r.encrypted_content.clone(),
+            status: ItemStatus::Completed,
+        }));
+    }
+    turn.transcript.push(reasoning(
+        &r.summary,
+        &content,
+        r.encrypted_content.clone(),
+    ));
 }

@@ -1,7 +1,8 @@
 //! Request validation: ranges, limits and fields we cannot honour, each
 //! answered with a 400 that names `param` and says what to do.
 
-use crate::api::{ApiError, CreateResponse, Input, InputItem, TextFormat};
+use super::error::EngineError;
+use crate::api::{CreateResponse, Input, InputItem, TextFormat};
 
 /// Longest `instructions` and total input text accepted, in bytes.
 const MAX_TEXT_BYTES: usize = 16 * 1024 * 1024;
@@ -9,10 +10,10 @@ const MAX_TEXT_BYTES: usize = 16 * 1024 * 1024;
 const MAX_INPUT_ITEMS: usize = 10_000;
 
 /// Checks a create request; the first problem found is returned.
-pub fn check(req: &CreateResponse) -> Result<(), ApiError> {
+pub fn check(req: &CreateResponse) -> Result<(), EngineError> {
     match req.model.as_deref() {
         None | Some("") => {
-            return Err(ApiError::invalid(
+            return Err(EngineError::invalid(
                 "Missing required parameter: 'model'. Use the form \
                  'provider/model', for example 'echo/test' or \
                  'openai/gpt-4o-mini'.",
@@ -23,7 +24,7 @@ pub fn check(req: &CreateResponse) -> Result<(), ApiError> {
         Some(_) => {}
     }
     if req.input.is_none() && req.previous_response_id.is_none() {
-        return Err(ApiError::invalid(
+        return Err(EngineError::invalid(
             "Missing required parameter: 'input'.",
             Some("input"),
             Some("missing_required_parameter"),
@@ -31,7 +32,7 @@ pub fn check(req: &CreateResponse) -> Result<(), ApiError> {
     }
     if let Some(Input::Items(items)) = &req.input {
         if items.len() > MAX_INPUT_ITEMS {
-            return Err(ApiError::invalid_value(
+            return Err(EngineError::invalid_value(
                 "input",
                 format!("Too many input items: at most {MAX_INPUT_ITEMS}."),
             ));
@@ -40,7 +41,7 @@ pub fn check(req: &CreateResponse) -> Result<(), ApiError> {
             if let InputItem::ItemReference(r) = item
                 && r.id.is_empty()
             {
-                return Err(ApiError::invalid_value(
+                return Err(EngineError::invalid_value(
                     &format!("input[{i}].id"),
                     "Item references need a non-empty 'id'.",
                 ));
@@ -48,13 +49,13 @@ pub fn check(req: &CreateResponse) -> Result<(), ApiError> {
         }
     }
     if req.instructions.as_ref().is_some_and(|i| i.len() > MAX_TEXT_BYTES) {
-        return Err(ApiError::invalid_value(
+        return Err(EngineError::invalid_value(
             "instructions",
             "Instructions are too long: at most 16 MiB.",
         ));
     }
     if req.tools.as_ref().is_some_and(|t| !t.is_empty()) {
-        return Err(ApiError::invalid(
+        return Err(EngineError::invalid(
             "Managed tools are not yet supported: remove `tools` or send an \
              empty list.",
             Some("tools"),
@@ -62,7 +63,7 @@ pub fn check(req: &CreateResponse) -> Result<(), ApiError> {
         ));
     }
     if req.conversation.as_ref().is_some_and(|c| !c.is_null()) {
-        return Err(ApiError::invalid(
+        return Err(EngineError::invalid(
             "Conversations are not supported: chain turns with \
              `previous_response_id` instead.",
             Some("conversation"),
@@ -70,7 +71,7 @@ pub fn check(req: &CreateResponse) -> Result<(), ApiError> {
         ));
     }
     if req.prompt.as_ref().is_some_and(|p| !p.is_null()) {
-        return Err(ApiError::invalid(
+        return Err(EngineError::invalid(
             "Stored prompt templates are not supported: send `instructions` \
              and `input` instead.",
             Some("prompt"),
@@ -78,7 +79,7 @@ pub fn check(req: &CreateResponse) -> Result<(), ApiError> {
         ));
     }
     if req.background == Some(true) && req.store == Some(false) {
-        return Err(ApiError::invalid(
+        return Err(EngineError::invalid(
             "Background responses must be stored: remove `store: false` or \
              set `store: true`.",
             Some("store"),
@@ -86,7 +87,7 @@ pub fn check(req: &CreateResponse) -> Result<(), ApiError> {
         ));
     }
     if req.stream_options.is_some() && req.stream != Some(true) {
-        return Err(ApiError::invalid(
+        return Err(EngineError::invalid(
             "`stream_options` is only allowed with `stream: true`.",
             Some("stream_options"),
             Some("invalid_value"),
@@ -99,7 +100,7 @@ pub fn check(req: &CreateResponse) -> Result<(), ApiError> {
     range_i("max_tool_calls", req.max_tool_calls, 0, i64::MAX)?;
     if let Some(meta) = &req.metadata {
         if meta.len() > 16 {
-            return Err(ApiError::invalid_value(
+            return Err(EngineError::invalid_value(
                 "metadata",
                 format!(
                     "Invalid 'metadata': too many properties. Expected at \
@@ -110,7 +111,7 @@ pub fn check(req: &CreateResponse) -> Result<(), ApiError> {
         }
         for (k, v) in meta {
             if k.chars().count() > 64 {
-                return Err(ApiError::invalid_value(
+                return Err(EngineError::invalid_value(
                     "metadata",
                     format!(
                         "Invalid 'metadata': key '{}…' is longer than 64 \
@@ -120,7 +121,7 @@ pub fn check(req: &CreateResponse) -> Result<(), ApiError> {
                 ));
             }
             if v.chars().count() > 512 {
-                return Err(ApiError::invalid_value(
+                return Err(EngineError::invalid_value(
                     "metadata",
                     format!(
                         "Invalid 'metadata': the value of '{k}' is longer \
@@ -133,7 +134,7 @@ pub fn check(req: &CreateResponse) -> Result<(), ApiError> {
     if let Some(tags) = &req.tags
         && (tags.len() > 64 || tags.iter().any(|t| t.len() > 256))
     {
-        return Err(ApiError::invalid_value(
+        return Err(EngineError::invalid_value(
             "tags",
             "At most 64 tags of at most 256 bytes each.",
         ));
@@ -147,7 +148,7 @@ pub fn check(req: &CreateResponse) -> Result<(), ApiError> {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !ok {
-            return Err(ApiError::invalid_value(
+            return Err(EngineError::invalid_value(
                 "text.format.name",
                 "The schema name must be 1 to 64 letters, digits, '_' or '-'.",
             ));
@@ -161,10 +162,10 @@ fn range_f(
     v: Option<f64>,
     min: f64,
     max: f64,
-) -> Result<(), ApiError> {
+) -> Result<(), EngineError> {
     match v {
         Some(x) if !(min..=max).contains(&x) || x.is_nan() => {
-            Err(ApiError::invalid_value(
+            Err(EngineError::invalid_value(
                 param,
                 format!(
                     "Invalid '{param}': {x} is out of range. Expected a value \
@@ -181,7 +182,7 @@ fn range_i(
     v: Option<i64>,
     min: i64,
     max: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), EngineError> {
     match v {
         Some(x) if !(min..=max).contains(&x) => {
             let expected = if max == i64::MAX {
@@ -189,7 +190,7 @@ fn range_i(
             } else {
                 format!("a value between {min} and {max}")
             };
-            Err(ApiError::invalid_value(
+            Err(EngineError::invalid_value(
                 param,
                 format!(
                     "Invalid '{param}': {x} is out of range. Expected {expected}."

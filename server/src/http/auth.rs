@@ -6,7 +6,12 @@ use dropshot::RequestContext;
 
 use super::ServerState;
 use crate::api::ApiError;
-use crate::engine::{Caller, store_error};
+use crate::engine::{Caller, EngineError};
+use crate::store::StoreError;
+
+fn store_error(e: StoreError) -> ApiError {
+    ApiError::from(EngineError::Store(e))
+}
 
 /// Header naming the organization an internal-key call acts for.
 const ORG_HEADER: &str = "maniac-organization";
@@ -62,24 +67,23 @@ pub async fn authenticate(
                     None,
                 )
             })?;
-        let org_id = ctx
-            .engine
-            .store()
-            .find_org(org)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| {
-                unauthorized(
-                    "Unknown organization in Maniac-Organization.",
-                    Some("invalid_organization"),
-                )
-            })?;
-        return Ok(Caller { org_id, request_id });
+        let org_id =
+            ctx.keys.find_org(org).await.map_err(store_error)?.ok_or_else(
+                || {
+                    unauthorized(
+                        "Unknown organization in Maniac-Organization.",
+                        Some("invalid_organization"),
+                    )
+                },
+            )?;
+        return Ok(Caller { org_id, key_id: None, request_id });
     }
     match ctx.keys.lookup(secret).await.map_err(store_error)? {
-        Some(rec) if !rec.revoked => {
-            Ok(Caller { org_id: rec.org_id, request_id })
-        }
+        Some(rec) if !rec.revoked => Ok(Caller {
+            org_id: rec.org_id,
+            key_id: Some(rec.key_id),
+            request_id,
+        }),
         Some(_) => Err(unauthorized(
             "This API key has been revoked. Ask your operator for a new one.",
             Some("invalid_api_key"),

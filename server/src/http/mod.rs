@@ -2,6 +2,7 @@
 //! authenticate, call the engine, map the result. No business logic here.
 
 mod auth;
+mod error;
 
 use std::convert::Infallible;
 
@@ -15,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::api::*;
 use crate::auth::KeyCache;
-use crate::engine::{Engine, Reply};
+use crate::engine::{Engine, EngineError, Reply};
 
 /// Shared state of the HTTP handlers.
 pub struct ServerState {
@@ -23,6 +24,8 @@ pub struct ServerState {
     pub engine: Engine,
     /// API key lookups.
     pub keys: KeyCache,
+    /// Readiness probe.
+    pub readiness: crate::health::Readiness,
     /// SHA-256 of the internal service key, if configured.
     pub internal_key_hash: Option<String>,
 }
@@ -32,8 +35,10 @@ pub enum ManiacApiImpl {}
 
 /// Engine replies as HTTP answers; errors that carry headers (a 429's
 /// Retry-After) are answered through `JsonOrSse::Error`.
-fn answer(r: Result<Reply, ApiError>) -> Result<JsonOrSse<Response>, ApiError> {
-    match r {
+fn answer(
+    r: Result<Reply, EngineError>,
+) -> Result<JsonOrSse<Response>, ApiError> {
+    match r.map_err(ApiError::from) {
         Ok(Reply::Json(resp)) => Ok(JsonOrSse::Json(*resp)),
         Ok(Reply::Encoded(json)) => Ok(JsonOrSse::Encoded(json)),
         Ok(Reply::Stream(rx)) => {
@@ -103,11 +108,10 @@ impl ManiacApi for ManiacApiImpl {
     async fn health_view(
         rqctx: RequestContext<ServerState>,
     ) -> Result<HttpResponseOk<Health>, HttpError> {
-        match rqctx.context().engine.store().ping().await {
-            Ok(()) => Ok(HttpResponseOk(Health { status: "ok".into() })),
-            Err(_) => {
-                Err(HttpError::for_unavail(None, "database unavailable".into()))
-            }
+        if rqctx.context().readiness.ready().await {
+            Ok(HttpResponseOk(Health { status: "ok".into() }))
+        } else {
+            Err(HttpError::for_unavail(None, "database unavailable".into()))
         }
     }
 }

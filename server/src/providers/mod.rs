@@ -1,126 +1,33 @@
-//! Upstream model providers behind one trait, and the registry that maps
-//! `provider/model` to an adapter. Providers see a neutral transcript and
-//! emit a small event stream; only the engine knows the OpenAI taxonomy.
+//! Upstream model providers behind one trait. A provider receives a
+//! neutral [`ProviderRequest`] with a [`CallContext`] and answers with
+//! item-level [`ProviderEvent`]s; only the front ends know a wire
+//! taxonomy. Each protocol module owns its configuration and constructor.
 
 pub mod client;
 pub mod echo;
+mod error;
+mod events;
 pub mod openai_chat;
+mod registry;
+mod request;
 
-use std::collections::BTreeMap;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::Stream;
-use serde::{Deserialize, Serialize};
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
 
-use crate::api::{ContentPart, Role, TextFormat};
+pub use error::ProviderError;
+pub use events::{
+    Completion, Delta, FinishReason, ItemKind, ProviderEvent, Usage,
+};
+pub use registry::Registry;
+pub use request::{
+    CallContext, Capabilities, FunctionTool, Message, ProviderRequest,
+    Sampling, ToolChoice, TranscriptItem,
+};
 
-/// One message of the transcript sent upstream.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct Message {
-    /// Author.
-    pub role: Role,
-    /// Content parts (input or output text, images, refusals).
-    pub parts: Vec<ContentPart>,
-}
-
-/// What a provider is asked to generate.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-pub struct ProviderRequest {
-    /// Upstream model name (after the `provider/` prefix).
-    pub model: String,
-    /// System instructions for this turn only.
-    pub instructions: Option<String>,
-    /// The transcript: inherited chain, then this turn's input.
-    pub messages: Vec<Message>,
-    /// Token limit.
-    pub max_output_tokens: Option<i64>,
-    /// Sampling temperature.
-    pub temperature: Option<f64>,
-    /// Nucleus sampling.
-    pub top_p: Option<f64>,
-    /// Reasoning effort.
-    pub reasoning_effort: Option<String>,
-    /// Output format.
-    pub text_format: Option<TextFormat>,
-    /// End-user id, forwarded as `user`.
-    pub user: Option<String>,
-}
-
-/// Why generation stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-pub enum FinishReason {
-    /// Natural end.
-    Stop,
-    /// Token limit reached.
-    Length,
-    /// Stopped by a content filter.
-    ContentFilter,
-}
-
-/// Token counts reported by the upstream.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Usage {
-    /// Prompt tokens.
-    pub input: i64,
-    /// Of which read from cache.
-    pub cached: i64,
-    /// Completion tokens.
-    pub output: i64,
-    /// Of which reasoning.
-    pub reasoning: i64,
-}
-
-/// One step of an upstream generation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ProviderEvent {
-    /// More answer text.
-    Text(String),
-    /// More refusal text.
-    Refusal(String),
-    /// Token usage (may come after `Finish`).
-    Usage(Usage),
-    /// Generation stopped.
-    Finish(FinishReason),
-}
-
-/// A whole generation, for the non-streaming path.
-#[derive(Clone, Debug, Default)]
-pub struct Completion {
-    /// Answer text.
-    pub text: String,
-    /// Refusal text, if the model refused.
-    pub refusal: Option<String>,
-    /// Token usage.
-    pub usage: Option<Usage>,
-    /// Why it stopped (None: upstream did not say).
-    pub finish: Option<FinishReason>,
-}
-
-/// Upstream failures, mapped to HTTP answers by the engine.
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum ProviderError {
-    /// The upstream answered with an error status.
-    #[error("upstream answered {status}: {message}")]
-    Status {
-        /// Upstream HTTP status.
-        status: u16,
-        /// Upstream message (never contains our upstream key).
-        message: String,
-        /// Retry-After seconds, for 429.
-        retry_after: Option<u64>,
-    },
-    /// The upstream could not be reached or broke the connection.
-    #[error("upstream unavailable: {0}")]
-    Unavailable(String),
-    /// The upstream did not answer in time.
-    #[error("upstream timed out after {0} s")]
-    Timeout(u64),
-    /// The upstream sent something we cannot read.
-    #[error("upstream protocol error: {0}")]
-    Protocol(String),
-}
+use crate::api::ContentPart;
 
 /// Provider event stream.
 pub type EventStream =
@@ -129,40 +36,61 @@ pub type EventStream =
 /// An upstream protocol adapter.
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
+    /// What this provider can do.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+
     /// Starts a streaming generation. Resolves once the upstream accepted
     /// the request, so failures before the first event are plain errors.
     async fn stream(
         &self,
         req: &ProviderRequest,
+        ctx: &CallContext,
     ) -> Result<EventStream, ProviderError>;
 
-    /// Runs a whole generation (the hot non-streaming path).
+    /// Runs a whole generation. The default collects [`Provider::stream`];
+    /// adapters override it where a non-streaming upstream call is
+    /// cheaper (the hot path).
     async fn complete(
         &self,
         req: &ProviderRequest,
-    ) -> Result<Completion, ProviderError>;
+        ctx: &CallContext,
+    ) -> Result<Completion, ProviderError> {
+        let mut s = self.stream(req, ctx).await?;
+        let mut events = Vec::new();
+        while let Some(ev) = s.next().await {
+            events.push(ev?);
+        }
+        Ok(Completion { events })
+    }
 }
 
-/// Configured providers by name.
-#[derive(Clone, Default)]
-pub struct Registry {
-    providers: BTreeMap<String, Arc<dyn Provider>>,
+/// `[providers.<name>]` of the configuration file: a tagged enum, so a
+/// typo in `kind` or in any field is an error naming it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind")]
+pub enum ProviderConfig {
+    /// The local `echo` provider.
+    #[serde(rename = "echo")]
+    Echo(echo::EchoConfig),
+    /// An OpenAI-compatible Chat Completions upstream.
+    #[serde(rename = "openai-chat")]
+    OpenAiChat(openai_chat::ChatConfig),
 }
 
-impl Registry {
-    /// Adds (or replaces) a provider.
-    pub fn insert(&mut self, name: &str, p: Arc<dyn Provider>) {
-        self.providers.insert(name.to_string(), p);
-    }
-
-    /// The provider called `name`.
-    pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
-        self.providers.get(name)
-    }
-
-    /// Names of all providers, for error messages.
-    pub fn names(&self) -> Vec<&str> {
-        self.providers.keys().map(String::as_str).collect()
+impl ProviderConfig {
+    /// Builds the provider called `name`.
+    pub fn build(
+        &self,
+        name: &str,
+    ) -> Result<std::sync::Arc<dyn Provider>, String> {
+        match self {
+            ProviderConfig::Echo(c) => Ok(echo::Echo::from_config(c)),
+            ProviderConfig::OpenAiChat(c) => {
+                openai_chat::OpenAiChat::from_config(name, c)
+            }
+        }
     }
 }
 

@@ -4,31 +4,85 @@
 //! status. The upstream key is sent, never logged and scrubbed from any
 //! upstream message we pass on.
 
-use std::borrow::Cow;
+mod chunks;
+mod wire;
+
 use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use eventsource_stream::Eventsource;
 use futures::{FutureExt, StreamExt};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::Value;
 
 use super::client::{Answer, Client, ClientError, ClientOptions};
 use super::*;
+use chunks::{ChatChunk, ChatCompletion, ChunkParser};
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
+use wire::ChatRequest;
 
-/// Settings of one Chat Completions upstream.
-#[derive(Clone, Debug)]
+/// `kind = "openai-chat"`: any OpenAI-compatible Chat Completions API.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChatConfig {
+    /// Base URL including the version path, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Name of the environment variable that holds the upstream key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// `max_tokens` (default) or `max_completion_tokens`.
+    #[serde(default)]
+    pub max_tokens_field: Option<MaxTokensField>,
+    /// Seconds until the upstream must answer (default 300).
+    #[serde(default)]
+    pub request_timeout_secs: Option<u64>,
+    /// Longest silence between streamed chunks (default 120).
+    #[serde(default)]
+    pub idle_timeout_secs: Option<u64>,
+    /// PEM file of extra CA certificates to trust for this upstream
+    /// (self-hosted models behind a private CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The name of the token-limit field the upstream takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxTokensField {
+    /// `max_tokens` (most compatible servers).
+    #[default]
+    MaxTokens,
+    /// `max_completion_tokens` (OpenAI's current name).
+    MaxCompletionTokens,
+}
+
+impl ChatConfig {
+    /// OpenAI's public endpoint with the key in `OPENAI_API_KEY`.
+    pub fn openai_default() -> Self {
+        ChatConfig {
+            base_url: "https://api.openai.com/v1".into(),
+            api_key_env: Some("OPENAI_API_KEY".into()),
+            max_tokens_field: Some(MaxTokensField::MaxCompletionTokens),
+            request_timeout_secs: None,
+            idle_timeout_secs: None,
+            ca_file: None,
+        }
+    }
+}
+
+/// Resolved settings of one Chat Completions upstream.
+#[derive(Clone)]
+pub struct Settings {
     /// Base URL including the version, e.g. `https://api.openai.com/v1`.
     pub base_url: String,
     /// Upstream API key, if any.
     pub api_key: Option<String>,
-    /// Name of the token-limit field (`max_tokens` or
-    /// `max_completion_tokens`).
-    pub max_tokens_field: String,
+    /// Which token-limit field to send.
+    pub max_tokens_field: MaxTokensField,
     /// Time allowed until the upstream answers (headers, or the whole body
     /// when not streaming).
     pub request_timeout: Duration,
@@ -39,9 +93,20 @@ pub struct ChatConfig {
     pub ca_pem: Option<Vec<u8>>,
 }
 
+/// Never shows the key.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .field("max_tokens_field", &self.max_tokens_field)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A Chat Completions upstream.
 pub struct OpenAiChat {
-    cfg: ChatConfig,
+    cfg: Settings,
     /// `…/chat/completions`, parsed once.
     path: PathAndQuery,
     /// Headers of a non-streaming call (content type, accept, key).
@@ -58,8 +123,48 @@ const MAX_ANSWER_BYTES: usize = 64 << 20;
 const MAX_ERROR_BYTES: usize = 64 << 10;
 
 impl OpenAiChat {
+    /// The provider `name` for a configuration: reads the key from its
+    /// environment variable and the CA file, and checks the URL.
+    pub fn from_config(
+        name: &str,
+        c: &ChatConfig,
+    ) -> Result<Arc<dyn Provider>, String> {
+        let api_key = match &c.api_key_env {
+            Some(var) => Some(std::env::var(var).map_err(|_| {
+                format!(
+                    "providers.{name}: environment variable {var} is not set"
+                )
+            })?),
+            None => None,
+        };
+        let ca_pem = match &c.ca_file {
+            Some(f) => Some(std::fs::read(f).map_err(|e| {
+                format!(
+                    "providers.{name}: reading ca_file {}: {e}",
+                    f.display()
+                )
+            })?),
+            None => None,
+        };
+        let settings = Settings {
+            base_url: c.base_url.clone(),
+            api_key,
+            max_tokens_field: c.max_tokens_field.unwrap_or_default(),
+            request_timeout: Duration::from_secs(
+                c.request_timeout_secs.unwrap_or(300),
+            ),
+            idle_timeout: Duration::from_secs(
+                c.idle_timeout_secs.unwrap_or(120),
+            ),
+            ca_pem,
+        };
+        let p = OpenAiChat::new(settings)
+            .map_err(|e| format!("providers.{name}: {e}"))?;
+        Ok(Arc::new(p))
+    }
+
     /// Builds the adapter with a pooled keep-alive client.
-    pub fn new(cfg: ChatConfig) -> Result<Self, String> {
+    pub fn new(cfg: Settings) -> Result<Self, String> {
         let url =
             format!("{}/chat/completions", cfg.base_url.trim_end_matches('/'));
         let uri: http::Uri = url
@@ -100,39 +205,6 @@ impl OpenAiChat {
             http,
         })
     }
-    fn body<'a>(
-        &self,
-        req: &'a ProviderRequest,
-        stream: bool,
-    ) -> ChatRequest<'a> {
-        let mut messages = Vec::with_capacity(req.messages.len() + 1);
-        if let Some(i) = &req.instructions {
-            messages.push(ChatMessage {
-                role: "system",
-                content: ChatContent::Text(Cow::Borrowed(i)),
-            });
-        }
-        messages.extend(req.messages.iter().map(chat_message));
-        let completion_field =
-            self.cfg.max_tokens_field == "max_completion_tokens";
-        ChatRequest {
-            model: &req.model,
-            messages,
-            stream,
-            stream_options: stream
-                .then_some(StreamOptions { include_usage: true }),
-            max_tokens: req.max_output_tokens.filter(|_| !completion_field),
-            max_completion_tokens: req
-                .max_output_tokens
-                .filter(|_| completion_field),
-            temperature: req.temperature,
-            top_p: req.top_p,
-            reasoning_effort: req.reasoning_effort.as_deref(),
-            user: req.user.as_deref(),
-            response_format: response_format(req.text_format.as_ref()),
-        }
-    }
-
     async fn send(
         &self,
         body: &ChatRequest<'_>,
@@ -203,243 +275,31 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-/// The Chat Completions request body, borrowed from the provider request
-/// so the hot path serializes without building an intermediate tree.
-#[derive(Serialize)]
-struct ChatRequest<'a> {
-    model: &'a str,
-    messages: Vec<ChatMessage<'a>>,
-    stream: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stream_options: Option<StreamOptions>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_tokens: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_completion_tokens: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_p: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reasoning_effort: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response_format: Option<Value>,
-}
-
-#[derive(Serialize)]
-struct StreamOptions {
-    include_usage: bool,
-}
-
-#[derive(Serialize)]
-struct ChatMessage<'a> {
-    role: &'static str,
-    content: ChatContent<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum ChatContent<'a> {
-    Text(Cow<'a, str>),
-    Parts(Vec<Value>),
-}
-
-fn response_format(format: Option<&TextFormat>) -> Option<Value> {
-    match format? {
-        TextFormat::JsonObject => Some(json!({"type": "json_object"})),
-        TextFormat::JsonSchema { name, schema, description, strict } => {
-            let mut js = json!({"name": name, "schema": schema});
-            if let Some(d) = description {
-                js["description"] = json!(d);
-            }
-            if let Some(s) = strict {
-                js["strict"] = json!(s);
-            }
-            Some(json!({"type": "json_schema", "json_schema": js}))
-        }
-        TextFormat::Text => None,
-    }
-}
-
-/// Text of text-only parts; borrowed when there is a single part.
-fn text_of(parts: &[ContentPart]) -> Cow<'_, str> {
-    match parts {
-        [ContentPart::InputText { text }]
-        | [ContentPart::OutputText { text, .. }]
-        | [ContentPart::Refusal { refusal: text }] => Cow::Borrowed(text),
-        _ => Cow::Owned(plain_text(parts)),
-    }
-}
-
-fn chat_message(m: &Message) -> ChatMessage<'_> {
-    let role = match m.role {
-        Role::User => "user",
-        Role::Assistant => "assistant",
-        Role::System | Role::Developer => "system",
-    };
-    let has_media = m.parts.iter().any(|p| {
-        matches!(
-            p,
-            ContentPart::InputImage { .. } | ContentPart::InputFile { .. }
-        )
-    });
-    if !has_media {
-        return ChatMessage {
-            role,
-            content: ChatContent::Text(text_of(&m.parts)),
-        };
-    }
-    let parts: Vec<Value> = m
-        .parts
-        .iter()
-        .filter_map(|p| match p {
-            ContentPart::InputText { text }
-            | ContentPart::OutputText { text, .. } => {
-                Some(json!({"type": "text", "text": text}))
-            }
-            ContentPart::Refusal { refusal } => {
-                Some(json!({"type": "text", "text": refusal}))
-            }
-            ContentPart::InputImage {
-                image_url: Some(url), detail, ..
-            } => {
-                let mut img = json!({"url": url});
-                if let Some(d) = detail {
-                    img["detail"] = json!(d);
-                }
-                Some(json!({"type": "image_url", "image_url": img}))
-            }
-            ContentPart::InputFile { file_data, filename, file_id, .. } => {
-                let mut f = serde_json::Map::new();
-                if let Some(d) = file_data {
-                    f.insert("file_data".into(), json!(d));
-                }
-                if let Some(n) = filename {
-                    f.insert("filename".into(), json!(n));
-                }
-                if let Some(i) = file_id {
-                    f.insert("file_id".into(), json!(i));
-                }
-                Some(json!({"type": "file", "file": f}))
-            }
-            ContentPart::InputImage { .. } => None,
-        })
-        .collect();
-    ChatMessage { role, content: ChatContent::Parts(parts) }
-}
-
-#[derive(Deserialize)]
-struct ChatUsage {
-    #[serde(default)]
-    prompt_tokens: i64,
-    #[serde(default)]
-    completion_tokens: i64,
-    #[serde(default)]
-    prompt_tokens_details: Option<PromptDetails>,
-    #[serde(default)]
-    completion_tokens_details: Option<CompletionDetails>,
-}
-
-#[derive(Deserialize)]
-struct PromptDetails {
-    #[serde(default)]
-    cached_tokens: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct CompletionDetails {
-    #[serde(default)]
-    reasoning_tokens: Option<i64>,
-}
-
-impl From<ChatUsage> for Usage {
-    fn from(u: ChatUsage) -> Usage {
-        Usage {
-            input: u.prompt_tokens,
-            output: u.completion_tokens,
-            cached: u
-                .prompt_tokens_details
-                .and_then(|d| d.cached_tokens)
-                .unwrap_or(0),
-            reasoning: u
-                .completion_tokens_details
-                .and_then(|d| d.reasoning_tokens)
-                .unwrap_or(0),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct ChatCompletion {
-    choices: Vec<ChatChoice>,
-    #[serde(default)]
-    usage: Option<ChatUsage>,
-}
-
-#[derive(Deserialize)]
-struct ChatChoice {
-    message: ChatMessageOut,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ChatMessageOut {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    refusal: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ChatChunk {
-    #[serde(default)]
-    choices: Vec<ChunkChoice>,
-    #[serde(default)]
-    usage: Option<ChatUsage>,
-    #[serde(default)]
-    error: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct ChunkChoice {
-    #[serde(default)]
-    delta: Option<ChunkDelta>,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize, Serialize, Default)]
-struct ChunkDelta {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    refusal: Option<String>,
-}
-
-fn finish_reason(s: &str) -> FinishReason {
-    match s {
-        "length" => FinishReason::Length,
-        "content_filter" => FinishReason::ContentFilter,
-        _ => FinishReason::Stop,
-    }
-}
-
 #[async_trait]
 impl Provider for OpenAiChat {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            images: true,
+            tools: true,
+            json_schema: true,
+            reasoning: true,
+            multiple_choices: false,
+        }
+    }
+
     async fn stream(
         &self,
         req: &ProviderRequest,
+        _ctx: &CallContext,
     ) -> Result<EventStream, ProviderError> {
         let rsp = self.send(&self.body(req, true)).await?;
         let reader = ChunkReader {
             sse: Box::pin(rsp.into_stream().eventsource()),
             idle: self.cfg.idle_timeout,
-            finished: false,
+            parser: ChunkParser::default(),
             done: false,
             pending: VecDeque::new(),
+            scratch: Vec::new(),
         };
         // Read directly by the consumer: no extra task or channel per
         // stream, and dropping the stream drops the upstream call.
@@ -459,6 +319,7 @@ impl Provider for OpenAiChat {
     async fn complete(
         &self,
         req: &ProviderRequest,
+        _ctx: &CallContext,
     ) -> Result<Completion, ProviderError> {
         let rsp = self.send(&self.body(req, false)).await?;
         let bytes = tokio::time::timeout(
@@ -474,15 +335,21 @@ impl Provider for OpenAiChat {
             serde_json::from_slice(&bytes).map_err(|e| {
                 ProviderError::Protocol(format!("unreadable answer: {e}"))
             })?;
-        let choice = body.choices.into_iter().next().ok_or_else(|| {
+        ChunkParser::completion(body).ok_or_else(|| {
             ProviderError::Protocol("the answer has no choices".into())
-        })?;
-        Ok(Completion {
-            text: choice.message.content.unwrap_or_default(),
-            refusal: choice.message.refusal,
-            usage: body.usage.map(Usage::from),
-            finish: choice.finish_reason.as_deref().map(finish_reason),
         })
+    }
+}
+
+impl OpenAiChat {
+    fn body<'a>(
+        &self,
+        req: &'a ProviderRequest,
+        stream: bool,
+    ) -> ChatRequest<'a> {
+        let completion_field =
+            self.cfg.max_tokens_field == MaxTokensField::MaxCompletionTokens;
+        ChatRequest::new(req, stream, completion_field)
     }
 }
 
@@ -501,11 +368,14 @@ type SseStream = std::pin::Pin<
 struct ChunkReader {
     sse: SseStream,
     idle: Duration,
-    /// A `finish_reason` was seen: ending without `[DONE]` is fine.
-    finished: bool,
+    /// Item state of the answer (its `finished`: ending without `[DONE]`
+    /// is fine).
+    parser: ChunkParser,
     /// Nothing more will be read.
     done: bool,
     pending: VecDeque<Result<ProviderEvent, ProviderError>>,
+    /// Reused buffer of one chunk's events.
+    scratch: Vec<ProviderEvent>,
 }
 
 impl ChunkReader {
@@ -541,7 +411,7 @@ impl ChunkReader {
             Err(_) => {
                 return self.fail(ProviderError::Timeout(self.idle.as_secs()));
             }
-            Ok(None) if self.finished => {
+            Ok(None) if self.parser.finished => {
                 self.done = true;
                 return;
             }
@@ -563,7 +433,7 @@ impl ChunkReader {
             self.drain_rest();
             return;
         }
-        let chunk: ChatChunk = match serde_json::from_str(&ev.data) {
+        let mut chunk: ChatChunk = match serde_json::from_str(&ev.data) {
             Ok(c) => c,
             Err(e) => {
                 return self.fail(ProviderError::Protocol(format!(
@@ -571,26 +441,11 @@ impl ChunkReader {
                 )));
             }
         };
-        if let Some(err) = chunk.error {
+        if let Some(err) = chunk.error.take() {
             let msg = err["message"].as_str().unwrap_or("upstream error");
-            return self.fail(ProviderError::Unavailable(msg.to_string()));
+            return self.fail(ProviderError::Stream(msg.to_string()));
         }
-        for choice in chunk.choices {
-            let delta = choice.delta.unwrap_or_default();
-            if let Some(t) = delta.content.filter(|t| !t.is_empty()) {
-                self.pending.push_back(Ok(ProviderEvent::Text(t)));
-            }
-            if let Some(r) = delta.refusal.filter(|r| !r.is_empty()) {
-                self.pending.push_back(Ok(ProviderEvent::Refusal(r)));
-            }
-            if let Some(f) = choice.finish_reason {
-                self.finished = true;
-                self.pending
-                    .push_back(Ok(ProviderEvent::Finish(finish_reason(&f))));
-            }
-        }
-        if let Some(u) = chunk.usage {
-            self.pending.push_back(Ok(ProviderEvent::Usage(u.into())));
-        }
+        self.parser.chunk(chunk, &mut self.scratch);
+        self.pending.extend(self.scratch.drain(..).map(Ok));
     }
 }

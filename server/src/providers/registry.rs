@@ -1,0 +1,29 @@
+//! Configured providers by name: `provider/model` resolves here.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::Provider;
+
+/// Configured providers by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    providers: BTreeMap<String, Arc<dyn Provider>>,
+}
+
+impl Registry {
+    /// Adds (or replaces) a provider.
+    pub fn insert(&mut self, name: &str, p: Arc<dyn Provider>) {
+        self.providers.insert(name.to_string(), p);
+    }
+
+    /// The provider called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
+        self.providers.get(name)
+    }
+
+    /// Names of all providers, for error messages.
+    pub fn names(&self) -> Vec<&str> {
+        self.providers.keys().map(String::as_str).collect()
+    }
+}

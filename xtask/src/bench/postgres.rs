@@ -48,19 +48,24 @@ impl PgDatabase {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let name = format!("maniac_bench_{}_{nanos:08x}", std::process::id());
-        let admin = match pg_block_on(pg_admin()) {
-            Ok(a) => a,
-            Err(e) => return Ok(Err(e)),
-        };
         let sql = format!("CREATE DATABASE {name}");
-        pg_block_on(async move {
+        // One runtime for the pool's whole life: a pool outlives the
+        // runtime that opened it only to fail.
+        let created = pg_block_on(async move {
+            let admin = match pg_admin().await {
+                Ok(a) => a,
+                Err(e) => return Ok(Err(e)),
+            };
             let r = pg_execute(&admin, sql).await;
             admin.close().await;
-            r
-        })
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("creating database {name}"))?;
-        Ok(Ok(PgDatabase { name }))
+            r.map(Ok)
+        });
+        match created {
+            Ok(Ok(())) => Ok(Ok(PgDatabase { name })),
+            Ok(Err(unreachable)) => Ok(Err(unreachable)),
+            Err(e) => Err(anyhow::Error::msg(e))
+                .with_context(|| format!("creating database {name}")),
+        }
     }
 
     pub fn url(&self) -> String {

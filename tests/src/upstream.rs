@@ -19,6 +19,7 @@
 //! | `SLOW:<ms>`    | sleep before each SSE event (before the answer when not streaming) |
 //! | `JSON:`        | reply is `{"name":"Ada","age":36}` (streamed in 3 pieces)        |
 //! | `WORDS:<n>`    | reply is `w0 w1 … w(n-1)`                                        |
+//! | `STAMP`        | stream: each content chunk starts with `[t=<unix µs>]`, its send time |
 //! | `CLOSE`        | answers with `Connection: close` (the connection is not reused)  |
 //!
 //! Built for speed as well (benchmarks): HTTP/1.1 keep-alive, no logging,
@@ -488,6 +489,8 @@ struct Plan {
     slow: Option<Duration>,
     refuse: bool,
     json: bool,
+    /// Streamed content chunks start with their send time.
+    stamp: bool,
     /// The reply (or refusal) after truncation.
     reply: String,
     truncated: bool,
@@ -658,6 +661,7 @@ impl Plan {
             slow: marker_number(t, "SLOW:").map(Duration::from_millis),
             refuse,
             json,
+            stamp: t.contains("STAMP"),
             completion_tokens: words(&reply),
             reply,
             truncated,
@@ -711,6 +715,9 @@ fn completion_json(state: &State, plan: &Plan) -> String {
 
 enum Event {
     Data(Bytes),
+    /// A chunk whose text starts with its send time: the bytes before and
+    /// after the stamp.
+    Stamped(String, String),
     /// Cut the connection (the body yields an error, hyper aborts).
     Reset,
 }
@@ -735,11 +742,21 @@ fn stream_response(
             break;
         }
         let role = if i == 0 { r#""role":"assistant","# } else { "" };
-        let text = Value::String((*piece).to_string());
-        let ev = format!(
-            "{prefix}{{\"index\":0,\"delta\":{{{role}\"{field}\":{text}}},\"finish_reason\":null}}]}}\n\n"
-        );
-        events.push_back(Event::Data(Bytes::from(ev)));
+        let text = Value::String((*piece).to_string()).to_string();
+        let ev = if plan.stamp {
+            // `text` is a JSON string: the stamp goes after its opening quote.
+            Event::Stamped(
+                format!(
+                    "{prefix}{{\"index\":0,\"delta\":{{{role}\"{field}\":\""
+                ),
+                format!("{}}},\"finish_reason\":null}}]}}\n\n", &text[1..]),
+            )
+        } else {
+            Event::Data(Bytes::from(format!(
+                "{prefix}{{\"index\":0,\"delta\":{{{role}\"{field}\":{text}}},\"finish_reason\":null}}]}}\n\n"
+            )))
+        };
+        events.push_back(ev);
         if plan.fault == Some(Fault::Malformed) && i == 0 {
             events.push_back(Event::Data(Bytes::from_static(
                 b"data: {not json\n\n",
@@ -787,6 +804,12 @@ fn stream_response(
         }
         let item = match ev {
             Event::Data(b) => Ok(Frame::data(b)),
+            Event::Stamped(head, tail) => {
+                let sent = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros());
+                Ok(Frame::data(Bytes::from(format!("{head}[t={sent}]{tail}"))))
+            }
             Event::Reset => {
                 // Return Pending once so hyper flushes what came before
                 // (headers and chunks) before the error cuts the connection.

@@ -311,3 +311,35 @@ async fn malformed_and_keep_alive() {
     }
     assert_eq!(up.request_count(), 22);
 }
+
+#[tokio::test]
+async fn stamp_marker_puts_the_send_time_in_each_chunk() {
+    let up = FakeUpstream::start().await;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    let rsp = post(&up, json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "STAMP SLOW:1 WORDS:3"}]})).await;
+    let text = rsp.text().await.unwrap();
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    let contents: Vec<String> = data_lines(&text)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"].as_str().map(str::to_string)
+        })
+        .collect();
+    assert_eq!(contents.len(), 3, "{text}");
+    let mut last = before;
+    for (i, c) in contents.iter().enumerate() {
+        let rest = c.strip_prefix("[t=").unwrap_or_else(|| panic!("{c:?}"));
+        let (t, word) = rest.split_once(']').unwrap();
+        let t: u128 = t.parse().unwrap();
+        assert!(last <= t && t <= after, "{t} not in [{last}, {after}]");
+        assert_eq!(word.trim_end(), format!("w{i}"));
+        last = t;
+    }
+}

@@ -7,6 +7,8 @@
 //! single-threaded tokio runtime: one keep-alive connection per simulated
 //! client, requests issued back to back on it.
 
+mod background;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,6 +29,8 @@ use tokio::task::JoinSet;
 
 use super::procfs;
 
+pub use background::BackgroundResult;
+
 /// Environment variable carrying the gateway key (kept out of argv).
 pub const KEY_ENV: &str = "MANIAC_BENCH_KEY";
 
@@ -43,6 +47,9 @@ pub enum Mode {
     /// Open `--count` streams at once, hold them, sample `--rss-pid`,
     /// close them.
     Open,
+    /// Create `--runs` background runs back to back (`--body`), follow
+    /// `--followers` of them on `--follow-addr`, wait until all ended.
+    Background,
 }
 
 /// Who is being measured (decides what "first delta" means).
@@ -100,6 +107,22 @@ pub struct LoadArgs {
     /// Process whose RSS and fds are sampled while the streams are open.
     #[arg(long)]
     pub rss_pid: Option<u32>,
+    /// Background runs to create (background mode).
+    #[arg(long, default_value_t = 100)]
+    pub runs: usize,
+    /// Runs followed with `GET …?stream=true` (background mode).
+    #[arg(long, default_value_t = 50)]
+    pub followers: usize,
+    /// Text deltas each followed run must show (background mode).
+    #[arg(long, default_value_t = 200)]
+    pub chunks: usize,
+    /// Where the followers connect [default: --addr] (background mode).
+    #[arg(long)]
+    pub follow_addr: Option<SocketAddr>,
+    /// Give up waiting for the runs after this many milliseconds
+    /// (background mode).
+    #[arg(long, default_value_t = 120_000)]
+    pub deadline_ms: u64,
 }
 
 /// Latency distribution, in microseconds.
@@ -142,6 +165,7 @@ pub struct LoadResult {
     /// CPU time of the load generator itself.
     pub cpu_s: f64,
     pub open: Option<OpenResult>,
+    pub background: Option<BackgroundResult>,
 }
 
 /// Open mode's outcome.
@@ -174,6 +198,7 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
 }
 
 /// What every request needs, built once.
+#[derive(Clone)]
 struct Template {
     addr: SocketAddr,
     host: HeaderValue,
@@ -246,8 +271,10 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<LoadResult> {
         target: args.target,
         expect: args.expect.as_ref().map(|s| s.as_bytes().to_vec()),
     });
-    if args.mode == Mode::Open {
-        return open_streams(&args, t).await;
+    match args.mode {
+        Mode::Open => return open_streams(&args, t).await,
+        Mode::Background => return background::run(&args, t).await,
+        Mode::Json | Mode::Stream => {}
     }
 
     let start = Instant::now();
@@ -611,31 +638,32 @@ async fn stream_request(
 fn first_delta_seen(target: Target, buf: &mut Vec<u8>) -> bool {
     match target {
         Target::Gateway => find(buf, b"response.output_text.delta").is_some(),
-        Target::Direct => {
-            let mut start = 0;
-            let mut hit = false;
-            while let Some(p) = find(&buf[start..], b"\n\n") {
-                let event = &buf[start..start + p];
-                start += p + 2;
-                hit = event
-                    .split(|&b| b == b'\n')
-                    .filter_map(|l| l.strip_prefix(b"data:"))
-                    .filter_map(|d| {
-                        serde_json::from_slice::<Value>(d.trim_ascii()).ok()
-                    })
-                    .any(|v| {
-                        v.pointer("/choices/0/delta/content")
-                            .and_then(Value::as_str)
-                            .is_some_and(|c| !c.is_empty())
-                    });
-                if hit {
-                    break;
-                }
-            }
-            buf.drain(..start);
-            hit
-        }
+        Target::Direct => drain_data(buf, |d| {
+            serde_json::from_slice::<Value>(d).ok().is_some_and(|v| {
+                v.pointer("/choices/0/delta/content")
+                    .and_then(Value::as_str)
+                    .is_some_and(|c| !c.is_empty())
+            })
+        }),
     }
+}
+
+/// Takes the complete SSE events off the front of `buf`, passing each
+/// `data:` payload to `f`, and stops after the event for which `f` said
+/// true (returning true); the rest stays in `buf` for later.
+fn drain_data(buf: &mut Vec<u8>, mut f: impl FnMut(&[u8]) -> bool) -> bool {
+    let mut start = 0;
+    let mut hit = false;
+    while !hit && let Some(p) = find(&buf[start..], b"\n\n") {
+        let event = &buf[start..start + p];
+        start += p + 2;
+        hit = event
+            .split(|&b| b == b'\n')
+            .filter_map(|l| l.strip_prefix(b"data:"))
+            .any(|d| f(d.trim_ascii()));
+    }
+    buf.drain(..start);
+    hit
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

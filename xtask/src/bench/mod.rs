@@ -1,6 +1,8 @@
-//! `cargo xtask bench [--quick] [--out DIR]`: measures the gateway against
-//! the fake upstream, each phase directly against the upstream and through
-//! the gateway, side by side.
+//! `cargo xtask bench [--quick] [--out DIR] [--only PHASE,…]`: measures
+//! the gateway against the fake upstream, each phase directly against the
+//! upstream and through the gateway, side by side; then the background
+//! phases (`background.rs`: what a background run costs per chunk, on
+//! SQLite and on two PostgreSQL replicas).
 //!
 //! Everything measured runs as release builds: the gateway (`maniac`), the
 //! fake upstream and the load generator (`xtask bench-load`, this crate
@@ -10,7 +12,9 @@
 //! are those of one core. Results go to stdout (a table) and to
 //! `target/bench/bench-<timestamp>.json` and `target/bench/latest.json`.
 
+mod background;
 pub mod load;
+mod postgres;
 mod procfs;
 mod report;
 
@@ -42,8 +46,9 @@ pub struct BenchArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Run only these phases (comma-separated ids: json_c1, json_c1_xcore,
-    /// json_c32, json_store_c32, stream_c1, stream_c64, open_streams), e.g.
-    /// to re-run one that was disturbed.
+    /// json_c32, json_store_c32, stream_c1, stream_c64, open_streams,
+    /// background = background_sqlite + background_postgres; `-` may
+    /// stand for `_`), e.g. to re-run one that was disturbed.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 }
@@ -331,6 +336,10 @@ pub struct StreamsRun {
 struct Bench {
     settings: Settings,
     xtask_bin: PathBuf,
+    /// Where the release binaries are.
+    release: PathBuf,
+    /// This run's temporary directory.
+    tmp: PathBuf,
     pinned: bool,
     tck: f64,
     gateway: Guard,
@@ -338,7 +347,74 @@ struct Bench {
     gateway_stderr: LogFile,
     upstream: Guard,
     upstream_addr: SocketAddr,
+    upstream_url: String,
     key: String,
+}
+
+/// A gateway started by the bench.
+struct Gateway {
+    proc: Guard,
+    addr: SocketAddr,
+    log: LogFile,
+    /// The key it printed for organization "default" (fresh database).
+    key: Option<String>,
+}
+
+/// Starts `maniac serve` on a free port (pinned to `cpu`), logging at its
+/// default level into `log`, and waits until `/healthz` answers.
+fn start_gateway(
+    name: &'static str,
+    bin: &Path,
+    cpu: Option<u32>,
+    database_url: &str,
+    config: &Path,
+    log: PathBuf,
+) -> anyhow::Result<Gateway> {
+    let port = free_port()?;
+    let mut cmd = command(bin, cpu);
+    cmd.arg("serve")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--database-url")
+        .arg(database_url)
+        .arg("--config")
+        .arg(config)
+        .env_remove("MANIAC_LOG")
+        .env_remove("MANIAC_INTERNAL_KEY")
+        .env_remove("MANIAC_LISTEN")
+        .env_remove("MANIAC_DATABASE_URL")
+        .env_remove("MANIAC_CONFIG");
+    let log = LogFile(log);
+    let file = std::fs::File::create(&log.0).context("log file")?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(file)
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    let out = child.stdout.take();
+    let mut proc = Guard { name, child };
+    let rx = read_lines(out.context("stdout")?, Tail::default());
+    let lines = wait_for_line(&rx, &mut proc, Duration::from_secs(60), |l| {
+        l.starts_with("Maniac gateway listening on ")
+    })
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", log.lines().0.join("\n")))?;
+    let key = lines
+        .iter()
+        .position(|l| l.starts_with("Created organization"))
+        .and_then(|i| lines.get(i + 1))
+        .map(|k| k.trim().to_string());
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let ready_by = Instant::now() + Duration::from_secs(30);
+    loop {
+        match http_once(addr, "GET", "/healthz", None, "") {
+            Ok((200, _)) => break,
+            _ if Instant::now() > ready_by => {
+                bail!("{name}: /healthz never said 200")
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    Ok(Gateway { proc, addr, log, key })
 }
 
 fn command(bin: &Path, cpu: Option<u32>) -> Command {
@@ -389,8 +465,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     std::env::set_current_dir(&root).context("workspace root")?;
     let root = std::env::current_dir()?;
     let settings = Settings::new(args.quick);
-    for o in &args.only {
-        if o != "open_streams" && !phase_list(true).iter().any(|p| p.id == o) {
+    let only: Vec<String> =
+        args.only.iter().map(|o| o.replace('-', "_")).collect();
+    for o in &only {
+        let known = ["open_streams", background::ALL]
+            .iter()
+            .chain(background::IDS)
+            .any(|id| id == o)
+            || phase_list(true).iter().any(|p| p.id == o);
+        if !known {
             bail!("--only: no phase {o:?}");
         }
     }
@@ -488,63 +571,30 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         ),
     )?;
     let db = tmp.0.join("bench.db");
-    let port = free_port()?;
-    let mut cmd = command(&release.join("maniac"), pinned.then_some(0));
-    cmd.arg("serve")
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--database-url")
-        .arg(format!("sqlite://{}", db.display()))
-        .arg("--config")
-        .arg(&config)
-        .env_remove("MANIAC_LOG")
-        .env_remove("MANIAC_INTERNAL_KEY")
-        .env_remove("MANIAC_LISTEN")
-        .env_remove("MANIAC_DATABASE_URL")
-        .env_remove("MANIAC_CONFIG");
-    let gateway_stderr = LogFile(tmp.0.join("gateway.log"));
-    let log = std::fs::File::create(&gateway_stderr.0).context("log file")?;
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .context("starting maniac")?;
-    let out = child.stdout.take();
-    let mut gateway = Guard { name: "maniac", child };
-    let rx = read_lines(out.context("stdout")?, Tail::default());
-    let lines =
-        wait_for_line(&rx, &mut gateway, Duration::from_secs(60), |l| {
-            l.starts_with("Maniac gateway listening on ")
-        })
-        .map_err(|e| {
-            anyhow::anyhow!("{e}\n{}", gateway_stderr.lines().0.join("\n"))
-        })?;
-    let key = lines
-        .iter()
-        .position(|l| l.starts_with("Created organization"))
-        .and_then(|i| lines.get(i + 1))
-        .map(|k| k.trim().to_string())
+    let gw = start_gateway(
+        "maniac",
+        &release.join("maniac"),
+        pinned.then_some(0),
+        &format!("sqlite://{}", db.display()),
+        &config,
+        tmp.0.join("gateway.log"),
+    )?;
+    let key = gw
+        .key
         .context("the gateway printed no API key (database not fresh?)")?;
-    let gateway_addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let ready_by = Instant::now() + Duration::from_secs(30);
-    loop {
-        match http_once(gateway_addr, "GET", "/healthz", None, "") {
-            Ok((200, _)) => break,
-            _ if Instant::now() > ready_by => bail!("/healthz never said 200"),
-            _ => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
-
     let mut bench = Bench {
         settings: settings.clone(),
         xtask_bin: release.join("xtask"),
+        release: release.clone(),
+        tmp: tmp.0.clone(),
         pinned,
         tck: procfs::clock_ticks(),
-        gateway,
-        gateway_addr,
-        gateway_stderr,
+        gateway: gw.proc,
+        gateway_addr: gw.addr,
+        gateway_stderr: gw.log,
         upstream,
         upstream_addr,
+        upstream_url,
         key,
     };
     bench.smoke()?;
@@ -560,8 +610,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         bench.upstream.pid()
     );
 
-    let selected =
-        |id: &str| args.only.is_empty() || args.only.iter().any(|o| o == id);
+    let selected = |id: &str| {
+        only.is_empty()
+            || only.iter().any(|o| {
+                o == id
+                    || (o == background::ALL && id.starts_with("background"))
+            })
+    };
     let phases = phase_list(pinned);
     let mut runs = Vec::new();
     for spec in phases.iter().filter(|p| selected(p.id)) {
@@ -571,6 +626,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if selected("open_streams") {
         for &n in &settings.open_streams {
             streams.push(bench.open_streams(n)?);
+        }
+    }
+    let mut backgrounds = Vec::new();
+    for id in background::IDS {
+        if selected(id) {
+            backgrounds.push(bench.background(id)?);
         }
     }
     let gateway_rss_end = procfs::rss_kib(bench.gateway.pid());
@@ -596,7 +657,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                            current-thread tokio runtime, one keep-alive \
                            connection per concurrent client",
     });
-    let rep = report::Report::new(env, runs, streams);
+    let failed = background::failures(&backgrounds);
+    let rep = report::Report::new(env, runs, streams, backgrounds);
     println!("{}", rep.table());
     let stamp = report::timestamp();
     std::fs::create_dir_all(&out_dir)
@@ -608,6 +670,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     println!("results: {} (and latest.json)", file.display());
     drop(bench);
     drop(tmp);
+    if !failed.is_empty() {
+        bail!("background phase failed:\n  {}", failed.join("\n  "));
+    }
     Ok(())
 }
 
@@ -736,20 +801,36 @@ impl Bench {
         args: &[String],
         timeout: Duration,
     ) -> anyhow::Result<LoadResult> {
+        let key = (target == Target::Gateway).then_some(self.key.as_str());
+        let mut all =
+            vec!["--path".to_string(), path(target).into(), "--target".into()];
+        all.push(format!("{target:?}").to_lowercase());
+        all.extend_from_slice(args);
+        self.run_load_at(self.addr(target), key, cpu, &all, timeout)
+    }
+
+    /// Runs `xtask bench-load` against `addr` (on the client CPU unless
+    /// `cpu` says otherwise), with `key` if any, and parses its result.
+    fn run_load_at(
+        &self,
+        addr: SocketAddr,
+        key: Option<&str>,
+        cpu: Option<u32>,
+        args: &[String],
+        timeout: Duration,
+    ) -> anyhow::Result<LoadResult> {
         let cpu = if self.pinned { cpu.or(Some(1)) } else { None };
         let mut cmd = command(&self.xtask_bin, cpu);
         cmd.arg("bench-load")
-            .args(["--addr", &self.addr(target).to_string()])
-            .args(["--path", path(target)])
+            .args(["--addr", &addr.to_string()])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        if target == Target::Gateway {
-            cmd.env(KEY_ENV, &self.key);
-        } else {
-            cmd.env_remove(KEY_ENV);
-        }
+        match key {
+            Some(k) => cmd.env(KEY_ENV, k),
+            None => cmd.env_remove(KEY_ENV),
+        };
         let mut child = cmd.spawn().context("starting bench-load")?;
         let mut stdout = child.stdout.take().context("stdout")?;
         let mut guard = Guard { name: "bench-load", child };
@@ -820,8 +901,6 @@ impl Bench {
         let mut args = vec![
             "--mode".to_string(),
             format!("{:?}", spec.mode).to_lowercase(),
-            "--target".into(),
-            format!("{:?}", spec.target).to_lowercase(),
             "--body".into(),
             request_body(spec.target, spec.mode, spec.store, "hi"),
             "--concurrency".into(),
@@ -949,8 +1028,6 @@ impl Bench {
         let args = vec![
             "--mode".to_string(),
             "open".into(),
-            "--target".into(),
-            "gateway".into(),
             "--body".into(),
             request_body(Target::Gateway, Mode::Stream, false, "SLOW:60000 hi"),
             "--count".into(),

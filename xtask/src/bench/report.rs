@@ -4,6 +4,7 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::background::{self, BackgroundRun};
 use super::load::{Stats, Target};
 use super::{PhaseRun, StreamsRun};
 
@@ -48,13 +49,16 @@ pub struct Report {
     env: Value,
     runs: Vec<PhaseRun>,
     streams: Vec<StreamsRun>,
+    background: Vec<BackgroundRun>,
     rows: Vec<Row>,
     checks: Vec<Check>,
     notes: Vec<String>,
 }
 
-fn us(x: f64) -> String {
-    if x.abs() >= 10_000.0 {
+pub(super) fn us(x: f64) -> String {
+    if x.abs() >= 10_000_000.0 {
+        format!("{:.2} s", x / 1e6)
+    } else if x.abs() >= 10_000.0 {
         format!("{:.2} ms", x / 1000.0)
     } else {
         format!("{x:.1} µs")
@@ -96,11 +100,13 @@ impl Report {
         env: Value,
         runs: Vec<PhaseRun>,
         streams: Vec<StreamsRun>,
+        background: Vec<BackgroundRun>,
     ) -> Report {
         let mut r = Report {
             env,
             runs,
             streams,
+            background,
             rows: Vec::new(),
             checks: Vec::new(),
             notes: Vec::new(),
@@ -577,6 +583,19 @@ impl Report {
             env["git"].as_str().unwrap_or("?"),
             env["pinning"].as_str().unwrap_or(""),
         ));
+        if !self.runs.is_empty() || !self.streams.is_empty() {
+            self.classic_table(&mut out);
+        }
+        out.push_str(&background::table(&self.background));
+        for n in &self.notes {
+            out.push_str(&format!("note: {n}\n"));
+        }
+        out
+    }
+
+    /// The direct-vs-gateway phases and the targets.
+    fn classic_table(&self, out: &mut String) {
+        let env = &self.env;
         let mut rows: Vec<[String; 6]> = vec![
             ["metric", "direct", "gateway", "overhead", "target", "result"]
                 .map(String::from),
@@ -591,7 +610,7 @@ impl Report {
                 r.result.clone(),
             ]
         }));
-        render(&mut out, &rows);
+        render(out, &rows);
         out.push_str(&format!(
             "\nGateway RSS: {} at start, {} at the end; idle CPU {:.1} % of a \
              core. Overhead: gateway − direct for latencies, gateway / \
@@ -601,7 +620,7 @@ impl Report {
             env["gateway_rss_end_kib"].as_u64().map(mib).unwrap_or_default(),
             env["gateway_idle_cpu_pct"].as_f64().unwrap_or(0.0),
         ));
-        render(&mut out, &self.phase_table());
+        render(out, &self.phase_table());
         let count = |p: Option<bool>| {
             self.checks.iter().filter(|c| c.pass == p).count()
         };
@@ -611,10 +630,6 @@ impl Report {
             count(Some(false)),
             count(None)
         ));
-        for n in &self.notes {
-            out.push_str(&format!("note: {n}\n"));
-        }
-        out
     }
 
     /// The JSON document.
@@ -627,6 +642,7 @@ impl Report {
             "notes": self.notes,
             "phases": self.runs,
             "open_streams": self.streams,
+            "background": self.background,
         })
     }
 }
@@ -657,19 +673,22 @@ fn threads(r: &PhaseRun) -> String {
         .join(", ")
 }
 
-fn render<const N: usize>(out: &mut String, rows: &[[String; N]]) {
-    let mut widths = [0usize; N];
+/// Renders rows of cells (the first row is the header) as columns.
+pub(super) fn render<R: AsRef<[String]>>(out: &mut String, rows: &[R]) {
+    let n = rows.iter().map(|r| r.as_ref().len()).max().unwrap_or(0);
+    let mut widths = vec![0usize; n];
     for r in rows {
-        for (w, c) in widths.iter_mut().zip(r) {
+        for (w, c) in widths.iter_mut().zip(r.as_ref()) {
             *w = (*w).max(c.chars().count());
         }
     }
     for (i, r) in rows.iter().enumerate() {
+        let r = r.as_ref();
         let mut line = String::new();
-        for (j, (c, w)) in r.iter().zip(widths).enumerate() {
+        for (j, (c, &w)) in r.iter().zip(&widths).enumerate() {
             let pad = w - c.chars().count();
             // Text left-aligned, numbers right-aligned.
-            if j == 0 || j + 1 == N || i == 0 || c.is_empty() {
+            if j == 0 || j + 1 == n || i == 0 || c.is_empty() {
                 line.push_str(c);
                 line.push_str(&" ".repeat(pad));
             } else {
@@ -681,7 +700,8 @@ fn render<const N: usize>(out: &mut String, rows: &[[String; N]]) {
         out.push_str(line.trim_end());
         out.push('\n');
         if i == 0 {
-            let total: usize = widths.iter().sum::<usize>() + 2 * (N - 1);
+            let total: usize =
+                widths.iter().sum::<usize>() + 2 * n.saturating_sub(1);
             out.push_str(&"-".repeat(total));
             out.push('\n');
         }

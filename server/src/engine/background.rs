@@ -55,7 +55,7 @@ impl Engine {
                 id: snapshot.id.clone(),
                 org_id: p.org_id.clone(),
                 previous_response_id: snapshot.previous_response_id.clone(),
-                status: ResponseStatus::Queued.as_str(),
+                status: ResponseStatus::Queued,
                 background: true,
                 body: serde_json::to_string(&snapshot).unwrap_or_default(),
                 run_request: Some(
@@ -358,7 +358,7 @@ impl Engine {
         let last = b.drain();
         let status = b.snapshot().status;
         let finish = RunEnd {
-            status: status.as_str(),
+            status,
             body: serde_json::to_string(b.snapshot()).unwrap_or_default(),
             output_items: b.output_items(),
             events: rows(&last),
@@ -414,7 +414,7 @@ impl Engine {
         b.fail("server_error", "server_error", INTERRUPTED);
         let evs = b.drain();
         let end = RunEnd {
-            status: ResponseStatus::Failed.as_str(),
+            status: ResponseStatus::Failed,
             body: serde_json::to_string(b.snapshot()).unwrap_or_default(),
             output_items: Vec::new(),
             events: rows(&evs),
@@ -480,7 +480,7 @@ impl Engine {
                 b.cancel();
                 let evs = b.drain();
                 let end = RunEnd {
-                    status: ResponseStatus::Cancelled.as_str(),
+                    status: ResponseStatus::Cancelled,
                     body: serde_json::to_string(b.snapshot())
                         .unwrap_or_default(),
                     output_items: Vec::new(),

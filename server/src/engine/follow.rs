@@ -151,7 +151,7 @@ impl Engine {
     /// Whether a run can produce no more events.
     async fn run_ended(&self, org: &str, id: &str) -> Result<bool, StoreError> {
         Ok(match self.inner.store.get_response(org, id).await? {
-            Some(r) => r.status != "queued" && r.status != "in_progress",
+            Some(r) => r.status.is_terminal(),
             None => true,
         })
     }
@@ -163,7 +163,7 @@ impl Engine {
         id: &str,
     ) -> Result<ResponseDeleted, ApiError> {
         let stored = self.stored(caller, id).await?;
-        if stored.status == "queued" || stored.status == "in_progress" {
+        if !stored.status.is_terminal() {
             // Stop the run first so no worker writes to a deleted row.
             self.inner
                 .store

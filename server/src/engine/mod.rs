@@ -430,7 +430,7 @@ impl Engine {
                 id: r.id.clone(),
                 org_id: org,
                 previous_response_id: r.previous_response_id.clone(),
-                status: r.status.as_str(),
+                status: r.status,
                 background: false,
                 body,
                 run_request: None,

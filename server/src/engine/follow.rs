@@ -152,7 +152,7 @@ impl Engine {
     /// Whether a run can produce no more events.
     async fn run_ended(&self, org: &str, id: &str) -> Result<bool, StoreError> {
         Ok(match self.inner.store.get_response(org, id).await? {
-            Some(r) => r.status != "queued" && r.status != "in_progress",
+            Some(r) => r.status.is_terminal(),
             None => true,
         })
     }

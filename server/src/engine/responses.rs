@@ -69,7 +69,7 @@ impl Engine {
         id: &str,
     ) -> EngineResult<ResponseDeleted> {
         let stored = self.stored(caller, id).await?;
-        if stored.status == "queued" || stored.status == "in_progress" {
+        if !stored.status.is_terminal() {
             // Stop the run first so no worker writes to a deleted row.
             self.inner.store.request_cancel(&caller.org_id, id).await?;
             self.inner.hub.cancel(id);

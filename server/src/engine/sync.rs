@@ -40,7 +40,7 @@ impl Persist {
                 id: r.id.clone(),
                 org_id: self.org_id.clone(),
                 previous_response_id: r.previous_response_id.clone(),
-                status: r.status.as_str(),
+                status: r.status,
                 background: false,
                 body: body.clone(),
                 run_request: None,

@@ -5,34 +5,31 @@
 //! only ever delivered for a committed write).
 
 use std::future::Future;
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{
-    PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow,
-};
-use sqlx::{Connection, Row};
+use sqlx::Postgres;
+use sqlx::postgres::{PgArguments, PgConnection, PgListener, PgPool};
+use sqlx::query::Query;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+use super::rows::*;
 use super::*;
+use crate::api::ResponseStatus;
 
+mod connect;
 mod notify;
+mod writes;
 
-use notify::{notify, relay, subscribe};
+use connect::pg;
+#[cfg(test)]
+use connect::unavailable_code;
+use notify::notify;
+use writes::{insert_events, insert_items};
 
 /// The LISTEN/NOTIFY channel shared by all replicas.
 const CHANNEL: &str = "maniac";
-
-/// `response_items.kind` of input items.
-const INPUT: i16 = 0;
-/// `response_items.kind` of output items.
-const OUTPUT: i16 = 1;
-
-/// Slack on top of acquire + statement timeouts before a call that got no
-/// answer at all (half-open TCP connection) is given up as unavailable.
-const CLIENT_SLACK: Duration = Duration::from_secs(5);
 
 /// Backoff of the LISTEN connection while the database is unreachable.
 const LISTEN_BACKOFF_MIN: Duration = Duration::from_millis(200);
@@ -55,60 +52,6 @@ impl Drop for PgStore {
 }
 
 impl PgStore {
-    /// Connects to the database at `url`, applies migrations and starts
-    /// listening for other replicas' notices.
-    pub async fn open(url: &str, opts: &PoolOptions) -> StoreResult<Self> {
-        let mut connect = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        if connect.get_application_name().is_none() {
-            connect = connect.application_name("maniac");
-        }
-        let acquire = Duration::from_millis(opts.acquire_timeout_ms);
-        let statement_timeout = format!("{}ms", opts.statement_timeout_ms);
-        // The pool reconnects by itself; every wait for a connection
-        // (including connecting and the liveness check) is bounded by
-        // `acquire`, after which the caller gets `Unavailable`.
-        let pool = PgPoolOptions::new()
-            .max_connections(opts.max_connections.max(1))
-            .acquire_timeout(acquire)
-            .after_connect(move |conn, _meta| {
-                let value = statement_timeout.clone();
-                Box::pin(async move {
-                    sqlx::query(
-                        "SELECT set_config('statement_timeout', $1, false)",
-                    )
-                    .bind(value)
-                    .execute(conn)
-                    .await?;
-                    Ok(())
-                })
-            })
-            .connect_with(connect.clone())
-            .await
-            .map_err(pg)?;
-        migrate(&pool).await?;
-        // LISTEN holds its connection for good: give it a pool of its own
-        // so it never takes a connection away from queries.
-        let listen_pool = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(acquire)
-            .max_lifetime(None)
-            .idle_timeout(None)
-            .connect_lazy_with(connect);
-        // Subscribe before returning, so no write made after `open` can be
-        // missed.
-        let listener = subscribe(&listen_pool).await.map_err(pg)?;
-        let (notices, _) = broadcast::channel(1024);
-        let listener =
-            tokio::spawn(relay(listen_pool, listener, notices.clone()));
-        let deadline = (opts.statement_timeout_ms > 0).then(|| {
-            acquire
-                + Duration::from_millis(opts.statement_timeout_ms)
-                + CLIENT_SLACK
-        });
-        Ok(PgStore { pool, deadline, notices, listener })
-    }
-
     /// Runs one store call: maps its errors and bounds it in time, so that
     /// a database that vanished without closing the connection answers
     /// `Unavailable` instead of hanging.
@@ -130,141 +73,32 @@ impl PgStore {
         };
         result.map_err(pg)
     }
-}
 
-/// Applies migrations. sqlx's PostgreSQL migrator already serializes
-/// replicas: `Migrate::lock` takes `pg_advisory_lock` (keyed by the database
-/// name) on the migrating connection before reading `_sqlx_migrations`, and
-/// releases it afterwards. It runs on a connection detached from the pool
-/// and without `statement_timeout`, so waiting for another replica's
-/// migration is not cut short, and the session lock ends with the
-/// connection even if a migration fails half way.
-async fn migrate(pool: &PgPool) -> StoreResult<()> {
-    let mut conn = pool.acquire().await.map_err(pg)?.detach();
-    sqlx::query("SET statement_timeout = 0")
-        .execute(&mut conn)
+    /// Runs `update`, a write to run `id` guarded by its lease or status,
+    /// and only when it matched the row appends output `items` and
+    /// `events` and tells other replicas, in the same transaction; false
+    /// when the run was not in the expected state.
+    async fn guarded_write(
+        &self,
+        update: Query<'_, Postgres, PgArguments>,
+        id: &str,
+        items: &[ItemRow],
+        events: &[EventRow],
+    ) -> StoreResult<bool> {
+        self.db(async {
+            let mut tx = self.pool.begin().await?;
+            if update.execute(&mut *tx).await?.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            insert_items(&mut tx, id, &[], items).await?;
+            insert_events(&mut tx, id, events).await?;
+            notify(&mut tx, &Notice::Events(id.to_string())).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
         .await
-        .map_err(pg)?;
-    let applied = sqlx::migrate!("./migrations/postgres").run(&mut conn).await;
-    let _ = conn.close().await;
-    applied.map_err(|e| StoreError::Migrate(e.to_string()))
-}
-
-/// SQLSTATEs that say the server is unreachable, restarting, overloaded or
-/// a read-only standby (after a failover), rather than that a query is
-/// wrong: these answer 503 like a lost connection.
-fn unavailable_code(code: &str) -> bool {
-    code.starts_with("08") // connection exception
-        || code.starts_with("53") // insufficient resources
-        || code.starts_with("57P") // shutdown, crash, cannot connect now
-        || code == "57014" // statement_timeout
-        || code == "25006" // read-only transaction
-}
-
-/// Maps a sqlx error, treating PostgreSQL's "server going away" errors as
-/// `Unavailable`; everything else goes through `From<sqlx::Error>`.
-fn pg(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &e
-        && db.code().is_some_and(|c| unavailable_code(&c))
-    {
-        return StoreError::Unavailable(e.to_string());
     }
-    e.into()
-}
-
-// --- writes shared by several methods ---
-
-/// Inserts input and output items with one multi-row statement; positions
-/// count from 0 per kind, as in SQLite.
-async fn insert_items(
-    conn: &mut PgConnection,
-    id: &str,
-    input: &[ItemRow],
-    output: &[ItemRow],
-) -> Result<(), sqlx::Error> {
-    if input.is_empty() && output.is_empty() {
-        return Ok(());
-    }
-    let rows =
-        input.iter().enumerate().map(|(pos, item)| (INPUT, pos, item)).chain(
-            output.iter().enumerate().map(|(pos, item)| (OUTPUT, pos, item)),
-        );
-    let n = input.len() + output.len();
-    let (mut kinds, mut positions, mut ids, mut bodies) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for (kind, pos, item) in rows {
-        kinds.push(kind);
-        positions.push(pos as i32);
-        ids.push(item.id.as_str());
-        bodies.push(item.body.as_str());
-    }
-    sqlx::query(
-        "INSERT INTO response_items (response_id, kind, position, item_id, \
-         body) SELECT $1, t.kind, t.position, t.item_id, t.body \
-         FROM UNNEST($2::SMALLINT[], $3::INTEGER[], $4::TEXT[], $5::TEXT[]) \
-         AS t (kind, position, item_id, body)",
-    )
-    .bind(id)
-    .bind(kinds)
-    .bind(positions)
-    .bind(ids)
-    .bind(bodies)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Inserts events with one multi-row statement.
-async fn insert_events(
-    conn: &mut PgConnection,
-    id: &str,
-    events: &[EventRow],
-) -> Result<(), sqlx::Error> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
-    let bodies: Vec<&str> = events.iter().map(|e| e.body.as_str()).collect();
-    sqlx::query(
-        "INSERT INTO response_events (response_id, seq, body, created_at) \
-         SELECT $1, t.seq, t.body, $4 \
-         FROM UNNEST($2::BIGINT[], $3::TEXT[]) AS t (seq, body)",
-    )
-    .bind(id)
-    .bind(seqs)
-    .bind(bodies)
-    .bind(now_ms())
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-fn key_info(row: &PgRow) -> Result<KeyInfo, sqlx::Error> {
-    Ok(KeyInfo {
-        key_id: row.try_get("id")?,
-        org_name: row.try_get("org_name")?,
-        name: row.try_get("name")?,
-        created_at: row.try_get("created_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
-}
-
-/// Item rows; rows with NULL columns (a chained response without items,
-/// from the LEFT JOIN) are skipped.
-fn items(rows: Vec<PgRow>) -> Result<Items, sqlx::Error> {
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let id: Option<String> = row.try_get("item_id")?;
-        let body: Option<String> = row.try_get("body")?;
-        if let (Some(id), Some(body)) = (id, body) {
-            out.push(ItemRow { id, body });
-        }
-    }
-    Ok(out)
 }
 
 #[async_trait]
@@ -280,11 +114,10 @@ impl Store for PgStore {
         })
         .await
     }
+}
 
-    fn notices(&self) -> Option<broadcast::Receiver<Notice>> {
-        Some(self.notices.subscribe())
-    }
-
+#[async_trait]
+impl KeyStore for PgStore {
     async fn find_key(&self, key_hash: &str) -> StoreResult<Option<KeyRecord>> {
         self.db(async {
             let row = sqlx::query(
@@ -295,17 +128,7 @@ impl Store for PgStore {
             .bind(key_hash)
             .fetch_optional(&self.pool)
             .await?;
-            row.map(|row| {
-                Ok(KeyRecord {
-                    key_id: row.try_get("id")?,
-                    org_id: row.try_get("org_id")?,
-                    org_name: row.try_get("org_name")?,
-                    revoked: row
-                        .try_get::<Option<i64>, _>("revoked_at")?
-                        .is_some(),
-                })
-            })
-            .transpose()
+            row.as_ref().map(key_record).transpose()
         })
         .await
     }
@@ -320,14 +143,13 @@ impl Store for PgStore {
         self.db(async {
             let now = now_ms();
             let mut tx = self.pool.begin().await?;
-            let new_org = format!("org_{}", crate::ids::random_hex(12));
             // A concurrent creator of the same organization makes this wait
             // for its commit and do nothing; the next statement sees it.
             sqlx::query(
                 "INSERT INTO organizations (id, name, created_at) \
                  VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
             )
-            .bind(&new_org)
+            .bind(new_org_id())
             .bind(org_name)
             .bind(now)
             .execute(&mut *tx)
@@ -344,13 +166,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            Ok(KeyInfo {
-                key_id: key_id.to_string(),
-                org_name: org_name.to_string(),
-                name: label.map(str::to_string),
-                created_at: now,
-                revoked_at: None,
-            })
+            Ok(created_key(org_name, label, key_id, now))
         })
         .await
     }
@@ -364,7 +180,7 @@ impl Store for PgStore {
             )
             .fetch_all(&self.pool)
             .await?;
-            rows.iter().map(key_info).collect()
+            all(&rows, key_info)
         })
         .await
     }
@@ -389,7 +205,7 @@ impl Store for PgStore {
             let row = sqlx::query("SELECT COUNT(*) AS n FROM api_keys")
                 .fetch_one(&self.pool)
                 .await?;
-            row.try_get("n")
+            row.int("n")
         })
         .await
     }
@@ -403,11 +219,14 @@ impl Store for PgStore {
             .bind(id_or_name)
             .fetch_optional(&self.pool)
             .await?;
-            row.map(|r| r.try_get("id")).transpose()
+            row.map(|r| r.text("id")).transpose()
         })
         .await
     }
+}
 
+#[async_trait]
+impl ResponseStore for PgStore {
     async fn insert_response(&self, r: NewResponse) -> StoreResult<()> {
         self.db(async {
             let mut tx = self.pool.begin().await?;
@@ -419,7 +238,7 @@ impl Store for PgStore {
             .bind(&r.id)
             .bind(&r.org_id)
             .bind(&r.previous_response_id)
-            .bind(r.status)
+            .bind(r.status.as_str())
             .bind(r.background)
             .bind(&r.body)
             .bind(&r.run_request)
@@ -429,7 +248,7 @@ impl Store for PgStore {
             insert_items(&mut tx, &r.id, &r.input_items, &r.output_items)
                 .await?;
             insert_events(&mut tx, &r.id, &r.events).await?;
-            if r.background && r.status == "queued" {
+            if r.background && r.status == ResponseStatus::Queued {
                 notify(&mut tx, &Notice::Queued).await?;
             }
             tx.commit().await
@@ -452,15 +271,7 @@ impl Store for PgStore {
             .bind(org)
             .fetch_optional(&self.pool)
             .await?;
-            row.map(|row| {
-                Ok(StoredResponse {
-                    body: row.try_get("body")?,
-                    status: row.try_get("status")?,
-                    background: row.try_get("background")?,
-                    lease_owner: row.try_get("lease_owner")?,
-                })
-            })
-            .transpose()
+            row.as_ref().map(stored_response).transpose()
         })
         .await
     }
@@ -506,7 +317,7 @@ impl Store for PgStore {
             if rows.is_empty() {
                 return Ok(None);
             }
-            items(rows).map(Some)
+            items(&rows).map(Some)
         })
         .await
     }
@@ -515,12 +326,13 @@ impl Store for PgStore {
         self.db(async {
             let rows = sqlx::query(
                 "SELECT item_id, body FROM response_items \
-                 WHERE response_id = $1 AND kind = 0 ORDER BY position",
+                 WHERE response_id = $1 AND kind = $2 ORDER BY position",
             )
             .bind(id)
+            .bind(INPUT)
             .fetch_all(&self.pool)
             .await?;
-            items(rows)
+            items(&rows)
         })
         .await
     }
@@ -540,9 +352,16 @@ impl Store for PgStore {
             .bind(org)
             .fetch_optional(&self.pool)
             .await?;
-            row.map(|r| r.try_get("body")).transpose()
+            row.map(|r| r.text("body")).transpose()
         })
         .await
+    }
+}
+
+#[async_trait]
+impl RunQueue for PgStore {
+    fn notices(&self) -> Option<broadcast::Receiver<Notice>> {
+        Some(self.notices.subscribe())
     }
 
     async fn claim_next(
@@ -559,10 +378,10 @@ impl Store for PgStore {
         self.db(async {
             let row = sqlx::query(
                 "WITH claimed AS ( \
-                   UPDATE responses SET status = 'in_progress', \
+                   UPDATE responses SET status = $4, \
                    lease_owner = $1, lease_expires_at = $2, updated_at = $3 \
                    WHERE id = (SELECT id FROM responses \
-                     WHERE status = 'queued' AND background \
+                     WHERE status = $5 AND background \
                      ORDER BY created_at, id LIMIT 1 \
                      FOR UPDATE SKIP LOCKED) \
                    RETURNING id, org_id, body, run_request \
@@ -575,20 +394,11 @@ impl Store for PgStore {
             .bind(owner)
             .bind(now + lease_ms)
             .bind(now)
+            .bind(ResponseStatus::InProgress.as_str())
+            .bind(ResponseStatus::Queued.as_str())
             .fetch_optional(&self.pool)
             .await?;
-            row.map(|row| {
-                Ok(ClaimedRun {
-                    id: row.try_get("id")?,
-                    org_id: row.try_get("org_id")?,
-                    body: row.try_get("body")?,
-                    run_request: row
-                        .try_get::<Option<String>, _>("run_request")?
-                        .unwrap_or_default(),
-                    next_seq: row.try_get("next")?,
-                })
-            })
-            .transpose()
+            row.map(|row| claimed_run(&row, row.int("next")?)).transpose()
         })
         .await
     }
@@ -603,11 +413,12 @@ impl Store for PgStore {
         self.db(async {
             let done = sqlx::query(
                 "UPDATE responses SET lease_expires_at = $1 WHERE id = $2 \
-                 AND lease_owner = $3 AND status = 'in_progress'",
+                 AND lease_owner = $3 AND status = $4",
             )
             .bind(until)
             .bind(id)
             .bind(owner)
+            .bind(ResponseStatus::InProgress.as_str())
             .execute(&self.pool)
             .await?;
             Ok(done.rows_affected() == 1)
@@ -623,29 +434,17 @@ impl Store for PgStore {
         snapshot: Option<&str>,
     ) -> StoreResult<bool> {
         super::counters::bump(&super::counters::COUNTERS.run_writes);
-        self.db(async {
-            let mut tx = self.pool.begin().await?;
-            let done = sqlx::query(
-                "UPDATE responses SET body = COALESCE($1, body), \
-                 updated_at = $2 WHERE id = $3 AND lease_owner = $4 \
-                 AND status = 'in_progress'",
-            )
-            .bind(snapshot)
-            .bind(now_ms())
-            .bind(id)
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() != 1 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-            insert_events(&mut tx, id, events).await?;
-            notify(&mut tx, &Notice::Events(id.to_string())).await?;
-            tx.commit().await?;
-            Ok(true)
-        })
-        .await
+        let update = sqlx::query(
+            "UPDATE responses SET body = COALESCE($1, body), \
+             updated_at = $2 WHERE id = $3 AND lease_owner = $4 \
+             AND status = $5",
+        )
+        .bind(snapshot)
+        .bind(now_ms())
+        .bind(id)
+        .bind(owner)
+        .bind(ResponseStatus::InProgress.as_str());
+        self.guarded_write(update, id, &[], events).await
     }
 
     async fn finish_run(
@@ -655,31 +454,18 @@ impl Store for PgStore {
         end: RunEnd,
     ) -> StoreResult<bool> {
         super::counters::bump(&super::counters::COUNTERS.run_writes);
-        self.db(async {
-            let mut tx = self.pool.begin().await?;
-            let done = sqlx::query(
-                "UPDATE responses SET status = $1, body = $2, \
-                 lease_owner = NULL, lease_expires_at = NULL, updated_at = $3 \
-                 WHERE id = $4 AND lease_owner = $5 AND status = 'in_progress'",
-            )
-            .bind(end.status)
-            .bind(&end.body)
-            .bind(now_ms())
-            .bind(id)
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() != 1 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-            insert_items(&mut tx, id, &[], &end.output_items).await?;
-            insert_events(&mut tx, id, &end.events).await?;
-            notify(&mut tx, &Notice::Events(id.to_string())).await?;
-            tx.commit().await?;
-            Ok(true)
-        })
-        .await
+        let update = sqlx::query(
+            "UPDATE responses SET status = $1, body = $2, \
+             lease_owner = NULL, lease_expires_at = NULL, updated_at = $3 \
+             WHERE id = $4 AND lease_owner = $5 AND status = $6",
+        )
+        .bind(end.status.as_str())
+        .bind(&end.body)
+        .bind(now_ms())
+        .bind(id)
+        .bind(owner)
+        .bind(ResponseStatus::InProgress.as_str());
+        self.guarded_write(update, id, &end.output_items, &end.events).await
     }
 
     async fn cancel_queued(
@@ -688,30 +474,18 @@ impl Store for PgStore {
         id: &str,
         end: RunEnd,
     ) -> StoreResult<bool> {
-        self.db(async {
-            let mut tx = self.pool.begin().await?;
-            // Waits for a claim holding the row, then sees it in progress.
-            let done = sqlx::query(
-                "UPDATE responses SET status = $1, body = $2, updated_at = $3 \
-                 WHERE id = $4 AND org_id = $5 AND status = 'queued'",
-            )
-            .bind(end.status)
-            .bind(&end.body)
-            .bind(now_ms())
-            .bind(id)
-            .bind(org)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() != 1 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-            insert_events(&mut tx, id, &end.events).await?;
-            notify(&mut tx, &Notice::Events(id.to_string())).await?;
-            tx.commit().await?;
-            Ok(true)
-        })
-        .await
+        // Waits for a claim holding the row, then sees it in progress.
+        let update = sqlx::query(
+            "UPDATE responses SET status = $1, body = $2, updated_at = $3 \
+             WHERE id = $4 AND org_id = $5 AND status = $6",
+        )
+        .bind(end.status.as_str())
+        .bind(&end.body)
+        .bind(now_ms())
+        .bind(id)
+        .bind(org)
+        .bind(ResponseStatus::Queued.as_str());
+        self.guarded_write(update, id, &[], &end.events).await
     }
 
     async fn request_cancel(&self, org: &str, id: &str) -> StoreResult<()> {
@@ -742,10 +516,7 @@ impl Store for PgStore {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-            Ok(match row {
-                Some(r) => r.try_get::<bool, _>("cancel_requested")?,
-                None => true,
-            })
+            row.map_or(Ok(true), |r| r.flag("cancel_requested"))
         })
         .await
     }
@@ -756,24 +527,14 @@ impl Store for PgStore {
                 "SELECT r.id, r.lease_owner, r.body, \
                    (SELECT COALESCE(MAX(seq) + 1, 0) FROM response_events e \
                     WHERE e.response_id = r.id) AS next \
-                 FROM responses r WHERE r.status = 'in_progress' \
-                 AND r.background AND r.lease_expires_at < $1",
+                 FROM responses r WHERE r.status = $1 \
+                 AND r.background AND r.lease_expires_at < $2",
             )
+            .bind(ResponseStatus::InProgress.as_str())
             .bind(now)
             .fetch_all(&self.pool)
             .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(ExpiredRun {
-                        id: row.try_get("id")?,
-                        lease_owner: row
-                            .try_get::<Option<String>, _>("lease_owner")?
-                            .unwrap_or_default(),
-                        body: row.try_get("body")?,
-                        next_seq: row.try_get("next")?,
-                    })
-                })
-                .collect()
+            all(&rows, expired_run)
         })
         .await
     }
@@ -795,14 +556,7 @@ impl Store for PgStore {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(EventRow {
-                        seq: r.try_get("seq")?,
-                        body: r.try_get("body")?,
-                    })
-                })
-                .collect()
+            all(&rows, event_row)
         })
         .await
     }
@@ -812,9 +566,11 @@ impl Store for PgStore {
             let done = sqlx::query(
                 "DELETE FROM response_events WHERE created_at < $1 AND \
                  response_id IN (SELECT id FROM responses WHERE status NOT IN \
-                 ('queued', 'in_progress'))",
+                 ($2, $3))",
             )
             .bind(before)
+            .bind(ResponseStatus::Queued.as_str())
+            .bind(ResponseStatus::InProgress.as_str())
             .execute(&self.pool)
             .await?;
             Ok(done.rows_affected())

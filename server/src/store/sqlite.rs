@@ -6,22 +6,25 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::Sqlite;
+use sqlx::query::Query;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
+use super::rows::*;
 use super::*;
+use crate::api::ResponseStatus;
 
-/// Most inserts committed in one transaction.
-const MAX_BATCH: usize = 256;
+mod checkpoint;
+mod writer;
 
-struct InsertJob {
-    response: NewResponse,
-    done: oneshot::Sender<StoreResult<()>>,
-}
+use checkpoint::checkpoint_loop;
+use writer::{
+    EventOf, InsertJob, ItemAt, insert_events, insert_items, insert_writer,
+};
 
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
@@ -89,236 +92,32 @@ impl SqliteStore {
     }
 }
 
-/// How often the WAL is copied back into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-
-/// Checkpoints the WAL beside the writer. PASSIVE never blocks readers or
-/// the writer; frames written meanwhile wait for the next round. Ends when
-/// the store is dropped.
-async fn checkpoint_loop(
-    pool: SqlitePool,
-    stop: tokio_util::sync::CancellationToken,
-) {
-    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = tick.tick() => {}
+impl SqliteStore {
+    /// Runs `update`, a write to run `id` guarded by its lease or status,
+    /// and only when it matched the row appends output `items` and
+    /// `events` in the same transaction; false when the run was not in the
+    /// expected state.
+    async fn guarded_write(
+        &self,
+        update: Query<'_, Sqlite, SqliteArguments>,
+        id: &str,
+        items: &[ItemRow],
+        events: &[EventRow],
+    ) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await?;
+        if update.execute(&mut *tx).await?.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
         }
-        if let Err(e) = checkpoint(&pool).await {
-            tracing::warn!(error = %e, "SQLite WAL checkpoint failed; will retry");
-        }
+        let items: Vec<ItemAt> = positioned(&[], items)
+            .map(|(kind, pos, it)| (id, kind, pos, it))
+            .collect();
+        insert_items(&mut tx, &items).await?;
+        let events: Vec<EventOf> = events.iter().map(|e| (id, e)).collect();
+        insert_events(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(true)
     }
-    pool.close().await;
-}
-
-/// WAL frames (pages) after which the log is restarted from its start.
-const WAL_RESTART_FRAMES: i64 = 8192;
-
-/// Copies the WAL into the database without blocking anyone. Under
-/// steady writes the log never drains by itself, so once it holds more
-/// than [`WAL_RESTART_FRAMES`] a RESTART checkpoint (by then with almost
-/// nothing left to copy) waits for the writer's current transaction and
-/// makes the next one start the log over.
-async fn checkpoint(pool: &SqlitePool) -> Result<(), sqlx::Error> {
-    let (_, log, _): (i64, i64, i64) =
-        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_one(pool)
-            .await?;
-    if log > WAL_RESTART_FRAMES {
-        sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(pool).await?;
-    }
-    Ok(())
-}
-
-/// Commits queued inserts in batches; a failing batch is retried row by row
-/// so one bad response never fails its neighbours.
-async fn insert_writer(pool: SqlitePool, mut rx: mpsc::Receiver<InsertJob>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let rows: Vec<&NewResponse> =
-            batch.iter().map(|j| &j.response).collect();
-        let result = insert_batch(&pool, &rows).await;
-        drop(rows);
-        match result {
-            Ok(()) => {
-                for job in batch.drain(..) {
-                    let _ = job.done.send(Ok(()));
-                }
-            }
-            Err(e) if batch.len() == 1 => {
-                if let Some(job) = batch.pop() {
-                    let _ = job.done.send(Err(e));
-                }
-            }
-            Err(_) => {
-                for job in batch.drain(..) {
-                    let r = insert_batch(&pool, &[&job.response]).await;
-                    let _ = job.done.send(r);
-                }
-            }
-        }
-    }
-}
-
-/// Rows per multi-row `INSERT`: a batch is cut greedily into these sizes,
-/// so only a few statement shapes are ever prepared (and then cached).
-const CHUNKS: [usize; 4] = [64, 16, 4, 1];
-
-/// Splits `rows` into slices of the sizes in [`CHUNKS`].
-fn chunked<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
-    std::iter::from_fn(move || {
-        let n = CHUNKS.into_iter().find(|&c| c <= rows.len())?;
-        let (head, tail) = rows.split_at(n);
-        rows = tail;
-        Some(head)
-    })
-}
-
-/// Inserts a batch in one transaction with multi-row `INSERT … VALUES`
-/// statements whose values are bound parameters. (An earlier version
-/// passed rows as one JSON array through `json_each`: callgrind put
-/// SQLite's JSON functions at ~45% of the writer's time.)
-async fn insert_batch(
-    pool: &SqlitePool,
-    rows: &[&NewResponse],
-) -> StoreResult<()> {
-    let items: Vec<(&str, i64, i64, &ItemRow)> = rows
-        .iter()
-        .flat_map(|r| {
-            let inputs = r
-                .input_items
-                .iter()
-                .enumerate()
-                .map(move |(p, it)| (r.id.as_str(), 0, p as i64, it));
-            let outputs = r
-                .output_items
-                .iter()
-                .enumerate()
-                .map(move |(p, it)| (r.id.as_str(), 1, p as i64, it));
-            inputs.chain(outputs)
-        })
-        .collect();
-    let events: Vec<(&str, &EventRow)> = rows
-        .iter()
-        .flat_map(|r| r.events.iter().map(move |e| (r.id.as_str(), e)))
-        .collect();
-    let now = now_ms();
-    let mut tx = pool.begin().await?;
-    for chunk in chunked(rows) {
-        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT INTO responses (id, org_id, previous_response_id, \
-             status, background, body, run_request, created_at, updated_at) ",
-        );
-        q.push_values(chunk, |mut b, r| {
-            b.push_bind(r.id.as_str())
-                .push_bind(r.org_id.as_str())
-                .push_bind(r.previous_response_id.as_deref())
-                .push_bind(r.status)
-                .push_bind(i64::from(r.background))
-                .push_bind(r.body.as_str())
-                .push_bind(r.run_request.as_deref())
-                .push_bind(r.created_at)
-                .push_bind(r.created_at);
-        });
-        q.build().execute(&mut *tx).await?;
-    }
-    for chunk in chunked(&items) {
-        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT INTO response_items (response_id, kind, position, \
-             item_id, body) ",
-        );
-        q.push_values(chunk, |mut b, (id, kind, pos, it)| {
-            b.push_bind(*id)
-                .push_bind(*kind)
-                .push_bind(*pos)
-                .push_bind(it.id.as_str())
-                .push_bind(it.body.as_str());
-        });
-        q.build().execute(&mut *tx).await?;
-    }
-    for chunk in chunked(&events) {
-        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT INTO response_events (response_id, seq, body, \
-             created_at) ",
-        );
-        q.push_values(chunk, |mut b, (id, e)| {
-            b.push_bind(*id)
-                .push_bind(e.seq)
-                .push_bind(e.body.as_str())
-                .push_bind(now);
-        });
-        q.build().execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-async fn insert_items(
-    tx: &mut Transaction<'_, Sqlite>,
-    id: &str,
-    kind: i64,
-    items: &[ItemRow],
-) -> StoreResult<()> {
-    for (pos, item) in items.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO response_items (response_id, kind, position, \
-             item_id, body) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(id)
-        .bind(kind)
-        .bind(pos as i64)
-        .bind(&item.id)
-        .bind(&item.body)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
-}
-
-async fn insert_events(
-    tx: &mut Transaction<'_, Sqlite>,
-    id: &str,
-    events: &[EventRow],
-) -> StoreResult<()> {
-    let now = now_ms();
-    for e in events {
-        sqlx::query(
-            "INSERT INTO response_events (response_id, seq, body, \
-             created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(id)
-        .bind(e.seq)
-        .bind(&e.body)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
-}
-
-fn key_info(row: &sqlx::sqlite::SqliteRow) -> StoreResult<KeyInfo> {
-    Ok(KeyInfo {
-        key_id: row.try_get("id")?,
-        org_name: row.try_get("org_name")?,
-        name: row.try_get("name")?,
-        created_at: row.try_get("created_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
-}
-
-fn items(rows: Vec<sqlx::sqlite::SqliteRow>) -> StoreResult<Items> {
-    rows.iter()
-        .filter_map(|row| {
-            let body: Option<String> = match row.try_get("body") {
-                Ok(b) => b,
-                Err(e) => return Some(Err(e.into())),
-            };
-            let id: Option<String> = row.try_get("item_id").ok().flatten();
-            Some(Ok(ItemRow { id: id?, body: body? }))
-        })
-        .collect()
 }
 
 #[async_trait]
@@ -331,7 +130,10 @@ impl Store for SqliteStore {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl KeyStore for SqliteStore {
     async fn find_key(&self, key_hash: &str) -> StoreResult<Option<KeyRecord>> {
         let row = sqlx::query(
             "SELECT k.id, k.org_id, o.name AS org_name, k.revoked_at \
@@ -341,15 +143,7 @@ impl Store for SqliteStore {
         .bind(key_hash)
         .fetch_optional(&self.read)
         .await?;
-        row.map(|row| {
-            Ok(KeyRecord {
-                key_id: row.try_get("id")?,
-                org_id: row.try_get("org_id")?,
-                org_name: row.try_get("org_name")?,
-                revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
-            })
-        })
-        .transpose()
+        Ok(row.as_ref().map(key_record).transpose()?)
     }
 
     async fn create_key(
@@ -361,12 +155,11 @@ impl Store for SqliteStore {
     ) -> StoreResult<KeyInfo> {
         let now = now_ms();
         let mut tx = self.write.begin().await?;
-        let new_org = format!("org_{}", crate::ids::random_hex(12));
         sqlx::query(
             "INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?) \
              ON CONFLICT (name) DO NOTHING",
         )
-        .bind(&new_org)
+        .bind(new_org_id())
         .bind(org_name)
         .bind(now)
         .execute(&mut *tx)
@@ -383,13 +176,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(KeyInfo {
-            key_id: key_id.to_string(),
-            org_name: org_name.to_string(),
-            name: label.map(str::to_string),
-            created_at: now,
-            revoked_at: None,
-        })
+        Ok(created_key(org_name, label, key_id, now))
     }
 
     async fn list_keys(&self) -> StoreResult<Vec<KeyInfo>> {
@@ -400,7 +187,7 @@ impl Store for SqliteStore {
         )
         .fetch_all(&self.read)
         .await?;
-        rows.iter().map(key_info).collect()
+        Ok(all(&rows, key_info)?)
     }
 
     async fn revoke_key(&self, key_id: &str) -> StoreResult<bool> {
@@ -419,7 +206,7 @@ impl Store for SqliteStore {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM api_keys")
             .fetch_one(&self.read)
             .await?;
-        Ok(row.try_get("n")?)
+        Ok(row.int("n")?)
     }
 
     async fn find_org(&self, id_or_name: &str) -> StoreResult<Option<String>> {
@@ -430,9 +217,12 @@ impl Store for SqliteStore {
         .bind(id_or_name)
         .fetch_optional(&self.read)
         .await?;
-        Ok(row.map(|r| r.try_get("id")).transpose()?)
+        Ok(row.map(|r| r.text("id")).transpose()?)
     }
+}
 
+#[async_trait]
+impl ResponseStore for SqliteStore {
     async fn insert_response(&self, r: NewResponse) -> StoreResult<()> {
         let (done, wait) = oneshot::channel();
         self.inserts
@@ -457,15 +247,7 @@ impl Store for SqliteStore {
         .bind(org)
         .fetch_optional(&self.read)
         .await?;
-        row.map(|row| {
-            Ok(StoredResponse {
-                body: row.try_get("body")?,
-                status: row.try_get("status")?,
-                background: row.try_get("background")?,
-                lease_owner: row.try_get("lease_owner")?,
-            })
-        })
-        .transpose()
+        Ok(row.as_ref().map(stored_response).transpose()?)
     }
 
     async fn delete_response(&self, org: &str, id: &str) -> StoreResult<bool> {
@@ -504,18 +286,19 @@ impl Store for SqliteStore {
         if rows.is_empty() {
             return Ok(None);
         }
-        items(rows).map(Some)
+        Ok(Some(items(&rows)?))
     }
 
     async fn own_input_items(&self, id: &str) -> StoreResult<Items> {
         let rows = sqlx::query(
             "SELECT item_id, body FROM response_items \
-             WHERE response_id = ? AND kind = 0 ORDER BY position",
+             WHERE response_id = ? AND kind = ? ORDER BY position",
         )
         .bind(id)
+        .bind(INPUT)
         .fetch_all(&self.read)
         .await?;
-        items(rows)
+        Ok(items(&rows)?)
     }
 
     async fn find_item(
@@ -532,9 +315,12 @@ impl Store for SqliteStore {
         .bind(org)
         .fetch_optional(&self.read)
         .await?;
-        Ok(row.map(|r| r.try_get("body")).transpose()?)
+        Ok(row.map(|r| r.text("body")).transpose()?)
     }
+}
 
+#[async_trait]
+impl RunQueue for SqliteStore {
     async fn claim_next(
         &self,
         owner: &str,
@@ -544,38 +330,31 @@ impl Store for SqliteStore {
         super::counters::bump(&super::counters::COUNTERS.run_writes);
         let mut tx = self.write.begin().await?;
         let row = sqlx::query(
-            "UPDATE responses SET status = 'in_progress', lease_owner = ?, \
+            "UPDATE responses SET status = ?, lease_owner = ?, \
              lease_expires_at = ?, updated_at = ? \
-             WHERE id = (SELECT id FROM responses WHERE status = 'queued' \
+             WHERE id = (SELECT id FROM responses WHERE status = ? \
                AND background = 1 ORDER BY created_at, id LIMIT 1) \
              RETURNING id, org_id, body, run_request",
         )
+        .bind(ResponseStatus::InProgress.as_str())
         .bind(owner)
         .bind(now + lease_ms)
         .bind(now)
+        .bind(ResponseStatus::Queued.as_str())
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
             tx.rollback().await?;
             return Ok(None);
         };
-        let id: String = row.try_get("id")?;
-        let seq = sqlx::query(
+        let next = sqlx::query(
             "SELECT COALESCE(MAX(seq) + 1, 0) AS next FROM response_events \
              WHERE response_id = ?",
         )
-        .bind(&id)
+        .bind(row.text("id")?)
         .fetch_one(&mut *tx)
         .await?;
-        let claimed = ClaimedRun {
-            org_id: row.try_get("org_id")?,
-            body: row.try_get("body")?,
-            run_request: row
-                .try_get::<Option<String>, _>("run_request")?
-                .unwrap_or_default(),
-            next_seq: seq.try_get("next")?,
-            id,
-        };
+        let claimed = claimed_run(&row, next.int("next")?)?;
         tx.commit().await?;
         Ok(Some(claimed))
     }
@@ -589,11 +368,12 @@ impl Store for SqliteStore {
         super::counters::bump(&super::counters::COUNTERS.run_writes);
         let done = sqlx::query(
             "UPDATE responses SET lease_expires_at = ? WHERE id = ? \
-             AND lease_owner = ? AND status = 'in_progress'",
+             AND lease_owner = ? AND status = ?",
         )
         .bind(until)
         .bind(id)
         .bind(owner)
+        .bind(ResponseStatus::InProgress.as_str())
         .execute(&self.write)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -607,24 +387,16 @@ impl Store for SqliteStore {
         snapshot: Option<&str>,
     ) -> StoreResult<bool> {
         super::counters::bump(&super::counters::COUNTERS.run_writes);
-        let mut tx = self.write.begin().await?;
-        let done = sqlx::query(
+        let update = sqlx::query(
             "UPDATE responses SET body = COALESCE(?, body), updated_at = ? \
-             WHERE id = ? AND lease_owner = ? AND status = 'in_progress'",
+             WHERE id = ? AND lease_owner = ? AND status = ?",
         )
         .bind(snapshot)
         .bind(now_ms())
         .bind(id)
         .bind(owner)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        insert_events(&mut tx, id, events).await?;
-        tx.commit().await?;
-        Ok(true)
+        .bind(ResponseStatus::InProgress.as_str());
+        self.guarded_write(update, id, &[], events).await
     }
 
     async fn finish_run(
@@ -634,27 +406,18 @@ impl Store for SqliteStore {
         end: RunEnd,
     ) -> StoreResult<bool> {
         super::counters::bump(&super::counters::COUNTERS.run_writes);
-        let mut tx = self.write.begin().await?;
-        let done = sqlx::query(
+        let update = sqlx::query(
             "UPDATE responses SET status = ?, body = ?, lease_owner = NULL, \
              lease_expires_at = NULL, updated_at = ? WHERE id = ? \
-             AND lease_owner = ? AND status = 'in_progress'",
+             AND lease_owner = ? AND status = ?",
         )
-        .bind(end.status)
+        .bind(end.status.as_str())
         .bind(&end.body)
         .bind(now_ms())
         .bind(id)
         .bind(owner)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        insert_items(&mut tx, id, 1, &end.output_items).await?;
-        insert_events(&mut tx, id, &end.events).await?;
-        tx.commit().await?;
-        Ok(true)
+        .bind(ResponseStatus::InProgress.as_str());
+        self.guarded_write(update, id, &end.output_items, &end.events).await
     }
 
     async fn cancel_queued(
@@ -663,25 +426,17 @@ impl Store for SqliteStore {
         id: &str,
         end: RunEnd,
     ) -> StoreResult<bool> {
-        let mut tx = self.write.begin().await?;
-        let done = sqlx::query(
+        let update = sqlx::query(
             "UPDATE responses SET status = ?, body = ?, updated_at = ? \
-             WHERE id = ? AND org_id = ? AND status = 'queued'",
+             WHERE id = ? AND org_id = ? AND status = ?",
         )
-        .bind(end.status)
+        .bind(end.status.as_str())
         .bind(&end.body)
         .bind(now_ms())
         .bind(id)
         .bind(org)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        insert_events(&mut tx, id, &end.events).await?;
-        tx.commit().await?;
-        Ok(true)
+        .bind(ResponseStatus::Queued.as_str());
+        self.guarded_write(update, id, &[], &end.events).await
     }
 
     async fn request_cancel(&self, org: &str, id: &str) -> StoreResult<()> {
@@ -702,10 +457,7 @@ impl Store for SqliteStore {
                 .bind(id)
                 .fetch_optional(&self.read)
                 .await?;
-        Ok(match row {
-            Some(r) => r.try_get::<bool, _>("cancel_requested")?,
-            None => true,
-        })
+        Ok(row.map_or(Ok(true), |r| r.flag("cancel_requested"))?)
     }
 
     async fn expired_runs(&self, now: i64) -> StoreResult<Vec<ExpiredRun>> {
@@ -713,24 +465,14 @@ impl Store for SqliteStore {
             "SELECT r.id, r.lease_owner, r.body, \
                (SELECT COALESCE(MAX(seq) + 1, 0) FROM response_events e \
                 WHERE e.response_id = r.id) AS next \
-             FROM responses r WHERE r.status = 'in_progress' \
+             FROM responses r WHERE r.status = ? \
              AND r.background = 1 AND r.lease_expires_at < ?",
         )
+        .bind(ResponseStatus::InProgress.as_str())
         .bind(now)
         .fetch_all(&self.read)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ExpiredRun {
-                    id: row.try_get("id")?,
-                    lease_owner: row
-                        .try_get::<Option<String>, _>("lease_owner")?
-                        .unwrap_or_default(),
-                    body: row.try_get("body")?,
-                    next_seq: row.try_get("next")?,
-                })
-            })
-            .collect()
+        Ok(all(&rows, expired_run)?)
     }
 
     async fn events_after(
@@ -749,23 +491,18 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&self.read)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(EventRow {
-                    seq: r.try_get("seq")?,
-                    body: r.try_get("body")?,
-                })
-            })
-            .collect()
+        Ok(all(&rows, event_row)?)
     }
 
     async fn prune_events(&self, before: i64) -> StoreResult<u64> {
         let done = sqlx::query(
             "DELETE FROM response_events WHERE created_at < ? AND \
              response_id IN (SELECT id FROM responses WHERE status NOT IN \
-             ('queued', 'in_progress'))",
+             (?, ?))",
         )
         .bind(before)
+        .bind(ResponseStatus::Queued.as_str())
+        .bind(ResponseStatus::InProgress.as_str())
         .execute(&self.write)
         .await?;
         Ok(done.rows_affected())
@@ -773,67 +510,4 @@ impl Store for SqliteStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Under steady writes the writer never checkpoints, so only the
-    /// checkpointer keeps the WAL bounded: 48 MiB of responses go in, the
-    /// log file ends at most at its 32 MiB cap, and every row reads back.
-    #[tokio::test]
-    async fn the_wal_stays_bounded_while_the_writer_never_checkpoints() {
-        let dir = std::env::temp_dir()
-            .join(format!("maniac-wal-{}", crate::ids::random_hex(6)));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let url = format!("sqlite://{}", dir.join("t.db").display());
-        let store = SqliteStore::open(&url, &PoolOptions::default())
-            .await
-            .expect("open");
-        store.create_key("o", None, "key_t", "h").await.expect("org");
-        let org = store.find_org("o").await.expect("find").expect("org id");
-        let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(1 << 20));
-        let mut peak = 0;
-        for i in 0..48 {
-            store
-                .insert_response(NewResponse {
-                    id: format!("resp_{i:04}"),
-                    org_id: org.clone(),
-                    previous_response_id: None,
-                    status: "completed",
-                    background: false,
-                    body: body.clone(),
-                    run_request: None,
-                    input_items: Vec::new(),
-                    output_items: Vec::new(),
-                    events: Vec::new(),
-                    created_at: now_ms(),
-                })
-                .await
-                .expect("insert");
-            tokio::time::sleep(Duration::from_millis(40)).await;
-            let wal =
-                std::fs::metadata(dir.join("t.db-wal")).map_or(0, |m| m.len());
-            peak = peak.max(wal);
-        }
-        assert!(peak > 0, "the database is in WAL mode");
-        assert!(peak <= 40 << 20, "WAL grew to {peak} bytes");
-        let wal =
-            std::fs::metadata(dir.join("t.db-wal")).map_or(0, |m| m.len());
-        assert!(wal <= 32 << 20, "WAL left at {wal} bytes");
-        for i in [0, 47] {
-            let r = store.get_response(&org, &format!("resp_{i:04}")).await;
-            assert_eq!(r.expect("read").expect("row").body.len(), body.len());
-        }
-        drop(store);
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[test]
-    fn batches_are_cut_into_the_prepared_sizes_in_order() {
-        let rows: Vec<u32> = (0..87).collect();
-        let sizes: Vec<usize> = chunked(&rows).map(<[u32]>::len).collect();
-        assert_eq!(sizes, [64, 16, 4, 1, 1, 1]);
-        let again: Vec<u32> = chunked(&rows).flatten().copied().collect();
-        assert_eq!(again, rows);
-        assert_eq!(chunked::<u32>(&[]).count(), 0);
-    }
-}
+mod tests;

@@ -36,7 +36,7 @@ impl Sink for QueuedCancelSink<'_> {
         terminal: Vec<Encoded>,
     ) -> Result<bool, EngineError> {
         let end = RunEnd {
-            status: b.snapshot().status.as_str(),
+            status: b.snapshot().status,
             body: encode(b.snapshot()),
             output_items: Vec::new(),
             events: rows(&terminal),

@@ -50,7 +50,7 @@ impl Engine {
                 id: snapshot.id.clone(),
                 org_id: p.caller.org_id.clone(),
                 previous_response_id: snapshot.previous_response_id.clone(),
-                status: ResponseStatus::Queued.as_str(),
+                status: ResponseStatus::Queued,
                 background: true,
                 body: encode(&snapshot),
                 run_request: Some(run.encode()),

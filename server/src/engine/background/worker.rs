@@ -139,7 +139,7 @@ impl Sink for LogSink {
         events.extend(terminal);
         let r = b.snapshot();
         let end = RunEnd {
-            status: r.status.as_str(),
+            status: r.status,
             body: encode(r),
             output_items: b
                 .output_items()

@@ -2,9 +2,12 @@
 //! without one unless `MANIAC_REQUIRE_POSTGRES=1`).
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use futures::FutureExt;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, Row};
 
 use super::notify::{decode_notice, encode_notice};
 use super::*;
@@ -88,7 +91,7 @@ fn stored(
         id: id.to_string(),
         org_id: org.to_string(),
         previous_response_id: prev.map(str::to_string),
-        status: "completed",
+        status: ResponseStatus::Completed,
         background: false,
         body: format!(r#"{{"id":"{id}"}}"#),
         run_request: None,
@@ -101,7 +104,7 @@ fn stored(
 
 fn queued(id: &str, org: &str, created_at: i64) -> NewResponse {
     NewResponse {
-        status: "queued",
+        status: ResponseStatus::Queued,
         background: true,
         run_request: Some(format!(r#"{{"run":"{id}"}}"#)),
         events: vec![EventRow { seq: 0, body: "created".into() }],
@@ -109,12 +112,13 @@ fn queued(id: &str, org: &str, created_at: i64) -> NewResponse {
     }
 }
 
-fn end(status: &'static str, seq: i64) -> RunEnd {
+fn end(status: ResponseStatus, seq: i64) -> RunEnd {
+    let name = status.as_str();
     RunEnd {
         status,
-        body: format!(r#"{{"status":"{status}"}}"#),
+        body: format!(r#"{{"status":"{name}"}}"#),
         output_items: vec![item(&format!("out_{seq}"))],
-        events: vec![EventRow { seq, body: status.into() }],
+        events: vec![EventRow { seq, body: name.into() }],
     }
 }
 
@@ -331,7 +335,7 @@ async fn exercise(url: &str) {
     let (owner, run) = &claims[0];
     let id = run.id.as_str();
     let stored_run = store.get_response(&org, id).await.unwrap().unwrap();
-    assert_eq!(stored_run.status, "in_progress");
+    assert_eq!(stored_run.status, ResponseStatus::InProgress);
     assert_eq!(stored_run.lease_owner.as_deref(), Some(owner.as_str()));
     let more = [EventRow { seq: 1, body: "delta".into() }];
     assert!(
@@ -360,10 +364,23 @@ async fn exercise(url: &str) {
     expect_notice(&mut notices, Notice::Cancel(id.to_string())).await;
     assert!(store.cancel_requested("resp_404").await.unwrap());
     assert!(
-        !store.finish_run(id, "intruder", end("completed", 2)).await.unwrap()
+        !store
+            .finish_run(id, "intruder", end(ResponseStatus::Completed, 2))
+            .await
+            .unwrap()
     );
-    assert!(store.finish_run(id, owner, end("completed", 2)).await.unwrap());
-    assert!(!store.finish_run(id, owner, end("completed", 3)).await.unwrap());
+    assert!(
+        store
+            .finish_run(id, owner, end(ResponseStatus::Completed, 2))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .finish_run(id, owner, end(ResponseStatus::Completed, 3))
+            .await
+            .unwrap()
+    );
     assert!(!store.append_events(id, owner, &more, None).await.unwrap());
     let done = store.get_response(&org, id).await.unwrap().unwrap();
     assert_eq!((done.status.as_str(), done.lease_owner), ("completed", None));
@@ -400,32 +417,36 @@ async fn exercise(url: &str) {
     store.insert_response(queued("resp_cq", &org, 2_000)).await.unwrap();
     assert!(
         !store
-            .cancel_queued(&other, "resp_cq", end("cancelled", 1))
+            .cancel_queued(&other, "resp_cq", end(ResponseStatus::Cancelled, 1))
             .await
             .unwrap()
     );
     assert!(
         store
-            .cancel_queued(&org, "resp_cq", end("cancelled", 1))
+            .cancel_queued(&org, "resp_cq", end(ResponseStatus::Cancelled, 1))
             .await
             .unwrap()
     );
     expect_notice(&mut notices, Notice::Events("resp_cq".into())).await;
     assert!(
         !store
-            .cancel_queued(&org, "resp_cq", end("cancelled", 2))
+            .cancel_queued(&org, "resp_cq", end(ResponseStatus::Cancelled, 2))
             .await
             .unwrap()
     );
     assert!(
         !store
-            .cancel_queued(&org, &claims[1].1.id, end("cancelled", 1))
+            .cancel_queued(
+                &org,
+                &claims[1].1.id,
+                end(ResponseStatus::Cancelled, 1)
+            )
             .await
             .unwrap()
     );
     assert_eq!(
         store.get_response(&org, "resp_cq").await.unwrap().unwrap().status,
-        "cancelled"
+        ResponseStatus::Cancelled
     );
     assert!(
         store

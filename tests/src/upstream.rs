@@ -21,6 +21,8 @@
 //! | `WORDS:<n>`    | reply is `w0 w1 … w(n-1)`                                        |
 //! | `STAMP`        | stream: each content chunk starts with `[t=<unix µs>]`, its send time |
 //! | `CLOSE`        | answers with `Connection: close` (the connection is not reused)  |
+//! | `THINK`        | reasons first: `reasoning_content` "Thinking about it." (streamed per word), counted in `reasoning_tokens` |
+//! | `THINK:openrouter` | the same reasoning in OpenRouter's `reasoning` field          |
 //!
 //! Built for speed as well (benchmarks): HTTP/1.1 keep-alive, no logging,
 //! pre-serialized SSE framing.
@@ -497,7 +499,12 @@ struct Plan {
     finish_reason: &'static str,
     prompt_tokens: usize,
     completion_tokens: usize,
+    /// Reasoning sent before the reply, and the field that carries it.
+    reasoning: Option<(&'static str, String)>,
 }
+
+/// The reasoning of `THINK`.
+pub const REASONING: &str = "Thinking about it.";
 
 /// The text of a message's content: a string, or the concatenation of the
 /// `text` of its `{"type":"text"}` parts.
@@ -663,6 +670,14 @@ impl Plan {
             json,
             stamp: t.contains("STAMP"),
             completion_tokens: words(&reply),
+            reasoning: t.contains("THINK").then(|| {
+                let field = if t.contains("THINK:openrouter") {
+                    "reasoning"
+                } else {
+                    "reasoning_content"
+                };
+                (field, REASONING.to_string())
+            }),
             reply,
             truncated,
             finish_reason,
@@ -671,11 +686,18 @@ impl Plan {
     }
 
     fn usage(&self) -> Value {
-        json!({
+        let reasoning = self.reasoning.as_ref().map_or(0, |(_, r)| words(r));
+        let completion = self.completion_tokens + reasoning;
+        let mut u = json!({
             "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-        })
+            "completion_tokens": completion,
+            "total_tokens": self.prompt_tokens + completion,
+        });
+        if reasoning > 0 {
+            u["completion_tokens_details"] =
+                json!({"reasoning_tokens": reasoning});
+        }
+        u
     }
 
     /// The streamed pieces of the reply.
@@ -697,11 +719,14 @@ fn now_secs() -> u64 {
 
 fn completion_json(state: &State, plan: &Plan) -> String {
     let id = state.next_id.fetch_add(1, Ordering::Relaxed);
-    let message = if plan.refuse {
+    let mut message = if plan.refuse {
         json!({"role": "assistant", "content": null, "refusal": plan.reply})
     } else {
         json!({"role": "assistant", "content": plan.reply, "refusal": null})
     };
+    if let Some((field, text)) = &plan.reasoning {
+        message[*field] = json!(text);
+    }
     json!({
         "id": format!("chatcmpl-{id}"),
         "object": "chat.completion",
@@ -737,6 +762,15 @@ fn stream_response(
     let field = if plan.refuse { "refusal" } else { "content" };
     let pieces = plan.pieces();
     let mut events = VecDeque::with_capacity(pieces.len() + 4);
+    if let Some((rfield, text)) = &plan.reasoning {
+        for (i, piece) in word_chunks(text).into_iter().enumerate() {
+            let role = if i == 0 { r#""role":"assistant","# } else { "" };
+            let piece = Value::String(piece.to_string());
+            events.push_back(Event::Data(Bytes::from(format!(
+                "{prefix}{{\"index\":0,\"delta\":{{{role}\"{rfield}\":{piece}}},\"finish_reason\":null}}]}}\n\n"
+            ))));
+        }
+    }
     for (i, piece) in pieces.iter().enumerate() {
         if plan.fault == Some(Fault::Reset) && i == 2 {
             break;

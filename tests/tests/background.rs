@@ -430,3 +430,59 @@ async fn queue_to_start_latency_is_reported() {
         gaps.len()
     );
 }
+
+#[tokio::test]
+async fn a_run_queued_by_the_previous_version_is_executed() {
+    let gw = gateway!();
+    // A queued row exactly as the version before item-level runs wrote it:
+    // no `v`, a flat provider request with `messages`.
+    let template = gw
+        .create(json!({"model": "fake/m", "input": "template", "store": true}))
+        .await;
+    let id = maniac_server::ids::response_id();
+    let mut body = template.clone();
+    body["id"] = json!(id);
+    body["status"] = json!("queued");
+    body["background"] = json!(true);
+    body["output"] = json!([]);
+    body["usage"] = Value::Null;
+    body["completed_at"] = Value::Null;
+    let v1 = json!({
+        "provider": "fake",
+        "request": {
+            "model": "m", "instructions": null,
+            "messages": [{"role": "user",
+                          "parts": [{"type": "input_text", "text": "legacy run"}]}],
+            "max_output_tokens": null, "temperature": null, "top_p": null,
+            "reasoning_effort": null, "text_format": null, "user": null
+        },
+        "obfuscate": true
+    });
+    let org = gw
+        .store
+        .find_key(&maniac_server::auth::hash(&gw.key))
+        .await
+        .unwrap()
+        .expect("key")
+        .org_id;
+    gw.store
+        .insert_response(maniac_server::store::NewResponse {
+            id: id.clone(),
+            org_id: org,
+            previous_response_id: None,
+            status: maniac_server::api::ResponseStatus::Queued,
+            background: true,
+            body: body.to_string(),
+            run_request: Some(v1.to_string()),
+            input_items: Vec::new(),
+            output_items: Vec::new(),
+            events: Vec::new(),
+            created_at: maniac_server::store::now_ms(),
+        })
+        .await
+        .unwrap();
+    let done = wait_terminal(&gw, &gw.key, &id, Duration::from_secs(10)).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["output"][0]["content"][0]["text"], "You said: legacy run");
+    assert_eq!(gw.upstream.count_containing("legacy run"), 1);
+}

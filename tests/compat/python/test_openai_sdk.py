@@ -874,3 +874,56 @@ def test_strict_mode_is_effective(mode, api_key):
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- reasoning output (upstreams that stream `reasoning_content`) -----------
+
+REASONING = "Thinking about it."
+
+
+def test_reasoning_item_before_message(client):
+    r = client.responses.create(model=FAKE, input="why THINK")
+    assert [item.type for item in r.output] == ["reasoning", "message"]
+    reasoning = r.output[0]
+    assert reasoning.summary == []
+    assert "".join(c.text for c in reasoning.content) == REASONING
+    assert r.output_text == "You said: why THINK"
+    assert r.usage.output_tokens_details.reasoning_tokens == 3
+
+
+def test_reasoning_stream_events(client):
+    events = list(client.responses.create(model=FAKE, input="why THINK", stream=True))
+    types = [e.type for e in events]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert types.index("response.reasoning_text.done") < types.index("response.output_text.delta")
+    text = "".join(e.delta for e in events if e.type == "response.reasoning_text.delta")
+    assert text == REASONING
+    added = [e for e in events if e.type == "response.output_item.added"]
+    assert [e.item.type for e in added] == ["reasoning", "message"]
+    assert [e.output_index for e in added] == [0, 1]
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.output[0].type == "reasoning"
+
+
+def test_reasoning_stream_helper(client):
+    with client.responses.stream(model=FAKE, input="helper THINK") as stream:
+        seen = [e.type for e in stream]
+        final = stream.get_final_response()
+    assert "response.reasoning_text.delta" in seen
+    assert [item.type for item in final.output] == ["reasoning", "message"]
+    assert final.output_text == "You said: helper THINK"
+
+
+def test_reasoning_chain_and_background_replay(client):
+    first = client.responses.create(model=FAKE, input="first THINK", store=True)
+    second = client.responses.create(model=FAKE, input="next", previous_response_id=first.id)
+    assert second.status == "completed"
+    items = list(client.responses.input_items.list(second.id, order="asc"))
+    assert [i.type for i in items] == ["message", "reasoning", "message", "message"]
+
+    job = client.responses.create(model=FAKE, input="bg THINK", background=True)
+    done = wait_status(client, job.id, ("completed",))
+    assert [item.type for item in done.output] == ["reasoning", "message"]
+    replay = list(client.responses.retrieve(job.id, stream=True))
+    assert "response.reasoning_text.delta" in [e.type for e in replay]
+    assert replay[-1].response.output[0].type == "reasoning"

@@ -66,16 +66,11 @@ impl Engine {
                 }
                 return Ok(());
             }
-            for row in rows {
-                let ev = Encoded::from_log(row.seq, &row.body);
-                last = ev.seq;
-                if tx.send(ev.frame).await.is_err() {
-                    return Ok(());
-                }
-                if ev.terminal {
-                    return Ok(());
-                }
+            if !rows.is_empty() {
                 idle = Duration::ZERO;
+            }
+            if send_rows(rows, &mut last, tx).await {
+                return Ok(());
             }
             if full {
                 continue;
@@ -112,15 +107,8 @@ impl Engine {
                 let rows =
                     self.inner.store.events_after(id, last, PAGE).await?;
                 let caught_up = rows.is_empty();
-                for row in rows {
-                    let ev = Encoded::from_log(row.seq, &row.body);
-                    last = ev.seq;
-                    if tx.send(ev.frame).await.is_err() {
-                        return Ok(());
-                    }
-                    if ev.terminal {
-                        return Ok(());
-                    }
+                if send_rows(rows, &mut last, tx).await {
+                    return Ok(());
                 }
                 if !caught_up {
                     continue;
@@ -160,6 +148,23 @@ impl Engine {
 
 /// Drops the `obfuscation` padding from replayed delta events (for
 /// `include_obfuscation=false`). The field is always serialized last.
+/// Sends logged events in order, moving `last`; true when the stream is
+/// over (its terminal event was sent, or the client left).
+async fn send_rows(
+    rows: Vec<crate::store::EventRow>,
+    last: &mut i64,
+    tx: &mpsc::Sender<Bytes>,
+) -> bool {
+    for row in rows {
+        let ev = Encoded::from_log(row.seq, &row.body);
+        *last = ev.seq;
+        if tx.send(ev.frame).await.is_err() || ev.terminal {
+            return true;
+        }
+    }
+    false
+}
+
 pub(crate) fn without_obfuscation(
     mut rx: mpsc::Receiver<Bytes>,
 ) -> mpsc::Receiver<Bytes> {

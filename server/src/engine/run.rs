@@ -68,12 +68,15 @@ pub(crate) enum Wake {
 /// Where a run's events go.
 #[async_trait]
 pub(crate) trait Sink: Send {
-    /// Takes events as they are built.
+    /// Takes events as they are built (default: nothing to deliver, as
+    /// for JSON answers and runs ended without running).
     async fn send(
         &mut self,
-        evs: Vec<Encoded>,
-        b: &ResponseBuilder,
-    ) -> Result<(), Stop>;
+        _evs: Vec<Encoded>,
+        _b: &ResponseBuilder,
+    ) -> Result<(), Stop> {
+        Ok(())
+    }
 
     /// Resolves when the sink needs attention. Must be cancel-safe: it
     /// only waits; the work is done by [`Sink::tick`].

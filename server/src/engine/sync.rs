@@ -60,14 +60,6 @@ impl Persist {
 
 #[async_trait]
 impl Sink for JsonSink {
-    async fn send(
-        &mut self,
-        _evs: Vec<Encoded>,
-        _b: &ResponseBuilder,
-    ) -> Result<(), Stop> {
-        Ok(())
-    }
-
     async fn finish(
         &mut self,
         b: &ResponseBuilder,

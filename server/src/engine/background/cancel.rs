@@ -9,9 +9,8 @@ use async_trait::async_trait;
 use super::super::builder::{Encoded, Ending, ResponseBuilder};
 use super::super::error::{EngineError, EngineResult};
 use super::super::responses::parse_body;
-use super::super::run::{RunFacts, RunMode, Sink, Stop};
+use super::super::run::{RunFacts, RunMode, Sink};
 use super::*;
-use crate::store::RunEnd;
 
 /// Ends a run that is still queued (false if a worker claimed it first).
 struct QueuedCancelSink<'a> {
@@ -22,25 +21,12 @@ struct QueuedCancelSink<'a> {
 
 #[async_trait]
 impl Sink for QueuedCancelSink<'_> {
-    async fn send(
-        &mut self,
-        _evs: Vec<Encoded>,
-        _b: &ResponseBuilder,
-    ) -> Result<(), Stop> {
-        Ok(())
-    }
-
     async fn finish(
         &mut self,
         b: &ResponseBuilder,
         terminal: Vec<Encoded>,
     ) -> Result<bool, EngineError> {
-        let end = RunEnd {
-            status: b.snapshot().status,
-            body: encode(b.snapshot()),
-            output_items: Vec::new(),
-            events: rows(&terminal),
-        };
+        let end = run_end(b, &terminal);
         let store = &self.engine.inner.store;
         let done = store.cancel_queued(self.org, self.id, end).await?;
         if done {

@@ -16,7 +16,7 @@ use super::error::EngineResult;
 use super::prepare::Prepared;
 use super::*;
 use crate::ids::now_ms;
-use crate::store::{EventRow, NewResponse};
+use crate::store::{EventRow, NewResponse, RunEnd};
 
 pub(crate) use request::RunRequest;
 
@@ -24,6 +24,18 @@ fn rows(evs: &[builder::Encoded]) -> Vec<EventRow> {
     evs.iter()
         .map(|e| EventRow { seq: e.seq, body: e.json().to_string() })
         .collect()
+}
+
+/// The end of a run as the store keeps it: final snapshot, output items
+/// and the last events.
+fn run_end(b: &ResponseBuilder, events: &[builder::Encoded]) -> RunEnd {
+    let r = b.snapshot();
+    RunEnd {
+        status: r.status,
+        body: encode(r),
+        output_items: b.output_items().iter().map(transcript::row).collect(),
+        events: rows(events),
+    }
 }
 
 impl Engine {

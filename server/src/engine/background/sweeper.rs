@@ -8,9 +8,9 @@ use async_trait::async_trait;
 
 use super::super::builder::{Encoded, Ending, ResponseBuilder};
 use super::super::error::EngineError;
-use super::super::run::{INTERRUPTED, RunFacts, RunMode, Sink, Stop};
+use super::super::run::{INTERRUPTED, RunFacts, RunMode, Sink};
 use super::*;
-use crate::store::{ExpiredRun, RunEnd};
+use crate::store::ExpiredRun;
 
 /// Ends an expired run on behalf of its dead owner.
 struct SweepSink<'a> {
@@ -20,25 +20,12 @@ struct SweepSink<'a> {
 
 #[async_trait]
 impl Sink for SweepSink<'_> {
-    async fn send(
-        &mut self,
-        _evs: Vec<Encoded>,
-        _b: &ResponseBuilder,
-    ) -> Result<(), Stop> {
-        Ok(())
-    }
-
     async fn finish(
         &mut self,
         b: &ResponseBuilder,
         terminal: Vec<Encoded>,
     ) -> Result<bool, EngineError> {
-        let end = RunEnd {
-            status: b.snapshot().status,
-            body: encode(b.snapshot()),
-            output_items: Vec::new(),
-            events: rows(&terminal),
-        };
+        let end = run_end(b, &terminal);
         let run = self.run;
         let done = self
             .engine

@@ -18,7 +18,7 @@ use super::super::run::{
 };
 use super::*;
 use crate::providers::CallContext;
-use crate::store::{ClaimedRun, RunEnd, SharedStore};
+use crate::store::{ClaimedRun, SharedStore};
 
 /// Longest an event waits in memory before its batch is written.
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(25);
@@ -137,17 +137,7 @@ impl Sink for LogSink {
     ) -> Result<bool, EngineError> {
         let mut events = std::mem::take(&mut self.pending);
         events.extend(terminal);
-        let r = b.snapshot();
-        let end = RunEnd {
-            status: r.status,
-            body: encode(r),
-            output_items: b
-                .output_items()
-                .iter()
-                .map(transcript::row)
-                .collect(),
-            events: rows(&events),
-        };
+        let end = run_end(b, &events);
         match self.store.finish_run(&self.id, &self.owner, end).await {
             Ok(true) => {
                 self.feed.publish(&events);

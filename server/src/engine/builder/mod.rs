@@ -623,7 +623,12 @@ impl ResponseBuilder {
         for pos in 0..self.items.len() {
             self.close_item(pos, status);
         }
-        self.response.output = self.items.iter().map(Item::snapshot).collect();
+        // A builder resumed from a stored snapshot (the lease sweeper) has
+        // no items of its own: the snapshot's partial output stands.
+        if !self.items.is_empty() {
+            self.response.output =
+                self.items.iter().map(Item::snapshot).collect();
+        }
     }
 
     fn set_usage(&mut self) {

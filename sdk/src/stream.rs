@@ -16,7 +16,10 @@ use futures::{Stream, StreamExt};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 
 use crate::{
-    Client, SdkError, error::shorten, types, types::ResponseStreamEvent as E,
+    Client, SdkError,
+    error::{request_id, shorten},
+    types,
+    types::ResponseStreamEvent as E,
 };
 
 /// One event of a response stream.
@@ -158,6 +161,7 @@ pub struct ResponseEventStream {
     events: EventResults,
     last_sequence_number: Option<i64>,
     response_id: Option<String>,
+    request_id: Option<String>,
 }
 
 impl std::fmt::Debug for ResponseEventStream {
@@ -165,6 +169,7 @@ impl std::fmt::Debug for ResponseEventStream {
         f.debug_struct("ResponseEventStream")
             .field("last_sequence_number", &self.last_sequence_number)
             .field("response_id", &self.response_id)
+            .field("request_id", &self.request_id)
             .finish_non_exhaustive()
     }
 }
@@ -190,7 +195,14 @@ impl ResponseEventStream {
             events: Box::pin(events),
             last_sequence_number: None,
             response_id: None,
+            request_id: None,
         }
+    }
+
+    /// The `x-request-id` of the HTTP answer that carries the stream (the
+    /// id the gateway logged the request under).
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
     }
 
     /// The `sequence_number` of the last event seen: pass it as
@@ -245,6 +257,7 @@ fn terminal_outcome(event: StreamEvent) -> Result<types::Response, SdkError> {
                     Err(_) => Err(SdkError::UnexpectedResponse {
                         status: None,
                         body: format!("error event: {data}"),
+                        request_id: None,
                     }),
                 };
             }
@@ -303,7 +316,7 @@ impl Client {
             .client
             .post(format!("{}/v1/responses", self.baseurl))
             .json(&body);
-        open_stream(request).await
+        self.open_stream(request).await
     }
 
     /// Streams the events of a stored background response: replays its
@@ -323,18 +336,27 @@ impl Client {
         if let Some(n) = starting_after {
             request = request.query(&[("starting_after", n)]);
         }
-        open_stream(request).await
+        self.open_stream(request).await
+    }
+
+    /// Sends the request (with retries until an answer arrives, never
+    /// after) and checks that an event stream came back.
+    async fn open_stream(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<ResponseEventStream, SdkError> {
+        let request = request
+            .header(ACCEPT, HeaderValue::from_static("text/event-stream"))
+            .build()?;
+        let response = self.execute(request).await?;
+        open_events(response).await
     }
 }
 
-/// Sends the request and checks that an event stream came back.
-async fn open_stream(
-    request: reqwest::RequestBuilder,
+/// Checks that `response` is an event stream and parses it.
+async fn open_events(
+    response: reqwest::Response,
 ) -> Result<ResponseEventStream, SdkError> {
-    let response = request
-        .header(ACCEPT, HeaderValue::from_static("text/event-stream"))
-        .send()
-        .await?;
     let status = response.status();
     if !status.is_success() {
         return Err(SdkError::from_error_response(response).await);
@@ -344,6 +366,7 @@ async fn open_stream(
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+    let request_id = request_id(response.headers());
     if !is_sse {
         let body = response.bytes().await?;
         return Err(SdkError::UnexpectedResponse {
@@ -352,9 +375,12 @@ async fn open_stream(
                 "expected text/event-stream, got: {}",
                 shorten(&body)
             ),
+            request_id,
         });
     }
-    Ok(ResponseEventStream::from_bytes(response.bytes_stream()))
+    let mut events = ResponseEventStream::from_bytes(response.bytes_stream());
+    events.request_id = request_id;
+    Ok(events)
 }
 
 #[cfg(test)]

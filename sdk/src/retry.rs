@@ -133,7 +133,8 @@ impl Client {
     }
 }
 
-/// Generated operations send their requests through [`Client::execute`].
+/// Generated operations send their requests through `Client::execute`, so
+/// they are retried per the client's [`ClientOptions`].
 impl ClientHooks<ClientOptions> for Client {
     async fn exec(
         &self,

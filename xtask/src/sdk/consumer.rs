@@ -104,7 +104,7 @@ fn stop_gateway(mut gateway: Guard) -> anyhow::Result<()> {
 pub fn run(root: &Path) -> anyhow::Result<()> {
     let status = super::cargo()
         .current_dir(root)
-        .args(["build", "-p", "maniac-server", "--bin", "maniac"])
+        .args(["build", "--workspace", "--bins"])
         .status()
         .context("cargo build")?;
     if !status.success() {

@@ -11,6 +11,27 @@ use reqwest::StatusCode;
 use crate::types;
 
 /// Everything that can go wrong talking to the gateway.
+///
+/// ```no_run
+/// # async fn demo(client: maniac_sdk::Client) {
+/// use maniac_sdk::SdkError;
+///
+/// let result = client.response_view().response_id("resp_gone").send().await;
+/// match result.map_err(SdkError::from) {
+///     Ok(response) => println!("{:?}", response.into_inner().status),
+///     Err(e) if e.status().map(|s| s.as_u16()) == Some(404) => {
+///         println!("no such response")
+///     }
+///     Err(e) => eprintln!(
+///         "{e} (type {:?}, code {:?}, param {:?}, request {:?})",
+///         e.error_type(),
+///         e.code(),
+///         e.param(),
+///         e.request_id()
+///     ),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SdkError {

@@ -23,6 +23,24 @@ use crate::{
 };
 
 /// One event of a response stream.
+///
+/// ```no_run
+/// # async fn demo(mut events: maniac_sdk::ResponseEventStream) -> Result<(), maniac_sdk::SdkError> {
+/// use futures::StreamExt;
+/// use maniac_sdk::StreamEvent;
+///
+/// while let Some(event) = events.next().await {
+///     let event = event?;
+///     if let Some(delta) = event.text_delta() {
+///         print!("{delta}");
+///     } else if let StreamEvent::Unknown { event_type, .. } = &event {
+///         eprintln!("(an event type this SDK does not know: {event_type})");
+///     } else if let Some(response) = event.response() {
+///         eprintln!("{}: {:?}", event.type_name(), response.status);
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 // Unboxed so callers can match `Known(E::…)` directly; the size is nothing
 // next to the JSON parse of each event.
 #[allow(clippy::large_enum_variant)]
@@ -299,7 +317,27 @@ impl Client {
     /// on). Takes a `types::CreateResponse` or its builder.
     ///
     /// An error answer (4xx/5xx) is returned here, before any event, as
-    /// [`SdkError::Api`].
+    /// [`SdkError::Api`]. Until the answer arrives the request is retried as
+    /// any other (see [`ClientOptions`](crate::ClientOptions)); once events
+    /// flow it never is: resume a background run with
+    /// [`Client::resume_stream`] instead.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: maniac_sdk::Client) -> Result<(), maniac_sdk::SdkError> {
+    /// use futures::StreamExt;
+    /// use maniac_sdk::types;
+    ///
+    /// let request = types::CreateResponse::builder()
+    ///     .model("echo/test".to_string())
+    ///     .input(types::Input::from("Tell me a story"));
+    /// let mut events = client.create_stream(request).await?;
+    /// while let Some(event) = events.next().await {
+    ///     if let Some(delta) = event?.text_delta() {
+    ///         print!("{delta}");
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn create_stream<B>(
         &self,
         body: B,
@@ -322,6 +360,20 @@ impl Client {
     /// Streams the events of a stored background response: replays its
     /// event log (only events after `starting_after`, if given), then
     /// follows the run live until it ends.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: maniac_sdk::Client, events: maniac_sdk::ResponseEventStream) -> Result<(), maniac_sdk::SdkError> {
+    /// // After a dropped connection: pick up where the last stream stopped.
+    /// let id = events.response_id().unwrap_or("resp_123").to_string();
+    /// let after = events.last_sequence_number();
+    /// let response = client
+    ///     .resume_stream(&id, after)
+    ///     .await?
+    ///     .final_response()
+    ///     .await?;
+    /// # let _ = response;
+    /// # Ok(()) }
+    /// ```
     pub async fn resume_stream(
         &self,
         response_id: &str,

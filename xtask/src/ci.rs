@@ -60,8 +60,11 @@ pub fn run_all() -> anyhow::Result<()> {
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     // Builds the crate as crates.io would get it, alone, outside the
-    // workspace.
-    run("sdk package", cargo().args(["package", "-p", "maniac-sdk"]))?;
+    // workspace (uncommitted edits included, so it runs before a commit).
+    run(
+        "sdk package",
+        cargo().args(["package", "-p", "maniac-sdk", "--allow-dirty"]),
+    )?;
     run("build binaries", cargo().args(["build", "--workspace", "--bins"]))?;
     run(
         "sdk consumer against a gateway",

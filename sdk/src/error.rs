@@ -11,6 +11,27 @@ use reqwest::StatusCode;
 use crate::types;
 
 /// Everything that can go wrong talking to the gateway.
+///
+/// ```no_run
+/// # async fn demo(client: maniac_sdk::Client) {
+/// use maniac_sdk::SdkError;
+///
+/// let result = client.response_view().response_id("resp_gone").send().await;
+/// match result.map_err(SdkError::from) {
+///     Ok(response) => println!("{:?}", response.into_inner().status),
+///     Err(e) if e.status().map(|s| s.as_u16()) == Some(404) => {
+///         println!("no such response")
+///     }
+///     Err(e) => eprintln!(
+///         "{e} (type {:?}, code {:?}, param {:?}, request {:?})",
+///         e.error_type(),
+///         e.code(),
+///         e.param(),
+///         e.request_id()
+///     ),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SdkError {
@@ -33,11 +54,14 @@ pub enum SdkError {
         code = .error.code.as_deref().map(|c| format!(", {c}")).unwrap_or_default(),
         message = .error.message,
     )]
+    #[non_exhaustive]
     Api {
         /// HTTP status of the answer.
         status: StatusCode,
         /// `message`, `type`, `code` and `param` of the error.
         error: types::ErrorObject,
+        /// The answer's `x-request-id`, to quote when reporting a problem.
+        request_id: Option<String>,
     },
 
     /// An answer the SDK cannot interpret: an error body that is not the
@@ -46,11 +70,14 @@ pub enum SdkError {
         "unexpected response{status}: {body}",
         status = .status.map(|s| format!(" {s}")).unwrap_or_default(),
     )]
+    #[non_exhaustive]
     UnexpectedResponse {
         /// HTTP status, when known.
         status: Option<StatusCode>,
         /// The body (possibly shortened), or a note on what was wrong.
         body: String,
+        /// The answer's `x-request-id`, when there was an answer.
+        request_id: Option<String>,
     },
 
     /// A documented answer whose JSON did not match the generated type.
@@ -104,27 +131,84 @@ impl SdkError {
         }
     }
 
+    /// The `x-request-id` of the answer that failed, when there was one:
+    /// the gateway logs every request under it.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Self::Api { request_id, .. }
+            | Self::UnexpectedResponse { request_id, .. } => {
+                request_id.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    /// The error `type` (`invalid_request_error`, `authentication_error`,
+    /// `server_error`, …) of an API error or an `error` stream event.
+    pub fn error_type(&self) -> Option<&str> {
+        match self {
+            Self::Api { error, .. } => Some(&error.type_),
+            Self::StreamError(detail) => Some(&detail.type_),
+            _ => None,
+        }
+    }
+
+    /// The machine-readable `code` (`model_not_found`, `invalid_value`, …)
+    /// of an API error or an `error` stream event, when it has one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api { error, .. } => error.code.as_deref(),
+            Self::StreamError(detail) => detail.code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The request field the error is about (`temperature`, `model`, …),
+    /// when it names one.
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            Self::Api { error, .. } => error.param.as_deref(),
+            Self::StreamError(detail) => detail.param.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Interprets a non-success answer: the error envelope when the body is
     /// one, otherwise the raw body.
     pub(crate) async fn from_error_response(
         response: reqwest::Response,
     ) -> Self {
         let status = response.status();
+        let request_id = request_id(response.headers());
         match response.bytes().await {
-            Ok(body) => Self::from_error_body(status, &body),
+            Ok(body) => Self::from_error_body(status, &body, request_id),
             Err(e) => Self::Transport(e),
         }
     }
 
-    pub(crate) fn from_error_body(status: StatusCode, body: &[u8]) -> Self {
+    pub(crate) fn from_error_body(
+        status: StatusCode,
+        body: &[u8],
+        request_id: Option<String>,
+    ) -> Self {
         match serde_json::from_slice::<types::ErrorResponse>(body) {
-            Ok(envelope) => Self::Api { status, error: envelope.error },
+            Ok(envelope) => {
+                Self::Api { status, error: envelope.error, request_id }
+            }
             Err(_) => Self::UnexpectedResponse {
                 status: Some(status),
                 body: shorten(body),
+                request_id,
             },
         }
     }
+}
+
+/// The `x-request-id` header, if it is text.
+pub(crate) fn request_id(
+    headers: &reqwest::header::HeaderMap,
+) -> Option<String> {
+    Some(headers.get("x-request-id")?.to_str().ok()?.to_string())
 }
 
 /// Keeps error messages readable when a proxy answers with a page of HTML.
@@ -147,9 +231,11 @@ impl From<progenitor_client::Error<types::ErrorResponse>> for SdkError {
             E::CommunicationError(e)
             | E::InvalidUpgrade(e)
             | E::ResponseBodyError(e) => Self::Transport(e),
-            E::ErrorResponse(rv) => {
-                Self::Api { status: rv.status(), error: rv.into_inner().error }
-            }
+            E::ErrorResponse(rv) => Self::Api {
+                status: rv.status(),
+                request_id: request_id(rv.headers()),
+                error: rv.into_inner().error,
+            },
             E::InvalidResponsePayload(body, source) => Self::Decode {
                 what: format!("response body {:?}", shorten(&body)),
                 source,
@@ -157,6 +243,7 @@ impl From<progenitor_client::Error<types::ErrorResponse>> for SdkError {
             E::UnexpectedResponse(response) => Self::UnexpectedResponse {
                 status: Some(response.status()),
                 body: "undocumented status".to_string(),
+                request_id: request_id(response.headers()),
             },
         }
     }
@@ -169,8 +256,16 @@ mod tests {
     #[test]
     fn error_envelope_becomes_api_error() {
         let body = br#"{"error":{"message":"bad model","type":"invalid_request_error","param":"model","code":"model_not_found"}}"#;
-        let err = SdkError::from_error_body(StatusCode::NOT_FOUND, body);
+        let err = SdkError::from_error_body(
+            StatusCode::NOT_FOUND,
+            body,
+            Some("req_1".to_string()),
+        );
         assert_eq!(err.status(), Some(StatusCode::NOT_FOUND));
+        assert_eq!(err.request_id(), Some("req_1"));
+        assert_eq!(err.error_type(), Some("invalid_request_error"));
+        assert_eq!(err.code(), Some("model_not_found"));
+        assert_eq!(err.param(), Some("model"));
         let obj = err.api_error().expect("api error");
         assert_eq!(obj.message, "bad model");
         assert_eq!(obj.type_, "invalid_request_error");
@@ -185,12 +280,17 @@ mod tests {
 
     #[test]
     fn other_error_body_is_kept() {
-        let err =
-            SdkError::from_error_body(StatusCode::BAD_GATEWAY, b"<html>oops");
+        let err = SdkError::from_error_body(
+            StatusCode::BAD_GATEWAY,
+            b"<html>oops",
+            None,
+        );
         assert!(matches!(
             &err,
-            SdkError::UnexpectedResponse { status: Some(s), body }
+            SdkError::UnexpectedResponse { status: Some(s), body, .. }
                 if *s == StatusCode::BAD_GATEWAY && body == "<html>oops"
         ));
+        assert_eq!(err.request_id(), None);
+        assert_eq!(err.code(), None);
     }
 }

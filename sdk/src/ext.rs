@@ -7,6 +7,22 @@ use std::time::Duration;
 use crate::{Client, SdkError, types};
 
 /// Reading a [`types::Response`] the way the official SDKs do.
+///
+/// ```no_run
+/// # async fn demo(client: maniac_sdk::Client) -> Result<(), maniac_sdk::SdkError> {
+/// use maniac_sdk::ResponseExt;
+///
+/// let response = client
+///     .response_view()
+///     .response_id("resp_123")
+///     .send()
+///     .await?
+///     .into_inner();
+/// if response.is_done() {
+///     println!("{}", response.output_text());
+/// }
+/// # Ok(()) }
+/// ```
 pub trait ResponseExt {
     /// The text of every `output_text` part of every `message` output item,
     /// concatenated in order; `""` if there is none (like
@@ -49,7 +65,31 @@ impl Client {
     /// response is no longer `queued` or `in_progress`, and returns it.
     ///
     /// Fails with [`SdkError::Timeout`] when `timeout` passes first. Needs a
-    /// Tokio runtime (for the timer).
+    /// Tokio runtime (for the timer). Each poll is retried per the client's
+    /// [`ClientOptions`](crate::ClientOptions).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: maniac_sdk::Client) -> Result<(), maniac_sdk::SdkError> {
+    /// use std::time::Duration;
+    /// use maniac_sdk::{ResponseExt, types};
+    ///
+    /// let job = client
+    ///     .response_create()
+    ///     .body(
+    ///         types::CreateResponse::builder()
+    ///             .model("echo/test".to_string())
+    ///             .input(types::Input::from("A long job"))
+    ///             .background(Some(true)),
+    ///     )
+    ///     .send()
+    ///     .await?
+    ///     .into_inner();
+    /// let done = client
+    ///     .wait_for_done(&job.id, Duration::from_millis(200), Duration::from_secs(300))
+    ///     .await?;
+    /// println!("{:?}: {}", done.status, done.output_text());
+    /// # Ok(()) }
+    /// ```
     pub async fn wait_for_done(
         &self,
         response_id: &str,
@@ -79,7 +119,8 @@ impl Client {
     }
 }
 
-/// `"text"` as `input`: one user message.
+/// `"text"` as `input`: one user message
+/// (`types::Input::from("Hello")`).
 impl From<&str> for types::Input {
     fn from(text: &str) -> Self {
         Self::String(text.to_string())
@@ -108,7 +149,18 @@ impl From<String> for types::MessageContent {
 }
 
 impl types::InputMessage {
-    /// A plain-text message from `role`.
+    /// A plain-text message from `role`: with [`types::Input::Array`], a
+    /// conversation written out in full.
+    ///
+    /// ```
+    /// use maniac_sdk::types::{Input, InputMessage, Role};
+    ///
+    /// let input = Input::Array(vec![
+    ///     InputMessage::text(Role::System, "Answer in French.").into(),
+    ///     InputMessage::text(Role::User, "Hello").into(),
+    /// ]);
+    /// # let _ = input;
+    /// ```
     pub fn text(role: types::Role, text: impl Into<String>) -> Self {
         Self {
             content: types::MessageContent::String(text.into()),

@@ -16,10 +16,31 @@ use futures::{Stream, StreamExt};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 
 use crate::{
-    Client, SdkError, error::shorten, types, types::ResponseStreamEvent as E,
+    Client, SdkError,
+    error::{request_id, shorten},
+    types,
+    types::ResponseStreamEvent as E,
 };
 
 /// One event of a response stream.
+///
+/// ```no_run
+/// # async fn demo(mut events: maniac_sdk::ResponseEventStream) -> Result<(), maniac_sdk::SdkError> {
+/// use futures::StreamExt;
+/// use maniac_sdk::StreamEvent;
+///
+/// while let Some(event) = events.next().await {
+///     let event = event?;
+///     if let Some(delta) = event.text_delta() {
+///         print!("{delta}");
+///     } else if let StreamEvent::Unknown { event_type, .. } = &event {
+///         eprintln!("(an event type this SDK does not know: {event_type})");
+///     } else if let Some(response) = event.response() {
+///         eprintln!("{}: {:?}", event.type_name(), response.status);
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 // Unboxed so callers can match `Known(E::…)` directly; the size is nothing
 // next to the JSON parse of each event.
 #[allow(clippy::large_enum_variant)]
@@ -188,6 +209,7 @@ pub struct ResponseEventStream {
     events: EventResults,
     last_sequence_number: Option<i64>,
     response_id: Option<String>,
+    request_id: Option<String>,
 }
 
 impl std::fmt::Debug for ResponseEventStream {
@@ -195,6 +217,7 @@ impl std::fmt::Debug for ResponseEventStream {
         f.debug_struct("ResponseEventStream")
             .field("last_sequence_number", &self.last_sequence_number)
             .field("response_id", &self.response_id)
+            .field("request_id", &self.request_id)
             .finish_non_exhaustive()
     }
 }
@@ -220,7 +243,14 @@ impl ResponseEventStream {
             events: Box::pin(events),
             last_sequence_number: None,
             response_id: None,
+            request_id: None,
         }
+    }
+
+    /// The `x-request-id` of the HTTP answer that carries the stream (the
+    /// id the gateway logged the request under).
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
     }
 
     /// The `sequence_number` of the last event seen: pass it as
@@ -275,6 +305,7 @@ fn terminal_outcome(event: StreamEvent) -> Result<types::Response, SdkError> {
                     Err(_) => Err(SdkError::UnexpectedResponse {
                         status: None,
                         body: format!("error event: {data}"),
+                        request_id: None,
                     }),
                 };
             }
@@ -316,7 +347,27 @@ impl Client {
     /// on). Takes a `types::CreateResponse` or its builder.
     ///
     /// An error answer (4xx/5xx) is returned here, before any event, as
-    /// [`SdkError::Api`].
+    /// [`SdkError::Api`]. Until the answer arrives the request is retried as
+    /// any other (see [`ClientOptions`](crate::ClientOptions)); once events
+    /// flow it never is: resume a background run with
+    /// [`Client::resume_stream`] instead.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: maniac_sdk::Client) -> Result<(), maniac_sdk::SdkError> {
+    /// use futures::StreamExt;
+    /// use maniac_sdk::types;
+    ///
+    /// let request = types::CreateResponse::builder()
+    ///     .model("echo/test".to_string())
+    ///     .input(types::Input::from("Tell me a story"));
+    /// let mut events = client.create_stream(request).await?;
+    /// while let Some(event) = events.next().await {
+    ///     if let Some(delta) = event?.text_delta() {
+    ///         print!("{delta}");
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn create_stream<B>(
         &self,
         body: B,
@@ -333,12 +384,26 @@ impl Client {
             .client
             .post(format!("{}/v1/responses", self.baseurl))
             .json(&body);
-        open_stream(request).await
+        self.open_stream(request).await
     }
 
     /// Streams the events of a stored background response: replays its
     /// event log (only events after `starting_after`, if given), then
     /// follows the run live until it ends.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: maniac_sdk::Client, events: maniac_sdk::ResponseEventStream) -> Result<(), maniac_sdk::SdkError> {
+    /// // After a dropped connection: pick up where the last stream stopped.
+    /// let id = events.response_id().unwrap_or("resp_123").to_string();
+    /// let after = events.last_sequence_number();
+    /// let response = client
+    ///     .resume_stream(&id, after)
+    ///     .await?
+    ///     .final_response()
+    ///     .await?;
+    /// # let _ = response;
+    /// # Ok(()) }
+    /// ```
     pub async fn resume_stream(
         &self,
         response_id: &str,
@@ -353,18 +418,27 @@ impl Client {
         if let Some(n) = starting_after {
             request = request.query(&[("starting_after", n)]);
         }
-        open_stream(request).await
+        self.open_stream(request).await
+    }
+
+    /// Sends the request (with retries until an answer arrives, never
+    /// after) and checks that an event stream came back.
+    async fn open_stream(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<ResponseEventStream, SdkError> {
+        let request = request
+            .header(ACCEPT, HeaderValue::from_static("text/event-stream"))
+            .build()?;
+        let response = self.execute(request).await?;
+        open_events(response).await
     }
 }
 
-/// Sends the request and checks that an event stream came back.
-async fn open_stream(
-    request: reqwest::RequestBuilder,
+/// Checks that `response` is an event stream and parses it.
+async fn open_events(
+    response: reqwest::Response,
 ) -> Result<ResponseEventStream, SdkError> {
-    let response = request
-        .header(ACCEPT, HeaderValue::from_static("text/event-stream"))
-        .send()
-        .await?;
     let status = response.status();
     if !status.is_success() {
         return Err(SdkError::from_error_response(response).await);
@@ -374,6 +448,7 @@ async fn open_stream(
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+    let request_id = request_id(response.headers());
     if !is_sse {
         let body = response.bytes().await?;
         return Err(SdkError::UnexpectedResponse {
@@ -382,9 +457,12 @@ async fn open_stream(
                 "expected text/event-stream, got: {}",
                 shorten(&body)
             ),
+            request_id,
         });
     }
-    Ok(ResponseEventStream::from_bytes(response.bytes_stream()))
+    let mut events = ResponseEventStream::from_bytes(response.bytes_stream());
+    events.request_id = request_id;
+    Ok(events)
 }
 
 #[cfg(test)]

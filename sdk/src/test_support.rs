@@ -82,3 +82,63 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> String {
         }
     }
 }
+
+/// A server that answers `answers` in order, one per connection, and
+/// records when each request arrived; an empty answer closes the connection
+/// without a word (a connection error). Stops when dropped.
+pub struct FakeServer {
+    pub base: String,
+    arrivals: std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>>,
+    task: JoinHandle<()>,
+}
+
+impl FakeServer {
+    pub async fn start(answers: Vec<String>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let arrivals: std::sync::Arc<std::sync::Mutex<Vec<_>>> =
+            std::sync::Arc::default();
+        let seen = std::sync::Arc::clone(&arrivals);
+        let task = tokio::spawn(async move {
+            for answer in answers {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                read_request(&mut socket).await;
+                seen.lock().unwrap().push(std::time::Instant::now());
+                socket.write_all(answer.as_bytes()).await.ok();
+                socket.shutdown().await.ok();
+            }
+        });
+        Self { base, arrivals, task }
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> usize {
+        self.arrivals.lock().unwrap().len()
+    }
+
+    /// When each request arrived.
+    pub fn arrivals(&self) -> Vec<std::time::Instant> {
+        self.arrivals.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An HTTP/1.1 answer with extra header lines (each `name: value`).
+pub fn http_with(
+    status: &str,
+    headers: &[&str],
+    content_type: &str,
+    body: &str,
+) -> String {
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\n{extra}\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}

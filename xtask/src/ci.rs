@@ -1,5 +1,6 @@
 //! `cargo xtask ci`: everything CI checks, in order, failing fast: format,
-//! lints, spec drift, the Rust suites on SQLite and PostgreSQL, and the
+//! lints, spec and SDK drift, the SDK's docs and package, the SDK consumer
+//! app against a gateway, the Rust suites on SQLite and PostgreSQL, and the
 //! official-SDK compatibility suites.
 
 use std::process::Command;
@@ -31,6 +32,15 @@ pub fn run_all() -> anyhow::Result<()> {
     std::env::set_current_dir(&root).context("workspace root")?;
     run("cargo fmt --check", cargo().args(["fmt", "--all", "--check"]))?;
     run(
+        "cargo fmt --check (sdk consumer)",
+        cargo().args([
+            "fmt",
+            "--check",
+            "--manifest-path",
+            "tests/sdk-consumer/Cargo.toml",
+        ]),
+    )?;
+    run(
         "cargo clippy",
         cargo().args([
             "clippy",
@@ -42,7 +52,24 @@ pub fn run_all() -> anyhow::Result<()> {
         ]),
     )?;
     run("openapi check", cargo().args(["xtask", "openapi", "check"]))?;
+    run("sdk check", cargo().args(["xtask", "sdk", "check"]))?;
+    run(
+        "sdk docs",
+        cargo()
+            .args(["doc", "-p", "maniac-sdk", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    // Builds the crate as crates.io would get it, alone, outside the
+    // workspace (uncommitted edits included, so it runs before a commit).
+    run(
+        "sdk package",
+        cargo().args(["package", "-p", "maniac-sdk", "--allow-dirty"]),
+    )?;
     run("build binaries", cargo().args(["build", "--workspace", "--bins"]))?;
+    run(
+        "sdk consumer against a gateway",
+        cargo().args(["xtask", "sdk", "consumer"]),
+    )?;
     run(
         "tests (SQLite)",
         cargo()

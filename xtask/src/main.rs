@@ -1,8 +1,10 @@
-//! Developer tasks: `cargo xtask openapi generate|check`, `cargo xtask bench`.
+//! Developer tasks: `cargo xtask openapi generate|check`, `cargo xtask sdk
+//! generate|check|consumer`, `cargo xtask bench`.
 
 mod bench;
 mod ci;
 mod openapi;
+mod sdk;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +22,11 @@ enum Command {
         #[command(subcommand)]
         action: openapi::Action,
     },
+    /// Render or verify the SDK's generated client (sdk/src/generated.rs).
+    Sdk {
+        #[command(subcommand)]
+        action: sdk::Action,
+    },
     /// Run everything CI checks (format, lints, spec drift, all suites).
     Ci,
     /// Benchmark the gateway against the fake upstream (release builds).
@@ -32,6 +39,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Openapi { action } => openapi::run(action),
+        Command::Sdk { action } => sdk::run(action),
         Command::Ci => ci::run_all(),
         Command::Bench(args) => bench::run(args),
         Command::BenchLoad(args) => bench::load::run(args),

@@ -1082,6 +1082,88 @@ Carries the spec's flat fields (`code`, `message`, `param`) and the nested `erro
             value.parse()
         }
     }
+    ///A model the gateway can route to.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct Model {
+        ///Unix seconds (when this gateway started serving it).
+        pub created: i64,
+        ///`provider/model`, as `model` takes it.
+        pub id: ::std::string::String,
+        ///Always `model`.
+        pub object: ModelObjectType,
+        ///The provider that serves it.
+        pub owned_by: ::std::string::String,
+    }
+    impl Model {
+        pub fn builder() -> builder::Model {
+            Default::default()
+        }
+    }
+    ///The models of every configured provider.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ModelList {
+        ///The models.
+        pub data: ::std::vec::Vec<Model>,
+        ///Always `list`.
+        pub object: ListObject,
+    }
+    impl ModelList {
+        pub fn builder() -> builder::ModelList {
+            Default::default()
+        }
+    }
+    ///The `model` object type tag.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ModelObjectType {
+        ///A model.
+        #[serde(rename = "model")]
+        Model,
+    }
+    impl ::std::fmt::Display for ModelObjectType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Model => f.write_str("model"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ModelObjectType {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "model" => Ok(Self::Model),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ModelObjectType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ModelObjectType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///Sort order of listed items.
     #[derive(
         ::serde::Deserialize,
@@ -5149,6 +5231,158 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
             }
         }
         #[derive(Clone, Debug)]
+        pub struct Model {
+            created: ::std::result::Result<i64, ::std::string::String>,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            object: ::std::result::Result<super::ModelObjectType, ::std::string::String>,
+            owned_by: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Model {
+            fn default() -> Self {
+                Self {
+                    created: Err("no value supplied for created".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    object: Err("no value supplied for object".to_string()),
+                    owned_by: Err("no value supplied for owned_by".to_string()),
+                }
+            }
+        }
+        impl Model {
+            pub fn created<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn object<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ModelObjectType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.object = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for object: {e}")
+                    });
+                self
+            }
+            pub fn owned_by<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.owned_by = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for owned_by: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Model> for super::Model {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Model,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    created: value.created?,
+                    id: value.id?,
+                    object: value.object?,
+                    owned_by: value.owned_by?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Model> for Model {
+            fn from(value: super::Model) -> Self {
+                Self {
+                    created: Ok(value.created),
+                    id: Ok(value.id),
+                    object: Ok(value.object),
+                    owned_by: Ok(value.owned_by),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ModelList {
+            data: ::std::result::Result<
+                ::std::vec::Vec<super::Model>,
+                ::std::string::String,
+            >,
+            object: ::std::result::Result<super::ListObject, ::std::string::String>,
+        }
+        impl ::std::default::Default for ModelList {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                    object: Err("no value supplied for object".to_string()),
+                }
+            }
+        }
+        impl ModelList {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::Model>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for data: {e}")
+                    });
+                self
+            }
+            pub fn object<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ListObject>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.object = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for object: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ModelList> for super::ModelList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ModelList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    data: value.data?,
+                    object: value.object?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ModelList> for ModelList {
+            fn from(value: super::ModelList) -> Self {
+                Self {
+                    data: Ok(value.data),
+                    object: Ok(value.object),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct OutputItemAddedEvent {
             item: ::std::result::Result<super::OutputItem, ::std::string::String>,
             output_index: ::std::result::Result<i64, ::std::string::String>,
@@ -8607,6 +8841,37 @@ const _: () = {
     {}
 };
 impl Client {
+    /**List models
+
+Lists the models of every configured provider, as `provider/model` ids (`owned_by` is the provider). A model that is not listed can still be called.
+
+Sends a `GET` request to `/v1/models`
+
+```ignore
+let response = client.model_list()
+    .send()
+    .await;
+```*/
+    pub fn model_list(&self) -> builder::ModelList<'_> {
+        builder::ModelList::new(self)
+    }
+    /**Retrieve a model
+
+One model by its `provider/model` id, whose `/` is percent-encoded in the path (`/v1/models/echo%2Fecho`).
+
+Sends a `GET` request to `/v1/models/{model}`
+
+Arguments:
+- `model`: `provider/model`, its `/` percent-encoded (`echo%2Fecho`).
+```ignore
+let response = client.model_view()
+    .model(model)
+    .send()
+    .await;
+```*/
+    pub fn model_view(&self) -> builder::ModelView<'_> {
+        builder::ModelView::new(self)
+    }
     /**Create a response
 
 Runs one model call through the provider named by `model` (`provider/model`). Answers with the `Response` object, or with server-sent events when `stream` is true (`response.created` … `response.output_text.delta` × N … `response.completed`). With `background: true` it returns at once with `status: "queued"`. Managed tools are not yet supported: a non-empty `tools` list is rejected.
@@ -8716,6 +8981,149 @@ pub mod builder {
         encode_path, ByteStream, ClientInfo, ClientHooks, Error, OperationInfo,
         RequestBuilderExt, ResponseValue,
     };
+    /**Builder for [`Client::model_list`]
+
+[`Client::model_list`]: super::Client::model_list*/
+    #[derive(Debug, Clone)]
+    pub struct ModelList<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> ModelList<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/v1/models`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ModelList>, Error<types::ErrorResponse>> {
+            let Self { client } = self;
+            let url = format!("{}/v1/models", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "model_list",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::model_view`]
+
+[`Client::model_view`]: super::Client::model_view*/
+    #[derive(Debug, Clone)]
+    pub struct ModelView<'a> {
+        client: &'a super::Client,
+        model: Result<::std::string::String, String>,
+    }
+    impl<'a> ModelView<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                model: Err("model was not initialized".to_string()),
+            }
+        }
+        pub fn model<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.model = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for model failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/models/{model}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Model>, Error<types::ErrorResponse>> {
+            let Self { client, model } = self;
+            let model = model.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v1/models/{}", client.baseurl, encode_path(& model.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "model_view",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
     /**Builder for [`Client::response_create`]
 
 [`Client::response_create`]: super::Client::response_create*/

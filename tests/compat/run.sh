@@ -123,6 +123,7 @@ cat >"$TMP/maniac.toml" <<EOF
 kind = "openai-chat"
 base_url = "$UPSTREAM_URL"
 request_timeout_secs = 5
+models = ["compat", "meta-llama/llama-3"]
 
 [background]
 workers = 16

@@ -201,6 +201,7 @@ pub fn file_config(upstream_url: &str, o: &Options) -> FileConfig {
             request_timeout_secs: Some(o.request_timeout_secs),
             idle_timeout_secs: Some(o.idle_timeout_secs),
             ca_file: None,
+            models: vec!["listed-model".into()],
         }),
     );
     FileConfig {

@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod item_events;
 pub mod items;
+pub mod models;
 pub mod query;
 pub mod spec;
 pub mod types;
@@ -20,6 +21,7 @@ pub use error::{ApiError, ErrorObject};
 pub use events::*;
 pub use item_events::*;
 pub use items::*;
+pub use models::*;
 pub use query::{InputItemsQuery, ResponseViewQuery};
 pub use types::*;
 
@@ -114,6 +116,45 @@ pub trait ManiacApi {
         path: Path<ResponsePath>,
         query: Query<InputItemsQuery>,
     ) -> Result<HttpResponseOk<ResponseItemList>, ApiError>;
+
+    /// List models
+    ///
+    /// Lists the models of every configured provider, as `provider/model`
+    /// ids (`owned_by` is the provider). A model that is not listed can
+    /// still be called.
+    #[endpoint {
+        method = GET,
+        path = "/v1/models",
+        tags = ["models"],
+    }]
+    async fn model_list(
+        rqctx: RequestContext<Self::Context>,
+    ) -> Result<HttpResponseOk<ModelList>, ApiError>;
+
+    /// Retrieve a model
+    ///
+    /// One model by its `provider/model` id, whose `/` is percent-encoded
+    /// in the path (`/v1/models/echo%2Fecho`).
+    #[endpoint {
+        method = GET,
+        path = "/v1/models/{model}",
+        tags = ["models"],
+    }]
+    async fn model_view(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<ModelPath>,
+    ) -> Result<HttpResponseOk<Model>, ApiError>;
+
+    /// The same model lookup with the id's `/` left unencoded.
+    #[endpoint {
+        method = GET,
+        path = "/v1/models/{model}/{rest:.*}",
+        unpublished = true,
+    }]
+    async fn model_view_raw(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<ModelRawPath>,
+    ) -> Result<HttpResponseOk<Model>, ApiError>;
 
     /// Liveness and readiness probe (not part of the public API).
     #[endpoint {

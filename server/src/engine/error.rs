@@ -28,6 +28,8 @@ pub enum EngineError {
         message: String,
         /// The parameter that named it.
         param: Option<String>,
+        /// Machine-readable code (`model_not_found`, …).
+        code: Option<&'static str>,
     },
     /// The request conflicts with the resource's state.
     Conflict(String),
@@ -96,6 +98,7 @@ impl EngineError {
         EngineError::NotFound {
             message: format!("Response with id '{id}' not found."),
             param: None,
+            code: None,
         }
     }
 

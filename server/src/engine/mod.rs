@@ -8,6 +8,7 @@ pub mod builder;
 pub mod error;
 pub mod follow;
 pub mod hub;
+mod models;
 mod prepare;
 pub mod responses;
 pub mod run;
@@ -94,6 +95,8 @@ struct Inner {
     config: EngineConfig,
     /// Identifies this process as a lease owner.
     replica_id: String,
+    /// When this engine started (Unix seconds), the `created` of models.
+    started_at: i64,
     /// Stop claiming new runs.
     draining: CancellationToken,
     /// Abandon running runs (after the grace period); stops every
@@ -116,6 +119,7 @@ impl Engine {
                 hub: Hub::default(),
                 config,
                 replica_id: format!("replica_{}", ids::random_hex(8)),
+                started_at: ids::now_ms() / 1000,
                 draining: CancellationToken::new(),
                 abort: CancellationToken::new(),
             }),

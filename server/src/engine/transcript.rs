@@ -138,6 +138,7 @@ where
                     EngineError::NotFound {
                         message: format!("Item with id '{}' not found.", r.id),
                         param: Some("input".into()),
+                        code: None,
                     }
                 })?;
                 let stored: ItemResource = serde_json::from_str(&body)

@@ -29,12 +29,12 @@ impl From<EngineError> for ApiError {
             EngineError::Invalid { param, code, .. } => {
                 ApiError::invalid(message, param.as_deref(), *code)
             }
-            EngineError::NotFound { param, .. } => ApiError::new(
+            EngineError::NotFound { param, code, .. } => ApiError::new(
                 404,
                 "invalid_request_error",
                 message,
                 param.as_deref(),
-                None,
+                *code,
             ),
             EngineError::Conflict(_) => {
                 ApiError::new(409, kind, message, None, Some(code))

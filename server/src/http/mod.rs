@@ -105,6 +105,46 @@ impl ManiacApi for ManiacApiImpl {
         ))
     }
 
+    async fn model_list(
+        rqctx: RequestContext<ServerState>,
+    ) -> Result<HttpResponseOk<ModelList>, ApiError> {
+        auth::authenticate(&rqctx).await?;
+        Ok(HttpResponseOk(rqctx.context().engine.models()))
+    }
+
+    async fn model_view(
+        rqctx: RequestContext<ServerState>,
+        path: Path<ModelPath>,
+    ) -> Result<HttpResponseOk<Model>, ApiError> {
+        auth::authenticate(&rqctx).await?;
+        let raw = path.into_inner().model;
+        // The id's `/` arrives percent-encoded, as the SDKs send it.
+        let id = percent_encoding::percent_decode_str(&raw).decode_utf8_lossy();
+        Ok(HttpResponseOk(rqctx.context().engine.model(&id)?))
+    }
+
+    async fn model_view_raw(
+        rqctx: RequestContext<ServerState>,
+        path: Path<ModelRawPath>,
+    ) -> Result<HttpResponseOk<Model>, ApiError> {
+        auth::authenticate(&rqctx).await?;
+        let p = path.into_inner();
+        // Dropshot decodes `%2F` before routing, so an encoded id can land
+        // here too, with nothing after it.
+        let rest: Vec<&str> = p
+            .rest
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let id = if rest.is_empty() {
+            p.model
+        } else {
+            format!("{}/{}", p.model, rest.join("/"))
+        };
+        Ok(HttpResponseOk(rqctx.context().engine.model(&id)?))
+    }
+
     async fn health_view(
         rqctx: RequestContext<ServerState>,
     ) -> Result<HttpResponseOk<Health>, HttpError> {

@@ -60,6 +60,10 @@ impl Echo {
 
 #[async_trait]
 impl Provider for Echo {
+    fn models(&self) -> Vec<String> {
+        vec!["echo".into()]
+    }
+
     async fn stream(
         &self,
         req: &ProviderRequest,

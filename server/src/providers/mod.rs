@@ -41,6 +41,12 @@ pub trait Provider: Send + Sync + 'static {
         Capabilities::default()
     }
 
+    /// The models this provider lists in `GET /v1/models` (names after
+    /// the `provider/` prefix).
+    fn models(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Starts a streaming generation. Resolves once the upstream accepted
     /// the request, so failures before the first event are plain errors.
     async fn stream(

@@ -22,6 +22,16 @@ impl Registry {
         self.providers.get(name)
     }
 
+    /// Every listed model as `(provider, model)`, by provider name.
+    pub fn models(&self) -> Vec<(&str, String)> {
+        self.providers
+            .iter()
+            .flat_map(|(name, p)| {
+                p.models().into_iter().map(move |m| (name.as_str(), m))
+            })
+            .collect()
+    }
+
     /// Names of all providers, for error messages.
     pub fn names(&self) -> Vec<&str> {
         self.providers.keys().map(String::as_str).collect()

@@ -927,3 +927,14 @@ def test_reasoning_chain_and_background_replay(client):
     replay = list(client.responses.retrieve(job.id, stream=True))
     assert "response.reasoning_text.delta" in [e.type for e in replay]
     assert replay[-1].response.output[0].type == "reasoning"
+
+
+def test_models_list_and_retrieve(client):
+    ids = [m.id for m in client.models.list()]
+    assert ids == ["echo/echo", "fake/compat", "fake/meta-llama/llama-3"]
+    m = client.models.retrieve("echo/echo")
+    assert m.id == "echo/echo" and m.owned_by == "echo" and m.object == "model"
+    deep = client.models.retrieve("fake/meta-llama/llama-3")
+    assert deep.owned_by == "fake"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("fake/not-listed")

@@ -24,6 +24,7 @@ const STEPS: &[(&str, Step)] = &[
     ("stream", |app| Box::pin(stream(app))),
     ("chain", |app| Box::pin(chain(app))),
     ("background", |app| Box::pin(background(app))),
+    ("models", |app| Box::pin(models(app))),
 ];
 
 struct App {
@@ -131,6 +132,14 @@ async fn chain(app: &App) -> Outcome {
         second.output_text(),
         items.data.len()
     ))
+}
+
+async fn models(app: &App) -> Outcome {
+    let list = app.client.model_list().send().await?.into_inner();
+    let ids: Vec<&str> = list.data.iter().map(|m| m.id.as_str()).collect();
+    let echo = app.client.model_view().model("echo/echo").send().await?;
+    expect("owned_by", &echo.owned_by, "echo")?;
+    Ok(format!("{} listed: {}", ids.len(), ids.join(", ")))
 }
 
 async fn background(app: &App) -> Outcome {

@@ -47,6 +47,9 @@ pub struct ChatConfig {
     /// (self-hosted models behind a private CA).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Models listed by `GET /v1/models` (others can still be called).
+    #[serde(default)]
+    pub models: Vec<String>,
 }
 
 /// The name of the token-limit field the upstream takes.
@@ -70,6 +73,7 @@ impl ChatConfig {
             request_timeout_secs: None,
             idle_timeout_secs: None,
             ca_file: None,
+            models: Vec::new(),
         }
     }
 }
@@ -91,6 +95,8 @@ pub struct Settings {
     /// Extra trusted CA certificates (PEM), for upstreams behind a
     /// private CA.
     pub ca_pem: Option<Vec<u8>>,
+    /// Models to list.
+    pub models: Vec<String>,
 }
 
 /// Never shows the key.
@@ -157,6 +163,7 @@ impl OpenAiChat {
                 c.idle_timeout_secs.unwrap_or(120),
             ),
             ca_pem,
+            models: c.models.clone(),
         };
         let p = OpenAiChat::new(settings)
             .map_err(|e| format!("providers.{name}: {e}"))?;
@@ -277,6 +284,10 @@ fn truncate(s: &str, max: usize) -> String {
 
 #[async_trait]
 impl Provider for OpenAiChat {
+    fn models(&self) -> Vec<String> {
+        self.cfg.models.clone()
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             images: true,

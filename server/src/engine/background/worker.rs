@@ -43,10 +43,19 @@ impl LogSink {
     /// Writes the pending events (and, now and then, the snapshot), then
     /// publishes them to local readers.
     async fn flush(&mut self, b: &ResponseBuilder) -> Result<(), Stop> {
-        self.last_flush = Instant::now();
         if self.pending.is_empty() {
             return Ok(());
         }
+        let result = self.write(b).await;
+        // Measured from the end of the write: while the next batch waits,
+        // the driver drains every upstream chunk that arrived meanwhile
+        // (from the start, a write slower than the period would make every
+        // batch one event).
+        self.last_flush = Instant::now();
+        result
+    }
+
+    async fn write(&mut self, b: &ResponseBuilder) -> Result<(), Stop> {
         let snap = (self.last_snapshot.elapsed() >= SNAPSHOT_EVERY)
             .then(|| encode(&b.partial()));
         if snap.is_some() {
@@ -83,12 +92,10 @@ impl Sink for LogSink {
     async fn send(
         &mut self,
         evs: Vec<Encoded>,
-        b: &ResponseBuilder,
+        _b: &ResponseBuilder,
     ) -> Result<(), Stop> {
+        // Written by `tick` when the batch is due (`wait` schedules it).
         self.pending.extend(evs);
-        if self.last_flush.elapsed() >= FLUSH_EVERY {
-            self.flush(b).await?;
-        }
         Ok(())
     }
 

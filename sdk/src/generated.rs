@@ -275,6 +275,9 @@ Every field of OpenAI's `CreateResponse` is accepted. Fields the gateway cannot 
         ///Conversations are not supported; use `previous_response_id`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub conversation: ::std::option::Option<::serde_json::Value>,
+        ///Penalty by token frequency so far, -2 to 2 (forwarded upstream).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub frequency_penalty: ::std::option::Option<f64>,
         ///Extra output to include (accepted, not all values have an effect).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub include: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
@@ -301,6 +304,9 @@ Every field of OpenAI's `CreateResponse` is accepted. Fields the gateway cannot 
         ///Whether tool calls may run in parallel (echoed).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub parallel_tool_calls: ::std::option::Option<bool>,
+        ///Penalty for tokens already present, -2 to 2 (forwarded upstream).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub presence_penalty: ::std::option::Option<f64>,
         ///The id of a stored response whose transcript is prepended.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub previous_response_id: ::std::option::Option<::std::string::String>,
@@ -2277,6 +2283,9 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
         ///Why the response failed; null unless `status` is `failed`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub error: ::std::option::Option<ResponseError>,
+        ///Echo of `frequency_penalty` (0 when not given).
+        #[serde(default = "defaults::response_frequency_penalty")]
+        pub frequency_penalty: f64,
         ///Unique id, `resp_…`.
         pub id: ::std::string::String,
         ///Why the response is incomplete.
@@ -2304,6 +2313,9 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
         pub output: ::std::vec::Vec<OutputItem>,
         ///Echo of `parallel_tool_calls`.
         pub parallel_tool_calls: bool,
+        ///Echo of `presence_penalty` (0 when not given).
+        #[serde(default = "defaults::response_presence_penalty")]
+        pub presence_penalty: f64,
         ///Echo of `previous_response_id`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub previous_response_id: ::std::option::Option<::std::string::String>,
@@ -3657,6 +3669,10 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                 ::std::option::Option<::serde_json::Value>,
                 ::std::string::String,
             >,
+            frequency_penalty: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
             include: ::std::result::Result<
                 ::std::option::Option<::std::vec::Vec<::std::string::String>>,
                 ::std::string::String,
@@ -3692,6 +3708,10 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
             >,
             parallel_tool_calls: ::std::result::Result<
                 ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            presence_penalty: ::std::result::Result<
+                ::std::option::Option<f64>,
                 ::std::string::String,
             >,
             previous_response_id: ::std::result::Result<
@@ -3782,6 +3802,7 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                 Self {
                     background: Ok(Default::default()),
                     conversation: Ok(Default::default()),
+                    frequency_penalty: Ok(Default::default()),
                     include: Ok(Default::default()),
                     input: Ok(Default::default()),
                     instructions: Ok(Default::default()),
@@ -3790,6 +3811,7 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                     metadata: Ok(Default::default()),
                     model: Ok(Default::default()),
                     parallel_tool_calls: Ok(Default::default()),
+                    presence_penalty: Ok(Default::default()),
                     previous_response_id: Ok(Default::default()),
                     prompt: Ok(Default::default()),
                     prompt_cache_key: Ok(Default::default()),
@@ -3835,6 +3857,20 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for conversation: {e}")
+                    });
+                self
+            }
+            pub fn frequency_penalty<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.frequency_penalty = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for frequency_penalty: {e}"
+                        )
                     });
                 self
             }
@@ -3945,6 +3981,20 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                     .map_err(|e| {
                         format!(
                             "error converting supplied value for parallel_tool_calls: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn presence_penalty<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.presence_penalty = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for presence_penalty: {e}"
                         )
                     });
                 self
@@ -4216,6 +4266,7 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                 Ok(Self {
                     background: value.background?,
                     conversation: value.conversation?,
+                    frequency_penalty: value.frequency_penalty?,
                     include: value.include?,
                     input: value.input?,
                     instructions: value.instructions?,
@@ -4224,6 +4275,7 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                     metadata: value.metadata?,
                     model: value.model?,
                     parallel_tool_calls: value.parallel_tool_calls?,
+                    presence_penalty: value.presence_penalty?,
                     previous_response_id: value.previous_response_id?,
                     prompt: value.prompt?,
                     prompt_cache_key: value.prompt_cache_key?,
@@ -4252,6 +4304,7 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                 Self {
                     background: Ok(value.background),
                     conversation: Ok(value.conversation),
+                    frequency_penalty: Ok(value.frequency_penalty),
                     include: Ok(value.include),
                     input: Ok(value.input),
                     instructions: Ok(value.instructions),
@@ -4260,6 +4313,7 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                     metadata: Ok(value.metadata),
                     model: Ok(value.model),
                     parallel_tool_calls: Ok(value.parallel_tool_calls),
+                    presence_penalty: Ok(value.presence_penalty),
                     previous_response_id: Ok(value.previous_response_id),
                     prompt: Ok(value.prompt),
                     prompt_cache_key: Ok(value.prompt_cache_key),
@@ -7076,6 +7130,7 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                 ::std::option::Option<super::ResponseError>,
                 ::std::string::String,
             >,
+            frequency_penalty: ::std::result::Result<f64, ::std::string::String>,
             id: ::std::result::Result<::std::string::String, ::std::string::String>,
             incomplete_details: ::std::result::Result<
                 ::std::option::Option<super::IncompleteDetails>,
@@ -7107,6 +7162,7 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                 ::std::string::String,
             >,
             parallel_tool_calls: ::std::result::Result<bool, ::std::string::String>,
+            presence_penalty: ::std::result::Result<f64, ::std::string::String>,
             previous_response_id: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -7169,6 +7225,7 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                     completed_at: Ok(Default::default()),
                     created_at: Err("no value supplied for created_at".to_string()),
                     error: Ok(Default::default()),
+                    frequency_penalty: Ok(super::defaults::response_frequency_penalty()),
                     id: Err("no value supplied for id".to_string()),
                     incomplete_details: Ok(Default::default()),
                     instructions: Ok(Default::default()),
@@ -7181,6 +7238,7 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                     parallel_tool_calls: Err(
                         "no value supplied for parallel_tool_calls".to_string(),
                     ),
+                    presence_penalty: Ok(super::defaults::response_presence_penalty()),
                     previous_response_id: Ok(Default::default()),
                     prompt_cache_key: Ok(Default::default()),
                     provider: Err("no value supplied for provider".to_string()),
@@ -7249,6 +7307,20 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for error: {e}")
+                    });
+                self
+            }
+            pub fn frequency_penalty<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<f64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.frequency_penalty = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for frequency_penalty: {e}"
+                        )
                     });
                 self
             }
@@ -7381,6 +7453,20 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                     .map_err(|e| {
                         format!(
                             "error converting supplied value for parallel_tool_calls: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn presence_penalty<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<f64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.presence_penalty = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for presence_penalty: {e}"
                         )
                     });
                 self
@@ -7634,6 +7720,7 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                     completed_at: value.completed_at?,
                     created_at: value.created_at?,
                     error: value.error?,
+                    frequency_penalty: value.frequency_penalty?,
                     id: value.id?,
                     incomplete_details: value.incomplete_details?,
                     instructions: value.instructions?,
@@ -7644,6 +7731,7 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                     object: value.object?,
                     output: value.output?,
                     parallel_tool_calls: value.parallel_tool_calls?,
+                    presence_penalty: value.presence_penalty?,
                     previous_response_id: value.previous_response_id?,
                     prompt_cache_key: value.prompt_cache_key?,
                     provider: value.provider?,
@@ -7673,6 +7761,7 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                     completed_at: Ok(value.completed_at),
                     created_at: Ok(value.created_at),
                     error: Ok(value.error),
+                    frequency_penalty: Ok(value.frequency_penalty),
                     id: Ok(value.id),
                     incomplete_details: Ok(value.incomplete_details),
                     instructions: Ok(value.instructions),
@@ -7683,6 +7772,7 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                     object: Ok(value.object),
                     output: Ok(value.output),
                     parallel_tool_calls: Ok(value.parallel_tool_calls),
+                    presence_penalty: Ok(value.presence_penalty),
                     previous_response_id: Ok(value.previous_response_id),
                     prompt_cache_key: Ok(value.prompt_cache_key),
                     provider: Ok(value.provider),
@@ -8773,6 +8863,15 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                     verbosity: Ok(value.verbosity),
                 }
             }
+        }
+    }
+    /// Generation of default values for serde.
+    pub mod defaults {
+        pub(super) fn response_frequency_penalty() -> f64 {
+            0.0_f64
+        }
+        pub(super) fn response_presence_penalty() -> f64 {
+            0.0_f64
         }
     }
     /// Error types.

@@ -88,6 +88,8 @@ async fn upstream_json_response_translates_request() {
             ],
             "temperature": 0.5,
             "top_p": 0.9,
+            "presence_penalty": 0.5,
+            "frequency_penalty": -0.25,
             "max_output_tokens": 100,
             "reasoning": {"effort": "low"}
         }))
@@ -101,6 +103,10 @@ async fn upstream_json_response_translates_request() {
     assert_eq!(body["stream"], false);
     assert_eq!(body["temperature"], 0.5);
     assert_eq!(body["top_p"], 0.9);
+    assert_eq!(body["presence_penalty"], 0.5);
+    assert_eq!(body["frequency_penalty"], -0.25);
+    assert_eq!(r["presence_penalty"], 0.5);
+    assert_eq!(r["frequency_penalty"], -0.25);
     assert_eq!(body["max_tokens"], 100);
     assert_eq!(body["reasoning_effort"], "low");
     let msgs = body["messages"].as_array().unwrap();
@@ -573,6 +579,22 @@ async fn each_validation_error_is_a_400_naming_param() {
         json!({"model": m, "input": "x", "top_p": 1.5}),
         400,
         Some("top_p"),
+        None,
+    )
+    .await;
+    expect_error(
+        &gw,
+        json!({"model": m, "input": "x", "presence_penalty": 2.5}),
+        400,
+        Some("presence_penalty"),
+        None,
+    )
+    .await;
+    expect_error(
+        &gw,
+        json!({"model": m, "input": "x", "frequency_penalty": -3}),
+        400,
+        Some("frequency_penalty"),
         None,
     )
     .await;

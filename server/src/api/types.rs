@@ -49,6 +49,10 @@ pub struct CreateResponse {
     pub temperature: Option<f64>,
     /// Nucleus sampling mass, 0 to 1.
     pub top_p: Option<f64>,
+    /// Penalty for tokens already present, -2 to 2 (forwarded upstream).
+    pub presence_penalty: Option<f64>,
+    /// Penalty by token frequency so far, -2 to 2 (forwarded upstream).
+    pub frequency_penalty: Option<f64>,
     /// Number of most likely tokens to return per position, 0 to 20.
     pub top_logprobs: Option<i64>,
     /// Up to 16 key-value pairs; keys up to 64 characters, values up to 512.
@@ -442,6 +446,12 @@ pub struct Response {
     pub temperature: f64,
     /// Echo of `top_p`.
     pub top_p: f64,
+    /// Echo of `presence_penalty` (0 when not given).
+    #[serde(default)]
+    pub presence_penalty: f64,
+    /// Echo of `frequency_penalty` (0 when not given).
+    #[serde(default)]
+    pub frequency_penalty: f64,
     /// Echo of `top_logprobs`.
     pub top_logprobs: i64,
     /// Echo of `text`.

@@ -123,6 +123,8 @@ impl Engine {
                 max_output_tokens: req.max_output_tokens,
                 temperature: req.temperature,
                 top_p: req.top_p,
+                presence_penalty: req.presence_penalty,
+                frequency_penalty: req.frequency_penalty,
                 ..Sampling::default()
             },
             reasoning_effort: req
@@ -185,6 +187,8 @@ impl Engine {
             store: req.store.unwrap_or(true),
             temperature: req.temperature.unwrap_or(1.0),
             top_p: req.top_p.unwrap_or(1.0),
+            presence_penalty: req.presence_penalty.unwrap_or(0.0),
+            frequency_penalty: req.frequency_penalty.unwrap_or(0.0),
             top_logprobs: req.top_logprobs.unwrap_or(0),
             text: TextConfig {
                 format: Some(format.unwrap_or(TextFormat::Text)),

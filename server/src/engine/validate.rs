@@ -95,6 +95,8 @@ pub fn check(req: &CreateResponse) -> Result<(), EngineError> {
     }
     range_f("temperature", req.temperature, 0.0, 2.0)?;
     range_f("top_p", req.top_p, 0.0, 1.0)?;
+    range_f("presence_penalty", req.presence_penalty, -2.0, 2.0)?;
+    range_f("frequency_penalty", req.frequency_penalty, -2.0, 2.0)?;
     range_i("top_logprobs", req.top_logprobs, 0, 20)?;
     range_i("max_output_tokens", req.max_output_tokens, 16, i64::MAX)?;
     range_i("max_tool_calls", req.max_tool_calls, 0, i64::MAX)?;

@@ -1,9 +1,12 @@
-//! Persistence behind the `Store` traits (keys, responses, the run queue),
-//! with a SQLite (embedded default) and a PostgreSQL (several replicas)
-//! implementation of the same schema. Every read of a response is scoped
-//! to an organization; background runs are claimed under a lease so that
-//! any number of gateway processes can share one queue.
+//! Persistence behind the `Store` traits (keys, responses, the run queue,
+//! stored chat completions), with a SQLite (embedded default) and a
+//! PostgreSQL (several replicas) implementation of the same schema. Every
+//! read of a response or a chat completion is scoped to an organization;
+//! background runs are claimed under a lease so that any number of gateway
+//! processes can share one queue.
 
+#[cfg(test)]
+mod chat_tests;
 pub mod counters;
 mod error;
 pub mod postgres;
@@ -17,7 +20,7 @@ use std::sync::Arc;
 pub use error::{StoreError, StoreResult};
 pub use records::*;
 pub use rows::parse_status;
-pub use traits::{KeyStore, ResponseStore, RunQueue, Store};
+pub use traits::{ChatStore, KeyStore, ResponseStore, RunQueue, Store};
 
 /// A shared store.
 pub type SharedStore = Arc<dyn Store>;

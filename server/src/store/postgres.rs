@@ -2,7 +2,8 @@
 //! schema and semantics as the SQLite store; background runs are claimed
 //! with `FOR UPDATE SKIP LOCKED`, and replicas wake each other with
 //! LISTEN/NOTIFY (published inside the writing transaction, so a notice is
-//! only ever delivered for a committed write).
+//! only ever delivered for a committed write). Stored chat completions
+//! live in `chat`.
 
 use std::future::Future;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use super::rows::*;
 use super::*;
 use crate::api::ResponseStatus;
 
+mod chat;
 mod connect;
 mod notify;
 mod writes;

@@ -142,5 +142,64 @@ pub enum Notice {
     Cancel(String),
 }
 
+/// A chat completion to store (`store: true`), written in one transaction.
+#[derive(Clone, Debug)]
+pub struct NewChatCompletion {
+    /// `chatcmpl-…`.
+    pub id: String,
+    /// Organization id.
+    pub org_id: String,
+    /// Model as requested (`provider/model`), for the `model` filter.
+    pub model: String,
+    /// The `metadata` object as JSON text (`{}` when none).
+    pub metadata: String,
+    /// The `ChatCompletion` JSON as answered.
+    pub body: String,
+    /// The request's messages, in order: ids `<completion id>-<n>` and JSON.
+    pub messages: Vec<ItemRow>,
+    /// Creation time (ms).
+    pub created_at: i64,
+}
+
+/// A stored chat completion as read back.
+#[derive(Clone, Debug)]
+pub struct StoredChatCompletion {
+    /// `chatcmpl-…`.
+    pub id: String,
+    /// The `ChatCompletion` JSON as answered at creation.
+    pub body: String,
+    /// The current `metadata` JSON object text (updates change only this).
+    pub metadata: String,
+    /// Creation time (ms).
+    pub created_at: i64,
+}
+
+/// Which stored chat completions to list.
+#[derive(Clone, Debug, Default)]
+pub struct ChatListQuery {
+    /// Start after this completion id (keyset cursor).
+    pub after: Option<String>,
+    /// At most this many rows.
+    pub limit: i64,
+    /// Newest first when true, oldest first otherwise.
+    pub descending: bool,
+    /// Only this model (exact match).
+    pub model: Option<String>,
+    /// Only completions whose metadata has every one of these key/value
+    /// pairs.
+    pub metadata: Vec<(String, String)>,
+}
+
+/// A page of a stored completion's request messages.
+#[derive(Clone, Debug, Default)]
+pub struct MessagesQuery {
+    /// Start after this message id.
+    pub after: Option<String>,
+    /// At most this many rows.
+    pub limit: i64,
+    /// Last message first when true.
+    pub descending: bool,
+}
+
 /// Page of a response's input items, in transcript order.
 pub type Items = Vec<ItemRow>;

@@ -166,6 +166,18 @@ pub(super) fn expired_run(
     })
 }
 
+/// `id, body, metadata, created_at` of a stored chat completion.
+pub(super) fn stored_chat(
+    row: &impl StoreRow,
+) -> Result<StoredChatCompletion, sqlx::Error> {
+    Ok(StoredChatCompletion {
+        id: row.text("id")?,
+        body: row.text("body")?,
+        metadata: row.text("metadata")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
 /// `seq, body` of an event.
 pub(super) fn event_row(row: &impl StoreRow) -> Result<EventRow, sqlx::Error> {
     Ok(EventRow { seq: row.int("seq")?, body: row.text("body")? })

@@ -1,6 +1,7 @@
 //! SQLite store: one file, WAL, zero setup. Writes go through a single
 //! connection (SQLite has one writer anyway, and this avoids lock-upgrade
-//! failures); concurrent response inserts are batched into one transaction.
+//! failures); concurrent inserts (responses, stored chat completions) are
+//! batched into one transaction.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -18,12 +19,14 @@ use super::rows::*;
 use super::*;
 use crate::api::ResponseStatus;
 
+mod chat;
 mod checkpoint;
 mod writer;
 
 use checkpoint::checkpoint_loop;
 use writer::{
-    EventOf, InsertJob, ItemAt, insert_events, insert_items, insert_writer,
+    EventOf, Insert, InsertJob, ItemAt, insert_events, insert_items,
+    insert_writer,
 };
 
 /// The SQLite implementation of [`Store`].
@@ -93,6 +96,18 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// Hands `insert` to the single writer and waits until its batch is
+    /// committed (or failed).
+    async fn enqueue(&self, insert: Insert) -> StoreResult<()> {
+        let stopped = || StoreError::Unavailable("writer stopped".into());
+        let (done, wait) = oneshot::channel();
+        self.inserts
+            .send(InsertJob { insert, done })
+            .await
+            .map_err(|_| stopped())?;
+        wait.await.map_err(|_| stopped())?
+    }
+
     /// Runs `update`, a write to run `id` guarded by its lease or status,
     /// and only when it matched the row appends output `items` and
     /// `events` in the same transaction; false when the run was not in the
@@ -224,13 +239,7 @@ impl KeyStore for SqliteStore {
 #[async_trait]
 impl ResponseStore for SqliteStore {
     async fn insert_response(&self, r: NewResponse) -> StoreResult<()> {
-        let (done, wait) = oneshot::channel();
-        self.inserts
-            .send(InsertJob { response: r, done })
-            .await
-            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?;
-        wait.await
-            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
+        self.enqueue(Insert::Response(r)).await
     }
 
     async fn get_response(

@@ -1,15 +1,16 @@
 //! The store's contract, one trait per concern: keys and organizations,
-//! responses and their items, and the queue of background runs with its
-//! event log. `Store` is all three plus what a whole database answers.
+//! responses and their items, the queue of background runs with its event
+//! log, and stored chat completions. `Store` is all four plus what a whole
+//! database answers.
 
 use async_trait::async_trait;
 
 use super::StoreResult;
 use super::records::*;
 
-/// Everything the gateway keeps: one database holds all three concerns.
+/// Everything the gateway keeps: one database holds all four concerns.
 #[async_trait]
-pub trait Store: KeyStore + ResponseStore + RunQueue {
+pub trait Store: KeyStore + ResponseStore + RunQueue + ChatStore {
     /// Backend name for logs (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
 
@@ -136,4 +137,51 @@ pub trait RunQueue: Send + Sync + 'static {
     ) -> StoreResult<Vec<EventRow>>;
     /// Deletes event logs of finished runs older than `before`.
     async fn prune_events(&self, before: i64) -> StoreResult<u64>;
+}
+
+/// Stored chat completions and their request messages, always read within
+/// an organization.
+#[async_trait]
+pub trait ChatStore: Send + Sync + 'static {
+    /// Inserts a completion with its messages in one transaction; durable
+    /// when it returns.
+    async fn insert_chat_completion(
+        &self,
+        c: NewChatCompletion,
+    ) -> StoreResult<()>;
+    /// A completion of `org`.
+    async fn get_chat_completion(
+        &self,
+        org: &str,
+        id: &str,
+    ) -> StoreResult<Option<StoredChatCompletion>>;
+    /// A page of `org`'s completions ordered by (created_at, id); None when
+    /// `after` is not a completion of `org`.
+    async fn list_chat_completions(
+        &self,
+        org: &str,
+        q: &ChatListQuery,
+    ) -> StoreResult<Option<Vec<StoredChatCompletion>>>;
+    /// Replaces the metadata of a completion of `org`; None if there is none.
+    async fn update_chat_metadata(
+        &self,
+        org: &str,
+        id: &str,
+        metadata: &str,
+    ) -> StoreResult<Option<StoredChatCompletion>>;
+    /// Deletes a completion of `org` and its messages; false if there is none.
+    async fn delete_chat_completion(
+        &self,
+        org: &str,
+        id: &str,
+    ) -> StoreResult<bool>;
+    /// A page of a completion's messages in order (ItemRow: message id +
+    /// JSON); None if the completion is not `org`'s, or `after` is not one
+    /// of its messages.
+    async fn chat_messages(
+        &self,
+        org: &str,
+        id: &str,
+        q: &MessagesQuery,
+    ) -> StoreResult<Option<Vec<ItemRow>>>;
 }

@@ -141,8 +141,13 @@ async fn expect_notice(rx: &mut broadcast::Receiver<Notice>, want: Notice) {
         .unwrap_or_else(|_| panic!("no {want:?} notice within 5 s"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_store() {
+/// Runs `test` against a fresh database (dropped afterwards, even when the
+/// test panics), or skips it as [`admin`] says.
+async fn with_database<F, Fut>(test: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let Some(mut admin) = admin().await else { return };
     let name = format!("maniac_store_test_{}", crate::ids::random_hex(6));
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -150,7 +155,7 @@ async fn postgres_store() {
         .await
         .expect("create database");
     let url = format!("{SERVER}/{name}");
-    let outcome = AssertUnwindSafe(exercise(&url)).catch_unwind().await;
+    let outcome = AssertUnwindSafe(test(url)).catch_unwind().await;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
     )))
@@ -160,6 +165,26 @@ async fn postgres_store() {
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_store() {
+    with_database(|url| async move { exercise(&url).await }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stored_chat_completions() {
+    with_database(|url| async move {
+        let opts = PoolOptions {
+            max_connections: 4,
+            acquire_timeout_ms: 3_000,
+            statement_timeout_ms: 5_000,
+            ..PoolOptions::default()
+        };
+        let store = PgStore::open(&url, &opts).await.expect("open");
+        crate::store::chat_tests::exercise(&store).await;
+    })
+    .await;
 }
 
 async fn exercise(url: &str) {

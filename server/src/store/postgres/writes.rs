@@ -1,5 +1,5 @@
-//! Item and event inserts shared by several writes: each is one statement
-//! whatever the number of rows, the rows passed as arrays through `UNNEST`.
+//! Item, event and chat message inserts: each is one statement whatever
+//! the number of rows, the rows passed as arrays through `UNNEST`.
 
 use sqlx::postgres::PgConnection;
 
@@ -66,6 +66,34 @@ pub(super) async fn insert_events(
     .bind(seqs)
     .bind(bodies)
     .bind(now_ms())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Inserts a stored chat completion's request messages with one multi-row
+/// statement; positions count from 0.
+pub(super) async fn insert_messages(
+    conn: &mut PgConnection,
+    id: &str,
+    messages: &[ItemRow],
+) -> Result<(), sqlx::Error> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let positions: Vec<i64> = (0..messages.len() as i64).collect();
+    let ids: Vec<&str> = messages.iter().map(|m| m.id.as_str()).collect();
+    let bodies: Vec<&str> = messages.iter().map(|m| m.body.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO chat_completion_messages (completion_id, position, \
+         message_id, body) SELECT $1, t.position, t.message_id, t.body \
+         FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::TEXT[]) \
+         AS t (position, message_id, body)",
+    )
+    .bind(id)
+    .bind(positions)
+    .bind(ids)
+    .bind(bodies)
     .execute(conn)
     .await?;
     Ok(())

@@ -1,20 +1,32 @@
-//! The single writer's batching: concurrent response inserts are queued,
-//! committed together in one transaction with multi-row `INSERT`s, and
-//! retried one by one when a batch fails.
+//! The single writer's batching: concurrent inserts of responses and of
+//! stored chat completions are queued, committed together in one
+//! transaction with multi-row `INSERT`s, and retried one by one when a
+//! batch fails.
 
 use sqlx::sqlite::SqlitePool;
 use sqlx::{Sqlite, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
+use super::chat::insert_chats;
 use crate::store::rows::positioned;
-use crate::store::{EventRow, ItemRow, NewResponse, StoreResult, now_ms};
+use crate::store::{
+    EventRow, ItemRow, NewChatCompletion, NewResponse, StoreResult, now_ms,
+};
 
 /// Most inserts committed in one transaction.
 const MAX_BATCH: usize = 256;
 
-/// A response to insert and where its outcome goes.
+/// A row (with its children) that the writer inserts.
+pub(super) enum Insert {
+    /// A response with its items and events.
+    Response(NewResponse),
+    /// A stored chat completion with its request messages.
+    Chat(NewChatCompletion),
+}
+
+/// An insert and where its outcome goes.
 pub(super) struct InsertJob {
-    pub(super) response: NewResponse,
+    pub(super) insert: Insert,
     pub(super) done: oneshot::Sender<StoreResult<()>>,
 }
 
@@ -26,8 +38,7 @@ pub(super) async fn insert_writer(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let rows: Vec<&NewResponse> =
-            batch.iter().map(|j| &j.response).collect();
+        let rows: Vec<&Insert> = batch.iter().map(|j| &j.insert).collect();
         let result = insert_batch(&pool, &rows).await;
         drop(rows);
         match result {
@@ -43,7 +54,7 @@ pub(super) async fn insert_writer(
             }
             Err(_) => {
                 for job in batch.drain(..) {
-                    let r = insert_batch(&pool, &[&job.response]).await;
+                    let r = insert_batch(&pool, &[&job.insert]).await;
                     let _ = job.done.send(r);
                 }
             }
@@ -69,8 +80,24 @@ pub(super) fn chunked<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
 /// statements whose values are bound parameters. (An earlier version
 /// passed rows as one JSON array through `json_each`: callgrind put
 /// SQLite's JSON functions at ~45% of the writer's time.)
-async fn insert_batch(
-    pool: &SqlitePool,
+async fn insert_batch(pool: &SqlitePool, rows: &[&Insert]) -> StoreResult<()> {
+    let (mut responses, mut chats) = (Vec::new(), Vec::new());
+    for row in rows {
+        match row {
+            Insert::Response(r) => responses.push(r),
+            Insert::Chat(c) => chats.push(c),
+        }
+    }
+    let mut tx = pool.begin().await?;
+    insert_responses(&mut tx, &responses).await?;
+    insert_chats(&mut tx, &chats).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Inserts responses with their items and events.
+async fn insert_responses(
+    tx: &mut Transaction<'_, Sqlite>,
     rows: &[&NewResponse],
 ) -> StoreResult<()> {
     let items: Vec<ItemAt> = rows
@@ -84,7 +111,6 @@ async fn insert_batch(
         .iter()
         .flat_map(|r| r.events.iter().map(move |e| (r.id.as_str(), e)))
         .collect();
-    let mut tx = pool.begin().await?;
     for chunk in chunked(rows) {
         let mut q = sqlx::QueryBuilder::<Sqlite>::new(
             "INSERT INTO responses (id, org_id, previous_response_id, \
@@ -101,12 +127,10 @@ async fn insert_batch(
                 .push_bind(r.created_at)
                 .push_bind(r.created_at);
         });
-        q.build().execute(&mut *tx).await?;
+        q.build().execute(&mut **tx).await?;
     }
-    insert_items(&mut tx, &items).await?;
-    insert_events(&mut tx, &events).await?;
-    tx.commit().await?;
-    Ok(())
+    insert_items(tx, &items).await?;
+    insert_events(tx, &events).await
 }
 
 /// An item to insert: response id, kind, position, item.

@@ -7,6 +7,21 @@ use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderE
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
+    ///A citation of a URL.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct Annotation {
+        ///`url_citation`.
+        #[serde(rename = "type")]
+        pub type_: ::std::string::String,
+        ///The cited URL and where the citation is in the text.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub url_citation: ::std::option::Option<::serde_json::Value>,
+    }
+    impl Annotation {
+        pub fn builder() -> builder::Annotation {
+            Default::default()
+        }
+    }
     ///The `assistant` role tag of output messages.
     #[derive(
         ::serde::Deserialize,
@@ -57,6 +72,739 @@ pub mod types {
             value: ::std::string::String,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
+        }
+    }
+    ///One choice of a completion.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ChatChoice {
+        ///Why it stopped.
+        pub finish_reason: ChatFinishReason,
+        ///Position among the choices.
+        pub index: u32,
+        ///Token log probabilities, when `logprobs` was asked for.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub logprobs: ::std::option::Option<ChoiceLogprobs>,
+        ///The answer.
+        pub message: ChatCompletionMessage,
+    }
+    impl ChatChoice {
+        pub fn builder() -> builder::ChatChoice {
+            Default::default()
+        }
+    }
+    ///A chat completion.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ChatCompletion {
+        ///The choices (`n` of them).
+        pub choices: ::std::vec::Vec<ChatChoice>,
+        ///Unix seconds.
+        pub created: i64,
+        ///`chatcmpl-…`.
+        pub id: ::std::string::String,
+        ///Metadata stored with the completion (stored completions only).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub metadata: ::std::option::Option<
+            ::std::collections::HashMap<::std::string::String, ::std::string::String>,
+        >,
+        ///The model as requested (`provider/model`).
+        pub model: ::std::string::String,
+        ///Always `chat.completion`.
+        pub object: ChatCompletionObject,
+        ///Maniac extension: the provider that answered.
+        pub provider: ::std::string::String,
+        ///The service tier the request ran at.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub service_tier: ::std::option::Option<::std::string::String>,
+        ///The upstream's backend configuration fingerprint.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub system_fingerprint: ::std::option::Option<::std::string::String>,
+        ///Token usage.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub usage: ::std::option::Option<CompletionUsage>,
+    }
+    impl ChatCompletion {
+        pub fn builder() -> builder::ChatCompletion {
+            Default::default()
+        }
+    }
+    ///One server-sent event of a streamed completion.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ChatCompletionChunk {
+        ///Deltas of the choices (empty on the usage chunk).
+        pub choices: ::std::vec::Vec<ChunkChoice>,
+        ///Unix seconds (the same on every chunk).
+        pub created: i64,
+        ///The completion's id (the same on every chunk).
+        pub id: ::std::string::String,
+        ///The model as requested.
+        pub model: ::std::string::String,
+        pub object: ChatCompletionChunkObject,
+        ///Maniac extension: the provider that answered.
+        pub provider: ::std::string::String,
+        ///The service tier the request ran at.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub service_tier: ::std::option::Option<::std::string::String>,
+        ///The upstream's backend configuration fingerprint.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub system_fingerprint: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub usage: ::std::option::Option<CompletionUsage>,
+    }
+    impl ChatCompletionChunk {
+        pub fn builder() -> builder::ChatCompletionChunk {
+            Default::default()
+        }
+    }
+    ///The `chat.completion.chunk` object type tag.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ChatCompletionChunkObject {
+        ///A streamed chunk.
+        #[serde(rename = "chat.completion.chunk")]
+        ChatCompletionChunk,
+    }
+    impl ::std::fmt::Display for ChatCompletionChunkObject {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::ChatCompletionChunk => f.write_str("chat.completion.chunk"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ChatCompletionChunkObject {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "chat.completion.chunk" => Ok(Self::ChatCompletionChunk),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ChatCompletionChunkObject {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ChatCompletionChunkObject {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///Confirmation of a deletion.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ChatCompletionDeleted {
+        ///Always true.
+        pub deleted: bool,
+        ///The deleted completion's id.
+        pub id: ::std::string::String,
+        ///Always `chat.completion.deleted`.
+        pub object: ChatDeletedObject,
+    }
+    impl ChatCompletionDeleted {
+        pub fn builder() -> builder::ChatCompletionDeleted {
+            Default::default()
+        }
+    }
+    ///A page of stored chat completions.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ChatCompletionList {
+        ///The completions of this page.
+        pub data: ::std::vec::Vec<ChatCompletion>,
+        ///Id of the first completion of this page.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub first_id: ::std::option::Option<::std::string::String>,
+        ///Whether more follow.
+        pub has_more: bool,
+        ///Id of the last; pass it as `after` for the next page.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_id: ::std::option::Option<::std::string::String>,
+        ///Always `list`.
+        pub object: ListObject,
+    }
+    impl ChatCompletionList {
+        pub fn builder() -> builder::ChatCompletionList {
+            Default::default()
+        }
+    }
+    ///The model's message.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ChatCompletionMessage {
+        ///Citations.
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub annotations: ::std::vec::Vec<Annotation>,
+        ///The text (null when the model only called tools or refused).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub content: ::std::option::Option<::std::string::String>,
+        ///Reasoning the upstream returned (DeepSeek's and vLLM's field).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub reasoning_content: ::std::option::Option<::std::string::String>,
+        ///The refusal, if the model refused.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub refusal: ::std::option::Option<::std::string::String>,
+        ///Always `assistant`.
+        pub role: AssistantRole,
+        ///Tool calls the model made.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_calls: ::std::option::Option<::std::vec::Vec<ChatToolCall>>,
+    }
+    impl ChatCompletionMessage {
+        pub fn builder() -> builder::ChatCompletionMessage {
+            Default::default()
+        }
+    }
+    ///The `chat.completion` object type tag.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ChatCompletionObject {
+        ///A chat completion.
+        #[serde(rename = "chat.completion")]
+        ChatCompletion,
+    }
+    impl ::std::fmt::Display for ChatCompletionObject {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::ChatCompletion => f.write_str("chat.completion"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ChatCompletionObject {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "chat.completion" => Ok(Self::ChatCompletion),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ChatCompletionObject {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ChatCompletionObject {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///Message content: a string, or a list of parts.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(untagged)]
+    pub enum ChatContent {
+        String(::std::string::String),
+        Array(::std::vec::Vec<ChatContentPart>),
+    }
+    impl ::std::convert::From<::std::vec::Vec<ChatContentPart>> for ChatContent {
+        fn from(value: ::std::vec::Vec<ChatContentPart>) -> Self {
+            Self::Array(value)
+        }
+    }
+    ///One part of a message's content.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(tag = "type", deny_unknown_fields)]
+    pub enum ChatContentPart {
+        ///Text.
+        #[serde(rename = "text")]
+        Text {
+            ///The text.
+            text: ::std::string::String,
+        },
+        ///An image by URL or `data:` URI (user messages only).
+        #[serde(rename = "image_url")]
+        ImageUrl {
+            ///The image.
+            image_url: ImageUrl,
+        },
+        ///Audio input is not supported.
+        #[serde(rename = "input_audio")]
+        InputAudio {
+            ///The audio.
+            input_audio: ::serde_json::Value,
+        },
+        ///A file (user messages only).
+        #[serde(rename = "file")]
+        File {
+            ///The file.
+            file: ChatFile,
+        },
+        ///A refusal (assistant messages only).
+        #[serde(rename = "refusal")]
+        Refusal {
+            ///The refusal text.
+            refusal: ::std::string::String,
+        },
+    }
+    ///The `chat.completion.deleted` object type tag.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ChatDeletedObject {
+        ///A deleted completion.
+        #[serde(rename = "chat.completion.deleted")]
+        ChatCompletionDeleted,
+    }
+    impl ::std::fmt::Display for ChatDeletedObject {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::ChatCompletionDeleted => f.write_str("chat.completion.deleted"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ChatDeletedObject {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "chat.completion.deleted" => Ok(Self::ChatCompletionDeleted),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ChatDeletedObject {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ChatDeletedObject {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///A file given inline or by id.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct ChatFile {
+        ///Base64 data or a data URI.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub file_data: ::std::option::Option<::std::string::String>,
+        ///An uploaded file's id.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub file_id: ::std::option::Option<::std::string::String>,
+        ///The file's name.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub filename: ::std::option::Option<::std::string::String>,
+    }
+    impl ChatFile {
+        pub fn builder() -> builder::ChatFile {
+            Default::default()
+        }
+    }
+    ///Why a choice stopped.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ChatFinishReason {
+        ///Natural end or a stop sequence.
+        #[serde(rename = "stop")]
+        Stop,
+        ///Token limit reached.
+        #[serde(rename = "length")]
+        Length,
+        ///The model called tools.
+        #[serde(rename = "tool_calls")]
+        ToolCalls,
+        ///Stopped by a content filter.
+        #[serde(rename = "content_filter")]
+        ContentFilter,
+    }
+    impl ::std::fmt::Display for ChatFinishReason {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Stop => f.write_str("stop"),
+                Self::Length => f.write_str("length"),
+                Self::ToolCalls => f.write_str("tool_calls"),
+                Self::ContentFilter => f.write_str("content_filter"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ChatFinishReason {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "stop" => Ok(Self::Stop),
+                "length" => Ok(Self::Length),
+                "tool_calls" => Ok(Self::ToolCalls),
+                "content_filter" => Ok(Self::ContentFilter),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ChatFinishReason {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ChatFinishReason {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///One message of the conversation, by `role`.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(tag = "role", deny_unknown_fields)]
+    pub enum ChatMessage {
+        ///Instructions from the application.
+        #[serde(rename = "system")]
+        System {
+            ///Text or text parts.
+            content: ChatContent,
+            ///Optional participant name.
+            #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+            name: ::std::option::Option<::std::string::String>,
+        },
+        ///Instructions from the developer (newer name of `system`).
+        #[serde(rename = "developer")]
+        Developer {
+            ///Text or text parts.
+            content: ChatContent,
+            ///Optional participant name.
+            #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+            name: ::std::option::Option<::std::string::String>,
+        },
+        ///What the user said: text, images and files.
+        #[serde(rename = "user")]
+        User {
+            ///Text or content parts.
+            content: ChatContent,
+            ///Optional participant name.
+            #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+            name: ::std::option::Option<::std::string::String>,
+        },
+        ///An earlier answer of the model, given back.
+        #[serde(rename = "assistant")]
+        Assistant {
+            ///Citations of the answer (accepted when re-sent, not forwarded).
+            #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+            annotations: ::std::option::Option<::std::vec::Vec<::serde_json::Value>>,
+            ///Audio of the answer: must be null.
+            #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+            audio: ::std::option::Option<::serde_json::Value>,
+            ///Text or text and refusal parts; null with `tool_calls`.
+            #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+            content: ::std::option::Option<ChatContent>,
+            ///Deprecated function call: must be null.
+            #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+            function_call: ::std::option::Option<::serde_json::Value>,
+            ///Optional participant name.
+            #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+            name: ::std::option::Option<::std::string::String>,
+            ///Reasoning of the answer (accepted when re-sent, not forwarded).
+            #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+            reasoning_content: ::std::option::Option<::std::string::String>,
+            ///A refusal the model gave.
+            #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+            refusal: ::std::option::Option<::std::string::String>,
+            ///Tool calls the model made.
+            #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+            tool_calls: ::std::option::Option<::std::vec::Vec<ChatToolCall>>,
+        },
+        ///The output of a tool call.
+        #[serde(rename = "tool")]
+        Tool {
+            ///The output: text or text parts.
+            content: ChatContent,
+            ///The `id` of the tool call this answers.
+            tool_call_id: ::std::string::String,
+        },
+    }
+    ///A page of a stored completion's request messages.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ChatMessageList {
+        ///The messages of this page.
+        pub data: ::std::vec::Vec<ChatStoredMessage>,
+        ///Id of the first message of this page.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub first_id: ::std::option::Option<::std::string::String>,
+        ///Whether more follow.
+        pub has_more: bool,
+        ///Id of the last; pass it as `after` for the next page.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_id: ::std::option::Option<::std::string::String>,
+        ///Always `list`.
+        pub object: ListObject,
+    }
+    impl ChatMessageList {
+        pub fn builder() -> builder::ChatMessageList {
+            Default::default()
+        }
+    }
+    ///A stored request message.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ChatStoredMessage {
+        ///The content as sent.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub content: ::std::option::Option<ChatContent>,
+        ///`<completion id>-<position>`.
+        pub id: ::std::string::String,
+        ///Participant name, if given.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub name: ::std::option::Option<::std::string::String>,
+        ///A refusal of an assistant message.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub refusal: ::std::option::Option<::std::string::String>,
+        ///The message's role.
+        pub role: ::std::string::String,
+        ///The call a tool message answers.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_call_id: ::std::option::Option<::std::string::String>,
+        ///Tool calls of an assistant message.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_calls: ::std::option::Option<::std::vec::Vec<ChatToolCall>>,
+    }
+    impl ChatStoredMessage {
+        pub fn builder() -> builder::ChatStoredMessage {
+            Default::default()
+        }
+    }
+    ///Streaming options of Chat Completions.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct ChatStreamOptions {
+        ///Accepted for compatibility; chunks carry no padding.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub include_obfuscation: ::std::option::Option<bool>,
+        ///Send a last chunk with `usage` (and `usage: null` on the others).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub include_usage: ::std::option::Option<bool>,
+    }
+    impl ChatStreamOptions {
+        pub fn builder() -> builder::ChatStreamOptions {
+            Default::default()
+        }
+    }
+    ///A function tool the model may call.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct ChatTool {
+        ///The function.
+        pub function: FunctionDefinition,
+        ///Always `function`.
+        #[serde(rename = "type")]
+        pub type_: FunctionType,
+    }
+    impl ChatTool {
+        pub fn builder() -> builder::ChatTool {
+            Default::default()
+        }
+    }
+    ///A call of a function tool, made by the model.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct ChatToolCall {
+        ///The function and its arguments.
+        pub function: FunctionCall,
+        ///The call's id; the `tool` message with the output names it.
+        pub id: ::std::string::String,
+        ///Always `function`.
+        #[serde(rename = "type")]
+        pub type_: FunctionType,
+    }
+    impl ChatToolCall {
+        pub fn builder() -> builder::ChatToolCall {
+            Default::default()
+        }
+    }
+    ///`none`, `auto`, `required`, or a named function.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(untagged)]
+    pub enum ChatToolChoice {
+        ToolChoiceMode(ToolChoiceMode),
+        NamedToolChoice(NamedToolChoice),
+    }
+    impl ::std::convert::From<ToolChoiceMode> for ChatToolChoice {
+        fn from(value: ToolChoiceMode) -> Self {
+            Self::ToolChoiceMode(value)
+        }
+    }
+    impl ::std::convert::From<NamedToolChoice> for ChatToolChoice {
+        fn from(value: NamedToolChoice) -> Self {
+            Self::NamedToolChoice(value)
+        }
+    }
+    ///Log probabilities of a choice.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct ChoiceLogprobs {
+        ///Of the message text.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub content: ::std::option::Option<::std::vec::Vec<TokenLogprob>>,
+        ///Of the refusal.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub refusal: ::std::option::Option<::std::vec::Vec<TokenLogprob>>,
+    }
+    impl ChoiceLogprobs {
+        pub fn builder() -> builder::ChoiceLogprobs {
+            Default::default()
+        }
+    }
+    ///A choice's piece in one chunk.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ChunkChoice {
+        pub delta: ChunkDelta,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub finish_reason: ::std::option::Option<ChatFinishReason>,
+        ///Position among the choices.
+        pub index: u32,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub logprobs: ::std::option::Option<ChoiceLogprobs>,
+    }
+    impl ChunkChoice {
+        pub fn builder() -> builder::ChunkChoice {
+            Default::default()
+        }
+    }
+    ///What a chunk adds to a choice.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct ChunkDelta {
+        ///Citations.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub annotations: ::std::option::Option<::std::vec::Vec<Annotation>>,
+        ///More text.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub content: ::std::option::Option<::std::string::String>,
+        ///More reasoning.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub reasoning_content: ::std::option::Option<::std::string::String>,
+        ///More refusal.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub refusal: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub role: ::std::option::Option<AssistantRole>,
+        ///Tool-call fragments.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_calls: ::std::option::Option<::std::vec::Vec<ChunkToolCall>>,
+    }
+    impl ChunkDelta {
+        pub fn builder() -> builder::ChunkDelta {
+            Default::default()
+        }
+    }
+    ///A piece of a function call.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct ChunkFunction {
+        ///A piece of the arguments.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub arguments: ::std::option::Option<::std::string::String>,
+        ///The name (first fragment).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub name: ::std::option::Option<::std::string::String>,
+    }
+    impl ChunkFunction {
+        pub fn builder() -> builder::ChunkFunction {
+            Default::default()
+        }
+    }
+    ///A fragment of a tool call: `id`, `type` and the name come first, the arguments in pieces after.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ChunkToolCall {
+        pub function: ChunkFunction,
+        ///The call's id (first fragment).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub id: ::std::option::Option<::std::string::String>,
+        ///Position of the call among the choice's calls.
+        pub index: u32,
+        #[serde(rename = "type", skip_serializing_if = "::std::option::Option::is_none")]
+        pub type_: ::std::option::Option<FunctionType>,
+    }
+    impl ChunkToolCall {
+        pub fn builder() -> builder::ChunkToolCall {
+            Default::default()
+        }
+    }
+    ///Breakdown of generated tokens.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct CompletionTokensDetails {
+        ///Spent on reasoning.
+        pub reasoning_tokens: i64,
+    }
+    impl CompletionTokensDetails {
+        pub fn builder() -> builder::CompletionTokensDetails {
+            Default::default()
+        }
+    }
+    ///Token usage of a completion.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct CompletionUsage {
+        ///Generated tokens (reasoning included).
+        pub completion_tokens: i64,
+        ///Breakdown of the generated tokens.
+        pub completion_tokens_details: CompletionTokensDetails,
+        ///Prompt tokens (cached ones included).
+        pub prompt_tokens: i64,
+        ///Breakdown of the prompt tokens.
+        pub prompt_tokens_details: PromptTokensDetails,
+        ///Both.
+        pub total_tokens: i64,
+    }
+    impl CompletionUsage {
+        pub fn builder() -> builder::CompletionUsage {
+            Default::default()
         }
     }
     ///A content part of a message, input or output.
@@ -261,6 +1009,114 @@ pub mod types {
             value: ::std::string::String,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
+        }
+    }
+    /**Request body of `POST /v1/chat/completions`.
+
+Every field of OpenAI's `CreateChatCompletionRequest` is accepted. Unknown top-level fields are forwarded verbatim to OpenAI-compatible upstreams (for example vLLM's `guided_json` or `top_k`) and rejected with `unknown_parameter` by providers that translate the protocol. `tags` and `trace` are never forwarded.*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct CreateChatCompletion {
+        ///Audio output is not supported.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub audio: ::std::option::Option<::serde_json::Value>,
+        ///Penalty by token frequency so far, -2 to 2.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub frequency_penalty: ::std::option::Option<f64>,
+        ///Token id to bias, -100 to 100.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub logit_bias: ::std::option::Option<
+            ::std::collections::HashMap<::std::string::String, f64>,
+        >,
+        ///Return log probabilities of the output tokens.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub logprobs: ::std::option::Option<bool>,
+        ///Upper bound on generated tokens (reasoning included), at least 1.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub max_completion_tokens: ::std::option::Option<i64>,
+        ///Deprecated name of `max_completion_tokens`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub max_tokens: ::std::option::Option<i64>,
+        ///The conversation so far, oldest first.
+        pub messages: ::std::vec::Vec<ChatMessage>,
+        ///Up to 16 key-value pairs stored with the completion.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub metadata: ::std::option::Option<
+            ::std::collections::HashMap<::std::string::String, ::std::string::String>,
+        >,
+        ///Output modalities: only `["text"]` is supported.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub modalities: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+        ///Model as `provider/model`, for example `openai/gpt-4o-mini` or `echo/echo`.
+        pub model: ::std::string::String,
+        ///How many choices to generate, 1 to 128.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub n: ::std::option::Option<i64>,
+        ///Whether the model may call several tools at once.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub parallel_tool_calls: ::std::option::Option<bool>,
+        ///Predicted outputs are not supported.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub prediction: ::std::option::Option<::serde_json::Value>,
+        ///Penalty for tokens already present, -2 to 2.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub presence_penalty: ::std::option::Option<f64>,
+        ///Reasoning effort of reasoning models (`minimal` to `high`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub reasoning_effort: ::std::option::Option<::std::string::String>,
+        ///Output format: text, any JSON object, or JSON matching a schema.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub response_format: ::std::option::Option<ResponseFormat>,
+        ///A stable identifier of the end user, forwarded as `user` where the upstream has no field of its own.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub safety_identifier: ::std::option::Option<::std::string::String>,
+        ///Seed for best-effort reproducible sampling.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub seed: ::std::option::Option<i64>,
+        ///Service tier, forwarded.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub service_tier: ::std::option::Option<::std::string::String>,
+        ///Up to 4 sequences where generation stops.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub stop: ::std::option::Option<StopSequences>,
+        ///Store the completion for later retrieval (default false).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub store: ::std::option::Option<bool>,
+        ///Stream the answer as `chat.completion.chunk` server-sent events.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub stream: ::std::option::Option<bool>,
+        ///Options for streaming; only with `stream: true`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub stream_options: ::std::option::Option<ChatStreamOptions>,
+        ///Maniac extension: free-form tags, logged and stored with the completion; never forwarded.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tags: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+        ///Sampling temperature, 0 to 2.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub temperature: ::std::option::Option<f64>,
+        ///`none`, `auto`, `required`, or a named function.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_choice: ::std::option::Option<ChatToolChoice>,
+        ///Function tools the model may call.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tools: ::std::option::Option<::std::vec::Vec<ChatTool>>,
+        ///Most likely tokens per position, 0 to 20; requires `logprobs`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub top_logprobs: ::std::option::Option<i64>,
+        ///Nucleus sampling mass, 0 to 1.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub top_p: ::std::option::Option<f64>,
+        ///Maniac extension: trace context, logged and stored; never forwarded.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub trace: ::std::option::Option<
+            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        >,
+        ///Deprecated end-user identifier, forwarded.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub user: ::std::option::Option<::std::string::String>,
+    }
+    impl CreateChatCompletion {
+        pub fn builder() -> builder::CreateChatCompletion {
+            Default::default()
         }
     }
     /**Request body of `POST /v1/responses`.
@@ -533,6 +1389,20 @@ Carries the spec's flat fields (`code`, `message`, `param`) and the nested `erro
             Default::default()
         }
     }
+    ///The function a tool call calls.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct FunctionCall {
+        ///Arguments as JSON text (not always valid JSON: models err).
+        pub arguments: ::std::string::String,
+        ///Function name.
+        pub name: ::std::string::String,
+    }
+    impl FunctionCall {
+        pub fn builder() -> builder::FunctionCall {
+            Default::default()
+        }
+    }
     ///A piece of a function call's arguments.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct FunctionCallArgumentsDeltaEvent {
@@ -683,6 +1553,96 @@ Carries the spec's flat fields (`code`, `message`, `param`) and the nested `erro
             value: ::std::string::String,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
+        }
+    }
+    ///A function's name, purpose and argument schema.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct FunctionDefinition {
+        ///What the function does, for the model.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<::std::string::String>,
+        ///Letters, digits, `_` and `-`, up to 64 characters.
+        pub name: ::std::string::String,
+        ///JSON Schema of the arguments object.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub parameters: ::std::option::Option<
+            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        >,
+        ///Strict schema adherence.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub strict: ::std::option::Option<bool>,
+    }
+    impl FunctionDefinition {
+        pub fn builder() -> builder::FunctionDefinition {
+            Default::default()
+        }
+    }
+    ///The `function` type tag of tools and tool calls.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum FunctionType {
+        ///A function.
+        #[serde(rename = "function")]
+        Function,
+    }
+    impl ::std::fmt::Display for FunctionType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Function => f.write_str("function"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for FunctionType {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "function" => Ok(Self::Function),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for FunctionType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for FunctionType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///An image reference.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct ImageUrl {
+        ///`low`, `high` or `auto`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub detail: ::std::option::Option<::std::string::String>,
+        ///An `https:` URL or a `data:` URI.
+        pub url: ::std::string::String,
+    }
+    impl ImageUrl {
+        pub fn builder() -> builder::ImageUrl {
+            Default::default()
         }
     }
     ///Why a response is incomplete.
@@ -972,6 +1932,29 @@ Carries the spec's flat fields (`code`, `message`, `param`) and the nested `erro
             value.parse()
         }
     }
+    ///A named JSON schema for structured output.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct JsonSchemaFormat {
+        ///What the format is for.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<::std::string::String>,
+        ///Letters, digits, `_` and `-`, up to 64 characters.
+        pub name: ::std::string::String,
+        ///The JSON schema.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub schema: ::std::option::Option<
+            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        >,
+        ///Strict schema adherence.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub strict: ::std::option::Option<bool>,
+    }
+    impl JsonSchemaFormat {
+        pub fn builder() -> builder::JsonSchemaFormat {
+            Default::default()
+        }
+    }
     ///The `list` object type tag.
     #[derive(
         ::serde::Deserialize,
@@ -1168,6 +2151,33 @@ Carries the spec's flat fields (`code`, `message`, `param`) and the nested `erro
             value: ::std::string::String,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
+        }
+    }
+    ///A function by name.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct NamedFunction {
+        ///Function name.
+        pub name: ::std::string::String,
+    }
+    impl NamedFunction {
+        pub fn builder() -> builder::NamedFunction {
+            Default::default()
+        }
+    }
+    ///A tool choice naming one function.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct NamedToolChoice {
+        ///The function.
+        pub function: NamedFunction,
+        ///Always `function`.
+        #[serde(rename = "type")]
+        pub type_: FunctionType,
+    }
+    impl NamedToolChoice {
+        pub fn builder() -> builder::NamedToolChoice {
+            Default::default()
         }
     }
     ///Sort order of listed items.
@@ -1592,6 +2602,17 @@ Carries the spec's flat fields (`code`, `message`, `param`) and the nested `erro
     }
     impl OutputTokensDetails {
         pub fn builder() -> builder::OutputTokensDetails {
+            Default::default()
+        }
+    }
+    ///Breakdown of prompt tokens.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct PromptTokensDetails {
+        ///Read from the prompt cache.
+        pub cached_tokens: i64,
+    }
+    impl PromptTokensDetails {
+        pub fn builder() -> builder::PromptTokensDetails {
             Default::default()
         }
     }
@@ -2592,6 +3613,23 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
             value.parse()
         }
     }
+    ///The output format.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(tag = "type", content = "json_schema")]
+    pub enum ResponseFormat {
+        #[serde(rename = "text")]
+        Text,
+        #[serde(rename = "json_object")]
+        JsonObject,
+        ///JSON matching a schema.
+        #[serde(rename = "json_schema")]
+        JsonSchema(JsonSchemaFormat),
+    }
+    impl ::std::convert::From<JsonSchemaFormat> for ResponseFormat {
+        fn from(value: JsonSchemaFormat) -> Self {
+            Self::JsonSchema(value)
+        }
+    }
     ///Generation started.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct ResponseInProgressEvent {
@@ -3166,6 +4204,18 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
             value.parse()
         }
     }
+    ///`stop`: one sequence or several.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(untagged)]
+    pub enum StopSequences {
+        String(::std::string::String),
+        Array(::std::vec::Vec<::std::string::String>),
+    }
+    impl ::std::convert::From<::std::vec::Vec<::std::string::String>> for StopSequences {
+        fn from(value: ::std::vec::Vec<::std::string::String>) -> Self {
+            Self::Array(value)
+        }
+    }
     ///The error object nested in an `error` event.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct StreamErrorDetail {
@@ -3273,6 +4323,102 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
             strict: ::std::option::Option<bool>,
         },
     }
+    ///One token's log probability and its most likely alternatives.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct TokenLogprob {
+        ///Its UTF-8 bytes.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub bytes: ::std::option::Option<::std::vec::Vec<i64>>,
+        ///Its log probability.
+        pub logprob: f64,
+        ///The token.
+        pub token: ::std::string::String,
+        ///The most likely tokens at this position.
+        pub top_logprobs: ::std::vec::Vec<TopLogprob>,
+    }
+    impl TokenLogprob {
+        pub fn builder() -> builder::TokenLogprob {
+            Default::default()
+        }
+    }
+    ///Tool choice modes.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ToolChoiceMode {
+        ///Never call tools.
+        #[serde(rename = "none")]
+        None,
+        ///The model decides.
+        #[serde(rename = "auto")]
+        Auto,
+        ///The model must call at least one tool.
+        #[serde(rename = "required")]
+        Required,
+    }
+    impl ::std::fmt::Display for ToolChoiceMode {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::None => f.write_str("none"),
+                Self::Auto => f.write_str("auto"),
+                Self::Required => f.write_str("required"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ToolChoiceMode {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "none" => Ok(Self::None),
+                "auto" => Ok(Self::Auto),
+                "required" => Ok(Self::Required),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ToolChoiceMode {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ToolChoiceMode {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///An alternative token.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct TopLogprob {
+        ///Its UTF-8 bytes.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub bytes: ::std::option::Option<::std::vec::Vec<i64>>,
+        ///Its log probability.
+        pub logprob: f64,
+        ///The token.
+        pub token: ::std::string::String,
+    }
+    impl TopLogprob {
+        pub fn builder() -> builder::TopLogprob {
+            Default::default()
+        }
+    }
     ///Truncation strategy.
     #[derive(
         ::serde::Deserialize,
@@ -3328,6 +4474,21 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
             value: ::std::string::String,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
+        }
+    }
+    ///Body of `POST /v1/chat/completions/{completion_id}`.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct UpdateChatCompletion {
+        ///The new metadata (replaces the old; up to 16 pairs).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub metadata: ::std::option::Option<
+            ::std::collections::HashMap<::std::string::String, ::std::string::String>,
+        >,
+    }
+    impl UpdateChatCompletion {
+        pub fn builder() -> builder::UpdateChatCompletion {
+            Default::default()
         }
     }
     ///Verbosity of the answer.
@@ -3394,6 +4555,2109 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
     }
     /// Types for composing complex structures.
     pub mod builder {
+        #[derive(Clone, Debug)]
+        pub struct Annotation {
+            type_: ::std::result::Result<::std::string::String, ::std::string::String>,
+            url_citation: ::std::result::Result<
+                ::std::option::Option<::serde_json::Value>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Annotation {
+            fn default() -> Self {
+                Self {
+                    type_: Err("no value supplied for type_".to_string()),
+                    url_citation: Ok(Default::default()),
+                }
+            }
+        }
+        impl Annotation {
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+            pub fn url_citation<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::serde_json::Value>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.url_citation = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for url_citation: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Annotation> for super::Annotation {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Annotation,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    type_: value.type_?,
+                    url_citation: value.url_citation?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Annotation> for Annotation {
+            fn from(value: super::Annotation) -> Self {
+                Self {
+                    type_: Ok(value.type_),
+                    url_citation: Ok(value.url_citation),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatChoice {
+            finish_reason: ::std::result::Result<
+                super::ChatFinishReason,
+                ::std::string::String,
+            >,
+            index: ::std::result::Result<u32, ::std::string::String>,
+            logprobs: ::std::result::Result<
+                ::std::option::Option<super::ChoiceLogprobs>,
+                ::std::string::String,
+            >,
+            message: ::std::result::Result<
+                super::ChatCompletionMessage,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChatChoice {
+            fn default() -> Self {
+                Self {
+                    finish_reason: Err(
+                        "no value supplied for finish_reason".to_string(),
+                    ),
+                    index: Err("no value supplied for index".to_string()),
+                    logprobs: Ok(Default::default()),
+                    message: Err("no value supplied for message".to_string()),
+                }
+            }
+        }
+        impl ChatChoice {
+            pub fn finish_reason<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatFinishReason>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.finish_reason = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for finish_reason: {e}")
+                    });
+                self
+            }
+            pub fn index<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.index = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for index: {e}")
+                    });
+                self
+            }
+            pub fn logprobs<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ChoiceLogprobs>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.logprobs = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for logprobs: {e}")
+                    });
+                self
+            }
+            pub fn message<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatCompletionMessage>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.message = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for message: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatChoice> for super::ChatChoice {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatChoice,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    finish_reason: value.finish_reason?,
+                    index: value.index?,
+                    logprobs: value.logprobs?,
+                    message: value.message?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatChoice> for ChatChoice {
+            fn from(value: super::ChatChoice) -> Self {
+                Self {
+                    finish_reason: Ok(value.finish_reason),
+                    index: Ok(value.index),
+                    logprobs: Ok(value.logprobs),
+                    message: Ok(value.message),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatCompletion {
+            choices: ::std::result::Result<
+                ::std::vec::Vec<super::ChatChoice>,
+                ::std::string::String,
+            >,
+            created: ::std::result::Result<i64, ::std::string::String>,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            metadata: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        ::std::string::String,
+                    >,
+                >,
+                ::std::string::String,
+            >,
+            model: ::std::result::Result<::std::string::String, ::std::string::String>,
+            object: ::std::result::Result<
+                super::ChatCompletionObject,
+                ::std::string::String,
+            >,
+            provider: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            service_tier: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            system_fingerprint: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            usage: ::std::result::Result<
+                ::std::option::Option<super::CompletionUsage>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChatCompletion {
+            fn default() -> Self {
+                Self {
+                    choices: Err("no value supplied for choices".to_string()),
+                    created: Err("no value supplied for created".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    metadata: Ok(Default::default()),
+                    model: Err("no value supplied for model".to_string()),
+                    object: Err("no value supplied for object".to_string()),
+                    provider: Err("no value supplied for provider".to_string()),
+                    service_tier: Ok(Default::default()),
+                    system_fingerprint: Ok(Default::default()),
+                    usage: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChatCompletion {
+            pub fn choices<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ChatChoice>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.choices = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for choices: {e}")
+                    });
+                self
+            }
+            pub fn created<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn metadata<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            ::std::string::String,
+                        >,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.metadata = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for metadata: {e}")
+                    });
+                self
+            }
+            pub fn model<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.model = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for model: {e}")
+                    });
+                self
+            }
+            pub fn object<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatCompletionObject>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.object = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for object: {e}")
+                    });
+                self
+            }
+            pub fn provider<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.provider = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for provider: {e}")
+                    });
+                self
+            }
+            pub fn service_tier<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.service_tier = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for service_tier: {e}")
+                    });
+                self
+            }
+            pub fn system_fingerprint<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.system_fingerprint = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for system_fingerprint: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn usage<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::CompletionUsage>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.usage = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for usage: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatCompletion> for super::ChatCompletion {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatCompletion,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    choices: value.choices?,
+                    created: value.created?,
+                    id: value.id?,
+                    metadata: value.metadata?,
+                    model: value.model?,
+                    object: value.object?,
+                    provider: value.provider?,
+                    service_tier: value.service_tier?,
+                    system_fingerprint: value.system_fingerprint?,
+                    usage: value.usage?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatCompletion> for ChatCompletion {
+            fn from(value: super::ChatCompletion) -> Self {
+                Self {
+                    choices: Ok(value.choices),
+                    created: Ok(value.created),
+                    id: Ok(value.id),
+                    metadata: Ok(value.metadata),
+                    model: Ok(value.model),
+                    object: Ok(value.object),
+                    provider: Ok(value.provider),
+                    service_tier: Ok(value.service_tier),
+                    system_fingerprint: Ok(value.system_fingerprint),
+                    usage: Ok(value.usage),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatCompletionChunk {
+            choices: ::std::result::Result<
+                ::std::vec::Vec<super::ChunkChoice>,
+                ::std::string::String,
+            >,
+            created: ::std::result::Result<i64, ::std::string::String>,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            model: ::std::result::Result<::std::string::String, ::std::string::String>,
+            object: ::std::result::Result<
+                super::ChatCompletionChunkObject,
+                ::std::string::String,
+            >,
+            provider: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            service_tier: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            system_fingerprint: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            usage: ::std::result::Result<
+                ::std::option::Option<super::CompletionUsage>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChatCompletionChunk {
+            fn default() -> Self {
+                Self {
+                    choices: Err("no value supplied for choices".to_string()),
+                    created: Err("no value supplied for created".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    model: Err("no value supplied for model".to_string()),
+                    object: Err("no value supplied for object".to_string()),
+                    provider: Err("no value supplied for provider".to_string()),
+                    service_tier: Ok(Default::default()),
+                    system_fingerprint: Ok(Default::default()),
+                    usage: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChatCompletionChunk {
+            pub fn choices<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ChunkChoice>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.choices = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for choices: {e}")
+                    });
+                self
+            }
+            pub fn created<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn model<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.model = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for model: {e}")
+                    });
+                self
+            }
+            pub fn object<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatCompletionChunkObject>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.object = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for object: {e}")
+                    });
+                self
+            }
+            pub fn provider<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.provider = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for provider: {e}")
+                    });
+                self
+            }
+            pub fn service_tier<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.service_tier = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for service_tier: {e}")
+                    });
+                self
+            }
+            pub fn system_fingerprint<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.system_fingerprint = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for system_fingerprint: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn usage<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::CompletionUsage>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.usage = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for usage: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatCompletionChunk>
+        for super::ChatCompletionChunk {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatCompletionChunk,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    choices: value.choices?,
+                    created: value.created?,
+                    id: value.id?,
+                    model: value.model?,
+                    object: value.object?,
+                    provider: value.provider?,
+                    service_tier: value.service_tier?,
+                    system_fingerprint: value.system_fingerprint?,
+                    usage: value.usage?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatCompletionChunk> for ChatCompletionChunk {
+            fn from(value: super::ChatCompletionChunk) -> Self {
+                Self {
+                    choices: Ok(value.choices),
+                    created: Ok(value.created),
+                    id: Ok(value.id),
+                    model: Ok(value.model),
+                    object: Ok(value.object),
+                    provider: Ok(value.provider),
+                    service_tier: Ok(value.service_tier),
+                    system_fingerprint: Ok(value.system_fingerprint),
+                    usage: Ok(value.usage),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatCompletionDeleted {
+            deleted: ::std::result::Result<bool, ::std::string::String>,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            object: ::std::result::Result<
+                super::ChatDeletedObject,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChatCompletionDeleted {
+            fn default() -> Self {
+                Self {
+                    deleted: Err("no value supplied for deleted".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    object: Err("no value supplied for object".to_string()),
+                }
+            }
+        }
+        impl ChatCompletionDeleted {
+            pub fn deleted<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.deleted = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for deleted: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn object<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatDeletedObject>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.object = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for object: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatCompletionDeleted>
+        for super::ChatCompletionDeleted {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatCompletionDeleted,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    deleted: value.deleted?,
+                    id: value.id?,
+                    object: value.object?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatCompletionDeleted>
+        for ChatCompletionDeleted {
+            fn from(value: super::ChatCompletionDeleted) -> Self {
+                Self {
+                    deleted: Ok(value.deleted),
+                    id: Ok(value.id),
+                    object: Ok(value.object),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatCompletionList {
+            data: ::std::result::Result<
+                ::std::vec::Vec<super::ChatCompletion>,
+                ::std::string::String,
+            >,
+            first_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            has_more: ::std::result::Result<bool, ::std::string::String>,
+            last_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            object: ::std::result::Result<super::ListObject, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatCompletionList {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                    first_id: Ok(Default::default()),
+                    has_more: Err("no value supplied for has_more".to_string()),
+                    last_id: Ok(Default::default()),
+                    object: Err("no value supplied for object".to_string()),
+                }
+            }
+        }
+        impl ChatCompletionList {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ChatCompletion>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for data: {e}")
+                    });
+                self
+            }
+            pub fn first_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.first_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for first_id: {e}")
+                    });
+                self
+            }
+            pub fn has_more<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.has_more = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for has_more: {e}")
+                    });
+                self
+            }
+            pub fn last_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.last_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for last_id: {e}")
+                    });
+                self
+            }
+            pub fn object<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ListObject>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.object = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for object: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatCompletionList> for super::ChatCompletionList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatCompletionList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    data: value.data?,
+                    first_id: value.first_id?,
+                    has_more: value.has_more?,
+                    last_id: value.last_id?,
+                    object: value.object?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatCompletionList> for ChatCompletionList {
+            fn from(value: super::ChatCompletionList) -> Self {
+                Self {
+                    data: Ok(value.data),
+                    first_id: Ok(value.first_id),
+                    has_more: Ok(value.has_more),
+                    last_id: Ok(value.last_id),
+                    object: Ok(value.object),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatCompletionMessage {
+            annotations: ::std::result::Result<
+                ::std::vec::Vec<super::Annotation>,
+                ::std::string::String,
+            >,
+            content: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            reasoning_content: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            refusal: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            role: ::std::result::Result<super::AssistantRole, ::std::string::String>,
+            tool_calls: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<super::ChatToolCall>>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChatCompletionMessage {
+            fn default() -> Self {
+                Self {
+                    annotations: Ok(Default::default()),
+                    content: Ok(Default::default()),
+                    reasoning_content: Ok(Default::default()),
+                    refusal: Ok(Default::default()),
+                    role: Err("no value supplied for role".to_string()),
+                    tool_calls: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChatCompletionMessage {
+            pub fn annotations<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::Annotation>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.annotations = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for annotations: {e}")
+                    });
+                self
+            }
+            pub fn content<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.content = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for content: {e}")
+                    });
+                self
+            }
+            pub fn reasoning_content<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.reasoning_content = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for reasoning_content: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn refusal<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.refusal = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for refusal: {e}")
+                    });
+                self
+            }
+            pub fn role<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::AssistantRole>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.role = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for role: {e}")
+                    });
+                self
+            }
+            pub fn tool_calls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<super::ChatToolCall>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_calls = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_calls: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatCompletionMessage>
+        for super::ChatCompletionMessage {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatCompletionMessage,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    annotations: value.annotations?,
+                    content: value.content?,
+                    reasoning_content: value.reasoning_content?,
+                    refusal: value.refusal?,
+                    role: value.role?,
+                    tool_calls: value.tool_calls?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatCompletionMessage>
+        for ChatCompletionMessage {
+            fn from(value: super::ChatCompletionMessage) -> Self {
+                Self {
+                    annotations: Ok(value.annotations),
+                    content: Ok(value.content),
+                    reasoning_content: Ok(value.reasoning_content),
+                    refusal: Ok(value.refusal),
+                    role: Ok(value.role),
+                    tool_calls: Ok(value.tool_calls),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatFile {
+            file_data: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            file_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            filename: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChatFile {
+            fn default() -> Self {
+                Self {
+                    file_data: Ok(Default::default()),
+                    file_id: Ok(Default::default()),
+                    filename: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChatFile {
+            pub fn file_data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.file_data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for file_data: {e}")
+                    });
+                self
+            }
+            pub fn file_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.file_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for file_id: {e}")
+                    });
+                self
+            }
+            pub fn filename<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.filename = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for filename: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatFile> for super::ChatFile {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatFile,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    file_data: value.file_data?,
+                    file_id: value.file_id?,
+                    filename: value.filename?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatFile> for ChatFile {
+            fn from(value: super::ChatFile) -> Self {
+                Self {
+                    file_data: Ok(value.file_data),
+                    file_id: Ok(value.file_id),
+                    filename: Ok(value.filename),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatMessageList {
+            data: ::std::result::Result<
+                ::std::vec::Vec<super::ChatStoredMessage>,
+                ::std::string::String,
+            >,
+            first_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            has_more: ::std::result::Result<bool, ::std::string::String>,
+            last_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            object: ::std::result::Result<super::ListObject, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatMessageList {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                    first_id: Ok(Default::default()),
+                    has_more: Err("no value supplied for has_more".to_string()),
+                    last_id: Ok(Default::default()),
+                    object: Err("no value supplied for object".to_string()),
+                }
+            }
+        }
+        impl ChatMessageList {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ChatStoredMessage>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for data: {e}")
+                    });
+                self
+            }
+            pub fn first_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.first_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for first_id: {e}")
+                    });
+                self
+            }
+            pub fn has_more<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.has_more = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for has_more: {e}")
+                    });
+                self
+            }
+            pub fn last_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.last_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for last_id: {e}")
+                    });
+                self
+            }
+            pub fn object<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ListObject>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.object = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for object: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatMessageList> for super::ChatMessageList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatMessageList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    data: value.data?,
+                    first_id: value.first_id?,
+                    has_more: value.has_more?,
+                    last_id: value.last_id?,
+                    object: value.object?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatMessageList> for ChatMessageList {
+            fn from(value: super::ChatMessageList) -> Self {
+                Self {
+                    data: Ok(value.data),
+                    first_id: Ok(value.first_id),
+                    has_more: Ok(value.has_more),
+                    last_id: Ok(value.last_id),
+                    object: Ok(value.object),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatStoredMessage {
+            content: ::std::result::Result<
+                ::std::option::Option<super::ChatContent>,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            name: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            refusal: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            role: ::std::result::Result<::std::string::String, ::std::string::String>,
+            tool_call_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            tool_calls: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<super::ChatToolCall>>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChatStoredMessage {
+            fn default() -> Self {
+                Self {
+                    content: Ok(Default::default()),
+                    id: Err("no value supplied for id".to_string()),
+                    name: Ok(Default::default()),
+                    refusal: Ok(Default::default()),
+                    role: Err("no value supplied for role".to_string()),
+                    tool_call_id: Ok(Default::default()),
+                    tool_calls: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChatStoredMessage {
+            pub fn content<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ChatContent>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.content = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for content: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn refusal<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.refusal = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for refusal: {e}")
+                    });
+                self
+            }
+            pub fn role<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.role = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for role: {e}")
+                    });
+                self
+            }
+            pub fn tool_call_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_call_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_call_id: {e}")
+                    });
+                self
+            }
+            pub fn tool_calls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<super::ChatToolCall>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_calls = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_calls: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatStoredMessage> for super::ChatStoredMessage {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatStoredMessage,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    content: value.content?,
+                    id: value.id?,
+                    name: value.name?,
+                    refusal: value.refusal?,
+                    role: value.role?,
+                    tool_call_id: value.tool_call_id?,
+                    tool_calls: value.tool_calls?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatStoredMessage> for ChatStoredMessage {
+            fn from(value: super::ChatStoredMessage) -> Self {
+                Self {
+                    content: Ok(value.content),
+                    id: Ok(value.id),
+                    name: Ok(value.name),
+                    refusal: Ok(value.refusal),
+                    role: Ok(value.role),
+                    tool_call_id: Ok(value.tool_call_id),
+                    tool_calls: Ok(value.tool_calls),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatStreamOptions {
+            include_obfuscation: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            include_usage: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChatStreamOptions {
+            fn default() -> Self {
+                Self {
+                    include_obfuscation: Ok(Default::default()),
+                    include_usage: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChatStreamOptions {
+            pub fn include_obfuscation<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.include_obfuscation = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for include_obfuscation: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn include_usage<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.include_usage = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for include_usage: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatStreamOptions> for super::ChatStreamOptions {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatStreamOptions,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    include_obfuscation: value.include_obfuscation?,
+                    include_usage: value.include_usage?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatStreamOptions> for ChatStreamOptions {
+            fn from(value: super::ChatStreamOptions) -> Self {
+                Self {
+                    include_obfuscation: Ok(value.include_obfuscation),
+                    include_usage: Ok(value.include_usage),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatTool {
+            function: ::std::result::Result<
+                super::FunctionDefinition,
+                ::std::string::String,
+            >,
+            type_: ::std::result::Result<super::FunctionType, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatTool {
+            fn default() -> Self {
+                Self {
+                    function: Err("no value supplied for function".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl ChatTool {
+            pub fn function<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::FunctionDefinition>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.function = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for function: {e}")
+                    });
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::FunctionType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatTool> for super::ChatTool {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatTool,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    function: value.function?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatTool> for ChatTool {
+            fn from(value: super::ChatTool) -> Self {
+                Self {
+                    function: Ok(value.function),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatToolCall {
+            function: ::std::result::Result<super::FunctionCall, ::std::string::String>,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            type_: ::std::result::Result<super::FunctionType, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatToolCall {
+            fn default() -> Self {
+                Self {
+                    function: Err("no value supplied for function".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl ChatToolCall {
+            pub fn function<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::FunctionCall>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.function = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for function: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::FunctionType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatToolCall> for super::ChatToolCall {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatToolCall,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    function: value.function?,
+                    id: value.id?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatToolCall> for ChatToolCall {
+            fn from(value: super::ChatToolCall) -> Self {
+                Self {
+                    function: Ok(value.function),
+                    id: Ok(value.id),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChoiceLogprobs {
+            content: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<super::TokenLogprob>>,
+                ::std::string::String,
+            >,
+            refusal: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<super::TokenLogprob>>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChoiceLogprobs {
+            fn default() -> Self {
+                Self {
+                    content: Ok(Default::default()),
+                    refusal: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChoiceLogprobs {
+            pub fn content<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<super::TokenLogprob>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.content = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for content: {e}")
+                    });
+                self
+            }
+            pub fn refusal<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<super::TokenLogprob>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.refusal = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for refusal: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChoiceLogprobs> for super::ChoiceLogprobs {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChoiceLogprobs,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    content: value.content?,
+                    refusal: value.refusal?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChoiceLogprobs> for ChoiceLogprobs {
+            fn from(value: super::ChoiceLogprobs) -> Self {
+                Self {
+                    content: Ok(value.content),
+                    refusal: Ok(value.refusal),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChunkChoice {
+            delta: ::std::result::Result<super::ChunkDelta, ::std::string::String>,
+            finish_reason: ::std::result::Result<
+                ::std::option::Option<super::ChatFinishReason>,
+                ::std::string::String,
+            >,
+            index: ::std::result::Result<u32, ::std::string::String>,
+            logprobs: ::std::result::Result<
+                ::std::option::Option<super::ChoiceLogprobs>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChunkChoice {
+            fn default() -> Self {
+                Self {
+                    delta: Err("no value supplied for delta".to_string()),
+                    finish_reason: Ok(Default::default()),
+                    index: Err("no value supplied for index".to_string()),
+                    logprobs: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChunkChoice {
+            pub fn delta<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChunkDelta>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.delta = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for delta: {e}")
+                    });
+                self
+            }
+            pub fn finish_reason<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::ChatFinishReason>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.finish_reason = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for finish_reason: {e}")
+                    });
+                self
+            }
+            pub fn index<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.index = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for index: {e}")
+                    });
+                self
+            }
+            pub fn logprobs<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ChoiceLogprobs>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.logprobs = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for logprobs: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChunkChoice> for super::ChunkChoice {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChunkChoice,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    delta: value.delta?,
+                    finish_reason: value.finish_reason?,
+                    index: value.index?,
+                    logprobs: value.logprobs?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChunkChoice> for ChunkChoice {
+            fn from(value: super::ChunkChoice) -> Self {
+                Self {
+                    delta: Ok(value.delta),
+                    finish_reason: Ok(value.finish_reason),
+                    index: Ok(value.index),
+                    logprobs: Ok(value.logprobs),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChunkDelta {
+            annotations: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<super::Annotation>>,
+                ::std::string::String,
+            >,
+            content: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            reasoning_content: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            refusal: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            role: ::std::result::Result<
+                ::std::option::Option<super::AssistantRole>,
+                ::std::string::String,
+            >,
+            tool_calls: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<super::ChunkToolCall>>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChunkDelta {
+            fn default() -> Self {
+                Self {
+                    annotations: Ok(Default::default()),
+                    content: Ok(Default::default()),
+                    reasoning_content: Ok(Default::default()),
+                    refusal: Ok(Default::default()),
+                    role: Ok(Default::default()),
+                    tool_calls: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChunkDelta {
+            pub fn annotations<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<super::Annotation>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.annotations = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for annotations: {e}")
+                    });
+                self
+            }
+            pub fn content<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.content = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for content: {e}")
+                    });
+                self
+            }
+            pub fn reasoning_content<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.reasoning_content = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for reasoning_content: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn refusal<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.refusal = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for refusal: {e}")
+                    });
+                self
+            }
+            pub fn role<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::AssistantRole>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.role = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for role: {e}")
+                    });
+                self
+            }
+            pub fn tool_calls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<super::ChunkToolCall>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_calls = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_calls: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChunkDelta> for super::ChunkDelta {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChunkDelta,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    annotations: value.annotations?,
+                    content: value.content?,
+                    reasoning_content: value.reasoning_content?,
+                    refusal: value.refusal?,
+                    role: value.role?,
+                    tool_calls: value.tool_calls?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChunkDelta> for ChunkDelta {
+            fn from(value: super::ChunkDelta) -> Self {
+                Self {
+                    annotations: Ok(value.annotations),
+                    content: Ok(value.content),
+                    reasoning_content: Ok(value.reasoning_content),
+                    refusal: Ok(value.refusal),
+                    role: Ok(value.role),
+                    tool_calls: Ok(value.tool_calls),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChunkFunction {
+            arguments: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChunkFunction {
+            fn default() -> Self {
+                Self {
+                    arguments: Ok(Default::default()),
+                    name: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChunkFunction {
+            pub fn arguments<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.arguments = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for arguments: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChunkFunction> for super::ChunkFunction {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChunkFunction,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    arguments: value.arguments?,
+                    name: value.name?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChunkFunction> for ChunkFunction {
+            fn from(value: super::ChunkFunction) -> Self {
+                Self {
+                    arguments: Ok(value.arguments),
+                    name: Ok(value.name),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChunkToolCall {
+            function: ::std::result::Result<super::ChunkFunction, ::std::string::String>,
+            id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            index: ::std::result::Result<u32, ::std::string::String>,
+            type_: ::std::result::Result<
+                ::std::option::Option<super::FunctionType>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChunkToolCall {
+            fn default() -> Self {
+                Self {
+                    function: Err("no value supplied for function".to_string()),
+                    id: Ok(Default::default()),
+                    index: Err("no value supplied for index".to_string()),
+                    type_: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChunkToolCall {
+            pub fn function<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChunkFunction>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.function = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for function: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn index<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<u32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.index = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for index: {e}")
+                    });
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::FunctionType>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChunkToolCall> for super::ChunkToolCall {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChunkToolCall,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    function: value.function?,
+                    id: value.id?,
+                    index: value.index?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChunkToolCall> for ChunkToolCall {
+            fn from(value: super::ChunkToolCall) -> Self {
+                Self {
+                    function: Ok(value.function),
+                    id: Ok(value.id),
+                    index: Ok(value.index),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct CompletionTokensDetails {
+            reasoning_tokens: ::std::result::Result<i64, ::std::string::String>,
+        }
+        impl ::std::default::Default for CompletionTokensDetails {
+            fn default() -> Self {
+                Self {
+                    reasoning_tokens: Err(
+                        "no value supplied for reasoning_tokens".to_string(),
+                    ),
+                }
+            }
+        }
+        impl CompletionTokensDetails {
+            pub fn reasoning_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.reasoning_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for reasoning_tokens: {e}"
+                        )
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CompletionTokensDetails>
+        for super::CompletionTokensDetails {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CompletionTokensDetails,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    reasoning_tokens: value.reasoning_tokens?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CompletionTokensDetails>
+        for CompletionTokensDetails {
+            fn from(value: super::CompletionTokensDetails) -> Self {
+                Self {
+                    reasoning_tokens: Ok(value.reasoning_tokens),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct CompletionUsage {
+            completion_tokens: ::std::result::Result<i64, ::std::string::String>,
+            completion_tokens_details: ::std::result::Result<
+                super::CompletionTokensDetails,
+                ::std::string::String,
+            >,
+            prompt_tokens: ::std::result::Result<i64, ::std::string::String>,
+            prompt_tokens_details: ::std::result::Result<
+                super::PromptTokensDetails,
+                ::std::string::String,
+            >,
+            total_tokens: ::std::result::Result<i64, ::std::string::String>,
+        }
+        impl ::std::default::Default for CompletionUsage {
+            fn default() -> Self {
+                Self {
+                    completion_tokens: Err(
+                        "no value supplied for completion_tokens".to_string(),
+                    ),
+                    completion_tokens_details: Err(
+                        "no value supplied for completion_tokens_details".to_string(),
+                    ),
+                    prompt_tokens: Err(
+                        "no value supplied for prompt_tokens".to_string(),
+                    ),
+                    prompt_tokens_details: Err(
+                        "no value supplied for prompt_tokens_details".to_string(),
+                    ),
+                    total_tokens: Err("no value supplied for total_tokens".to_string()),
+                }
+            }
+        }
+        impl CompletionUsage {
+            pub fn completion_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.completion_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for completion_tokens: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn completion_tokens_details<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::CompletionTokensDetails>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.completion_tokens_details = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for completion_tokens_details: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn prompt_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt_tokens: {e}")
+                    });
+                self
+            }
+            pub fn prompt_tokens_details<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::PromptTokensDetails>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt_tokens_details = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for prompt_tokens_details: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn total_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.total_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for total_tokens: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CompletionUsage> for super::CompletionUsage {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CompletionUsage,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    completion_tokens: value.completion_tokens?,
+                    completion_tokens_details: value.completion_tokens_details?,
+                    prompt_tokens: value.prompt_tokens?,
+                    prompt_tokens_details: value.prompt_tokens_details?,
+                    total_tokens: value.total_tokens?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CompletionUsage> for CompletionUsage {
+            fn from(value: super::CompletionUsage) -> Self {
+                Self {
+                    completion_tokens: Ok(value.completion_tokens),
+                    completion_tokens_details: Ok(value.completion_tokens_details),
+                    prompt_tokens: Ok(value.prompt_tokens),
+                    prompt_tokens_details: Ok(value.prompt_tokens_details),
+                    total_tokens: Ok(value.total_tokens),
+                }
+            }
+        }
         #[derive(Clone, Debug)]
         pub struct ContentPartAddedEvent {
             content_index: ::std::result::Result<i64, ::std::string::String>,
@@ -3656,6 +6920,662 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                     part: Ok(value.part),
                     sequence_number: Ok(value.sequence_number),
                     type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct CreateChatCompletion {
+            audio: ::std::result::Result<
+                ::std::option::Option<::serde_json::Value>,
+                ::std::string::String,
+            >,
+            frequency_penalty: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+            logit_bias: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::collections::HashMap<::std::string::String, f64>,
+                >,
+                ::std::string::String,
+            >,
+            logprobs: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            max_completion_tokens: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            max_tokens: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            messages: ::std::result::Result<
+                ::std::vec::Vec<super::ChatMessage>,
+                ::std::string::String,
+            >,
+            metadata: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        ::std::string::String,
+                    >,
+                >,
+                ::std::string::String,
+            >,
+            modalities: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                ::std::string::String,
+            >,
+            model: ::std::result::Result<::std::string::String, ::std::string::String>,
+            n: ::std::result::Result<::std::option::Option<i64>, ::std::string::String>,
+            parallel_tool_calls: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            prediction: ::std::result::Result<
+                ::std::option::Option<::serde_json::Value>,
+                ::std::string::String,
+            >,
+            presence_penalty: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+            reasoning_effort: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            response_format: ::std::result::Result<
+                ::std::option::Option<super::ResponseFormat>,
+                ::std::string::String,
+            >,
+            safety_identifier: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            seed: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            service_tier: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            stop: ::std::result::Result<
+                ::std::option::Option<super::StopSequences>,
+                ::std::string::String,
+            >,
+            store: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            stream: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            stream_options: ::std::result::Result<
+                ::std::option::Option<super::ChatStreamOptions>,
+                ::std::string::String,
+            >,
+            tags: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                ::std::string::String,
+            >,
+            temperature: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+            tool_choice: ::std::result::Result<
+                ::std::option::Option<super::ChatToolChoice>,
+                ::std::string::String,
+            >,
+            tools: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<super::ChatTool>>,
+                ::std::string::String,
+            >,
+            top_logprobs: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            top_p: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+            trace: ::std::result::Result<
+                ::std::option::Option<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                ::std::string::String,
+            >,
+            user: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for CreateChatCompletion {
+            fn default() -> Self {
+                Self {
+                    audio: Ok(Default::default()),
+                    frequency_penalty: Ok(Default::default()),
+                    logit_bias: Ok(Default::default()),
+                    logprobs: Ok(Default::default()),
+                    max_completion_tokens: Ok(Default::default()),
+                    max_tokens: Ok(Default::default()),
+                    messages: Err("no value supplied for messages".to_string()),
+                    metadata: Ok(Default::default()),
+                    modalities: Ok(Default::default()),
+                    model: Err("no value supplied for model".to_string()),
+                    n: Ok(Default::default()),
+                    parallel_tool_calls: Ok(Default::default()),
+                    prediction: Ok(Default::default()),
+                    presence_penalty: Ok(Default::default()),
+                    reasoning_effort: Ok(Default::default()),
+                    response_format: Ok(Default::default()),
+                    safety_identifier: Ok(Default::default()),
+                    seed: Ok(Default::default()),
+                    service_tier: Ok(Default::default()),
+                    stop: Ok(Default::default()),
+                    store: Ok(Default::default()),
+                    stream: Ok(Default::default()),
+                    stream_options: Ok(Default::default()),
+                    tags: Ok(Default::default()),
+                    temperature: Ok(Default::default()),
+                    tool_choice: Ok(Default::default()),
+                    tools: Ok(Default::default()),
+                    top_logprobs: Ok(Default::default()),
+                    top_p: Ok(Default::default()),
+                    trace: Ok(Default::default()),
+                    user: Ok(Default::default()),
+                }
+            }
+        }
+        impl CreateChatCompletion {
+            pub fn audio<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::serde_json::Value>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.audio = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for audio: {e}")
+                    });
+                self
+            }
+            pub fn frequency_penalty<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.frequency_penalty = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for frequency_penalty: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn logit_bias<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::collections::HashMap<::std::string::String, f64>,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.logit_bias = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for logit_bias: {e}")
+                    });
+                self
+            }
+            pub fn logprobs<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.logprobs = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for logprobs: {e}")
+                    });
+                self
+            }
+            pub fn max_completion_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.max_completion_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for max_completion_tokens: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn max_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.max_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for max_tokens: {e}")
+                    });
+                self
+            }
+            pub fn messages<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ChatMessage>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.messages = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for messages: {e}")
+                    });
+                self
+            }
+            pub fn metadata<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            ::std::string::String,
+                        >,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.metadata = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for metadata: {e}")
+                    });
+                self
+            }
+            pub fn modalities<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.modalities = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for modalities: {e}")
+                    });
+                self
+            }
+            pub fn model<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.model = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for model: {e}")
+                    });
+                self
+            }
+            pub fn n<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.n = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for n: {e}"));
+                self
+            }
+            pub fn parallel_tool_calls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.parallel_tool_calls = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for parallel_tool_calls: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn prediction<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::serde_json::Value>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prediction = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prediction: {e}")
+                    });
+                self
+            }
+            pub fn presence_penalty<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.presence_penalty = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for presence_penalty: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn reasoning_effort<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.reasoning_effort = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for reasoning_effort: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn response_format<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ResponseFormat>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.response_format = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for response_format: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn safety_identifier<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.safety_identifier = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for safety_identifier: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn seed<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.seed = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for seed: {e}")
+                    });
+                self
+            }
+            pub fn service_tier<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.service_tier = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for service_tier: {e}")
+                    });
+                self
+            }
+            pub fn stop<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::StopSequences>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.stop = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for stop: {e}")
+                    });
+                self
+            }
+            pub fn store<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.store = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for store: {e}")
+                    });
+                self
+            }
+            pub fn stream<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.stream = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for stream: {e}")
+                    });
+                self
+            }
+            pub fn stream_options<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::ChatStreamOptions>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.stream_options = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for stream_options: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn tags<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tags = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tags: {e}")
+                    });
+                self
+            }
+            pub fn temperature<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.temperature = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for temperature: {e}")
+                    });
+                self
+            }
+            pub fn tool_choice<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ChatToolChoice>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_choice = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_choice: {e}")
+                    });
+                self
+            }
+            pub fn tools<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<super::ChatTool>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tools = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tools: {e}")
+                    });
+                self
+            }
+            pub fn top_logprobs<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.top_logprobs = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for top_logprobs: {e}")
+                    });
+                self
+            }
+            pub fn top_p<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.top_p = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for top_p: {e}")
+                    });
+                self
+            }
+            pub fn trace<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.trace = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for trace: {e}")
+                    });
+                self
+            }
+            pub fn user<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.user = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for user: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CreateChatCompletion>
+        for super::CreateChatCompletion {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CreateChatCompletion,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    audio: value.audio?,
+                    frequency_penalty: value.frequency_penalty?,
+                    logit_bias: value.logit_bias?,
+                    logprobs: value.logprobs?,
+                    max_completion_tokens: value.max_completion_tokens?,
+                    max_tokens: value.max_tokens?,
+                    messages: value.messages?,
+                    metadata: value.metadata?,
+                    modalities: value.modalities?,
+                    model: value.model?,
+                    n: value.n?,
+                    parallel_tool_calls: value.parallel_tool_calls?,
+                    prediction: value.prediction?,
+                    presence_penalty: value.presence_penalty?,
+                    reasoning_effort: value.reasoning_effort?,
+                    response_format: value.response_format?,
+                    safety_identifier: value.safety_identifier?,
+                    seed: value.seed?,
+                    service_tier: value.service_tier?,
+                    stop: value.stop?,
+                    store: value.store?,
+                    stream: value.stream?,
+                    stream_options: value.stream_options?,
+                    tags: value.tags?,
+                    temperature: value.temperature?,
+                    tool_choice: value.tool_choice?,
+                    tools: value.tools?,
+                    top_logprobs: value.top_logprobs?,
+                    top_p: value.top_p?,
+                    trace: value.trace?,
+                    user: value.user?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CreateChatCompletion> for CreateChatCompletion {
+            fn from(value: super::CreateChatCompletion) -> Self {
+                Self {
+                    audio: Ok(value.audio),
+                    frequency_penalty: Ok(value.frequency_penalty),
+                    logit_bias: Ok(value.logit_bias),
+                    logprobs: Ok(value.logprobs),
+                    max_completion_tokens: Ok(value.max_completion_tokens),
+                    max_tokens: Ok(value.max_tokens),
+                    messages: Ok(value.messages),
+                    metadata: Ok(value.metadata),
+                    modalities: Ok(value.modalities),
+                    model: Ok(value.model),
+                    n: Ok(value.n),
+                    parallel_tool_calls: Ok(value.parallel_tool_calls),
+                    prediction: Ok(value.prediction),
+                    presence_penalty: Ok(value.presence_penalty),
+                    reasoning_effort: Ok(value.reasoning_effort),
+                    response_format: Ok(value.response_format),
+                    safety_identifier: Ok(value.safety_identifier),
+                    seed: Ok(value.seed),
+                    service_tier: Ok(value.service_tier),
+                    stop: Ok(value.stop),
+                    store: Ok(value.store),
+                    stream: Ok(value.stream),
+                    stream_options: Ok(value.stream_options),
+                    tags: Ok(value.tags),
+                    temperature: Ok(value.temperature),
+                    tool_choice: Ok(value.tool_choice),
+                    tools: Ok(value.tools),
+                    top_logprobs: Ok(value.top_logprobs),
+                    top_p: Ok(value.top_p),
+                    trace: Ok(value.trace),
+                    user: Ok(value.user),
                 }
             }
         }
@@ -4607,6 +8527,67 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
             }
         }
         #[derive(Clone, Debug)]
+        pub struct FunctionCall {
+            arguments: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for FunctionCall {
+            fn default() -> Self {
+                Self {
+                    arguments: Err("no value supplied for arguments".to_string()),
+                    name: Err("no value supplied for name".to_string()),
+                }
+            }
+        }
+        impl FunctionCall {
+            pub fn arguments<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.arguments = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for arguments: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<FunctionCall> for super::FunctionCall {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: FunctionCall,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    arguments: value.arguments?,
+                    name: value.name?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::FunctionCall> for FunctionCall {
+            fn from(value: super::FunctionCall) -> Self {
+                Self {
+                    arguments: Ok(value.arguments),
+                    name: Ok(value.name),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct FunctionCallArgumentsDeltaEvent {
             delta: ::std::result::Result<::std::string::String, ::std::string::String>,
             item_id: ::std::result::Result<::std::string::String, ::std::string::String>,
@@ -4852,6 +8833,172 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                     output_index: Ok(value.output_index),
                     sequence_number: Ok(value.sequence_number),
                     type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct FunctionDefinition {
+            description: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            parameters: ::std::result::Result<
+                ::std::option::Option<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                ::std::string::String,
+            >,
+            strict: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for FunctionDefinition {
+            fn default() -> Self {
+                Self {
+                    description: Ok(Default::default()),
+                    name: Err("no value supplied for name".to_string()),
+                    parameters: Ok(Default::default()),
+                    strict: Ok(Default::default()),
+                }
+            }
+        }
+        impl FunctionDefinition {
+            pub fn description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.description = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for description: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn parameters<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.parameters = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for parameters: {e}")
+                    });
+                self
+            }
+            pub fn strict<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.strict = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for strict: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<FunctionDefinition> for super::FunctionDefinition {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: FunctionDefinition,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    description: value.description?,
+                    name: value.name?,
+                    parameters: value.parameters?,
+                    strict: value.strict?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::FunctionDefinition> for FunctionDefinition {
+            fn from(value: super::FunctionDefinition) -> Self {
+                Self {
+                    description: Ok(value.description),
+                    name: Ok(value.name),
+                    parameters: Ok(value.parameters),
+                    strict: Ok(value.strict),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ImageUrl {
+            detail: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            url: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for ImageUrl {
+            fn default() -> Self {
+                Self {
+                    detail: Ok(Default::default()),
+                    url: Err("no value supplied for url".to_string()),
+                }
+            }
+        }
+        impl ImageUrl {
+            pub fn detail<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.detail = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for detail: {e}")
+                    });
+                self
+            }
+            pub fn url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for url: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ImageUrl> for super::ImageUrl {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ImageUrl,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    detail: value.detail?,
+                    url: value.url?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ImageUrl> for ImageUrl {
+            fn from(value: super::ImageUrl) -> Self {
+                Self {
+                    detail: Ok(value.detail),
+                    url: Ok(value.url),
                 }
             }
         }
@@ -5285,6 +9432,111 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
             }
         }
         #[derive(Clone, Debug)]
+        pub struct JsonSchemaFormat {
+            description: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            schema: ::std::result::Result<
+                ::std::option::Option<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                ::std::string::String,
+            >,
+            strict: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for JsonSchemaFormat {
+            fn default() -> Self {
+                Self {
+                    description: Ok(Default::default()),
+                    name: Err("no value supplied for name".to_string()),
+                    schema: Ok(Default::default()),
+                    strict: Ok(Default::default()),
+                }
+            }
+        }
+        impl JsonSchemaFormat {
+            pub fn description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.description = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for description: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn schema<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.schema = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for schema: {e}")
+                    });
+                self
+            }
+            pub fn strict<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.strict = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for strict: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<JsonSchemaFormat> for super::JsonSchemaFormat {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: JsonSchemaFormat,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    description: value.description?,
+                    name: value.name?,
+                    schema: value.schema?,
+                    strict: value.strict?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::JsonSchemaFormat> for JsonSchemaFormat {
+            fn from(value: super::JsonSchemaFormat) -> Self {
+                Self {
+                    description: Ok(value.description),
+                    name: Ok(value.name),
+                    schema: Ok(value.schema),
+                    strict: Ok(value.strict),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct Model {
             created: ::std::result::Result<i64, ::std::string::String>,
             id: ::std::result::Result<::std::string::String, ::std::string::String>,
@@ -5433,6 +9685,102 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                 Self {
                     data: Ok(value.data),
                     object: Ok(value.object),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct NamedFunction {
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for NamedFunction {
+            fn default() -> Self {
+                Self {
+                    name: Err("no value supplied for name".to_string()),
+                }
+            }
+        }
+        impl NamedFunction {
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<NamedFunction> for super::NamedFunction {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: NamedFunction,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { name: value.name? })
+            }
+        }
+        impl ::std::convert::From<super::NamedFunction> for NamedFunction {
+            fn from(value: super::NamedFunction) -> Self {
+                Self { name: Ok(value.name) }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct NamedToolChoice {
+            function: ::std::result::Result<super::NamedFunction, ::std::string::String>,
+            type_: ::std::result::Result<super::FunctionType, ::std::string::String>,
+        }
+        impl ::std::default::Default for NamedToolChoice {
+            fn default() -> Self {
+                Self {
+                    function: Err("no value supplied for function".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl NamedToolChoice {
+            pub fn function<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::NamedFunction>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.function = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for function: {e}")
+                    });
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::FunctionType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<NamedToolChoice> for super::NamedToolChoice {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: NamedToolChoice,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    function: value.function?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::NamedToolChoice> for NamedToolChoice {
+            fn from(value: super::NamedToolChoice) -> Self {
+                Self {
+                    function: Ok(value.function),
+                    type_: Ok(value.type_),
                 }
             }
         }
@@ -5997,6 +10345,49 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
             fn from(value: super::OutputTokensDetails) -> Self {
                 Self {
                     reasoning_tokens: Ok(value.reasoning_tokens),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct PromptTokensDetails {
+            cached_tokens: ::std::result::Result<i64, ::std::string::String>,
+        }
+        impl ::std::default::Default for PromptTokensDetails {
+            fn default() -> Self {
+                Self {
+                    cached_tokens: Err("no value supplied for cached_tokens".to_string()),
+                }
+            }
+        }
+        impl PromptTokensDetails {
+            pub fn cached_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.cached_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for cached_tokens: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<PromptTokensDetails>
+        for super::PromptTokensDetails {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: PromptTokensDetails,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    cached_tokens: value.cached_tokens?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::PromptTokensDetails> for PromptTokensDetails {
+            fn from(value: super::PromptTokensDetails) -> Self {
+                Self {
+                    cached_tokens: Ok(value.cached_tokens),
                 }
             }
         }
@@ -8864,6 +13255,235 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                 }
             }
         }
+        #[derive(Clone, Debug)]
+        pub struct TokenLogprob {
+            bytes: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<i64>>,
+                ::std::string::String,
+            >,
+            logprob: ::std::result::Result<f64, ::std::string::String>,
+            token: ::std::result::Result<::std::string::String, ::std::string::String>,
+            top_logprobs: ::std::result::Result<
+                ::std::vec::Vec<super::TopLogprob>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for TokenLogprob {
+            fn default() -> Self {
+                Self {
+                    bytes: Ok(Default::default()),
+                    logprob: Err("no value supplied for logprob".to_string()),
+                    token: Err("no value supplied for token".to_string()),
+                    top_logprobs: Err("no value supplied for top_logprobs".to_string()),
+                }
+            }
+        }
+        impl TokenLogprob {
+            pub fn bytes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::vec::Vec<i64>>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.bytes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for bytes: {e}")
+                    });
+                self
+            }
+            pub fn logprob<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<f64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.logprob = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for logprob: {e}")
+                    });
+                self
+            }
+            pub fn token<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.token = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for token: {e}")
+                    });
+                self
+            }
+            pub fn top_logprobs<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::TopLogprob>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.top_logprobs = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for top_logprobs: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<TokenLogprob> for super::TokenLogprob {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: TokenLogprob,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    bytes: value.bytes?,
+                    logprob: value.logprob?,
+                    token: value.token?,
+                    top_logprobs: value.top_logprobs?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::TokenLogprob> for TokenLogprob {
+            fn from(value: super::TokenLogprob) -> Self {
+                Self {
+                    bytes: Ok(value.bytes),
+                    logprob: Ok(value.logprob),
+                    token: Ok(value.token),
+                    top_logprobs: Ok(value.top_logprobs),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct TopLogprob {
+            bytes: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<i64>>,
+                ::std::string::String,
+            >,
+            logprob: ::std::result::Result<f64, ::std::string::String>,
+            token: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for TopLogprob {
+            fn default() -> Self {
+                Self {
+                    bytes: Ok(Default::default()),
+                    logprob: Err("no value supplied for logprob".to_string()),
+                    token: Err("no value supplied for token".to_string()),
+                }
+            }
+        }
+        impl TopLogprob {
+            pub fn bytes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::vec::Vec<i64>>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.bytes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for bytes: {e}")
+                    });
+                self
+            }
+            pub fn logprob<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<f64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.logprob = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for logprob: {e}")
+                    });
+                self
+            }
+            pub fn token<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.token = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for token: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<TopLogprob> for super::TopLogprob {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: TopLogprob,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    bytes: value.bytes?,
+                    logprob: value.logprob?,
+                    token: value.token?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::TopLogprob> for TopLogprob {
+            fn from(value: super::TopLogprob) -> Self {
+                Self {
+                    bytes: Ok(value.bytes),
+                    logprob: Ok(value.logprob),
+                    token: Ok(value.token),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct UpdateChatCompletion {
+            metadata: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        ::std::string::String,
+                    >,
+                >,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for UpdateChatCompletion {
+            fn default() -> Self {
+                Self {
+                    metadata: Ok(Default::default()),
+                }
+            }
+        }
+        impl UpdateChatCompletion {
+            pub fn metadata<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            ::std::string::String,
+                        >,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.metadata = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for metadata: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<UpdateChatCompletion>
+        for super::UpdateChatCompletion {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: UpdateChatCompletion,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { metadata: value.metadata? })
+            }
+        }
+        impl ::std::convert::From<super::UpdateChatCompletion> for UpdateChatCompletion {
+            fn from(value: super::UpdateChatCompletion) -> Self {
+                Self {
+                    metadata: Ok(value.metadata),
+                }
+            }
+        }
     }
     /// Generation of default values for serde.
     pub mod defaults {
@@ -8940,6 +13560,118 @@ const _: () = {
     {}
 };
 impl Client {
+    /**List stored chat completions
+
+Completions created with `store: true` by your organization, oldest first by default, with cursor paging through `after` and filters by `model` and `metadata[key]=value`.
+
+Sends a `GET` request to `/v1/chat/completions`
+
+Arguments:
+- `after`: Completions after this id (cursor from `last_id`).
+- `limit`: Page size, 1 to 100 (default 20).
+- `model`: Only completions of this model.
+- `order`: `asc` (default) or `desc`, by creation time.
+```ignore
+let response = client.chat_completion_list()
+    .after(after)
+    .limit(limit)
+    .model(model)
+    .order(order)
+    .send()
+    .await;
+```*/
+    pub fn chat_completion_list(&self) -> builder::ChatCompletionList<'_> {
+        builder::ChatCompletionList::new(self)
+    }
+    /**Create a chat completion
+
+Runs one model call through the provider named by `model` (`provider/model`) with OpenAI's Chat Completions semantics: tools, `n` choices, structured output, log probabilities. With `stream` the answer is `chat.completion.chunk` server-sent events ending with `data: [DONE]`. With `store: true` it can be read back.
+
+Sends a `POST` request to `/v1/chat/completions`
+
+```ignore
+let response = client.chat_completion_create()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn chat_completion_create(&self) -> builder::ChatCompletionCreate<'_> {
+        builder::ChatCompletionCreate::new(self)
+    }
+    /**Retrieve a stored chat completion
+
+Sends a `GET` request to `/v1/chat/completions/{completion_id}`
+
+Arguments:
+- `completion_id`: The completion id, `chatcmpl-…`.
+```ignore
+let response = client.chat_completion_view()
+    .completion_id(completion_id)
+    .send()
+    .await;
+```*/
+    pub fn chat_completion_view(&self) -> builder::ChatCompletionView<'_> {
+        builder::ChatCompletionView::new(self)
+    }
+    /**Update a stored chat completion
+
+Replaces its `metadata`; nothing else can change.
+
+Sends a `POST` request to `/v1/chat/completions/{completion_id}`
+
+Arguments:
+- `completion_id`: The completion id, `chatcmpl-…`.
+- `body`
+```ignore
+let response = client.chat_completion_update()
+    .completion_id(completion_id)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn chat_completion_update(&self) -> builder::ChatCompletionUpdate<'_> {
+        builder::ChatCompletionUpdate::new(self)
+    }
+    /**Delete a stored chat completion
+
+Sends a `DELETE` request to `/v1/chat/completions/{completion_id}`
+
+Arguments:
+- `completion_id`: The completion id, `chatcmpl-…`.
+```ignore
+let response = client.chat_completion_delete()
+    .completion_id(completion_id)
+    .send()
+    .await;
+```*/
+    pub fn chat_completion_delete(&self) -> builder::ChatCompletionDelete<'_> {
+        builder::ChatCompletionDelete::new(self)
+    }
+    /**List the messages of a stored chat completion
+
+The request messages, in order by default, with cursor paging.
+
+Sends a `GET` request to `/v1/chat/completions/{completion_id}/messages`
+
+Arguments:
+- `completion_id`: The completion id, `chatcmpl-…`.
+- `after`: Messages after this id (cursor from `last_id`).
+- `limit`: Page size, 1 to 100 (default 20).
+- `order`: `asc` (default) or `desc`, by position.
+```ignore
+let response = client.chat_completion_messages_list()
+    .completion_id(completion_id)
+    .after(after)
+    .limit(limit)
+    .order(order)
+    .send()
+    .await;
+```*/
+    pub fn chat_completion_messages_list(
+        &self,
+    ) -> builder::ChatCompletionMessagesList<'_> {
+        builder::ChatCompletionMessagesList::new(self)
+    }
     /**List models
 
 Lists the models of every configured provider, as `provider/model` ids (`owned_by` is the provider). A model that is not listed can still be called.
@@ -9080,6 +13812,649 @@ pub mod builder {
         encode_path, ByteStream, ClientInfo, ClientHooks, Error, OperationInfo,
         RequestBuilderExt, ResponseValue,
     };
+    /**Builder for [`Client::chat_completion_list`]
+
+[`Client::chat_completion_list`]: super::Client::chat_completion_list*/
+    #[derive(Debug, Clone)]
+    pub struct ChatCompletionList<'a> {
+        client: &'a super::Client,
+        after: Result<Option<::std::string::String>, String>,
+        limit: Result<Option<::std::num::NonZeroU64>, String>,
+        model: Result<Option<::std::string::String>, String>,
+        order: Result<Option<types::Order>, String>,
+    }
+    impl<'a> ChatCompletionList<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                after: Ok(None),
+                limit: Ok(None),
+                model: Ok(None),
+                order: Ok(None),
+            }
+        }
+        pub fn after<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.after = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for after failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::num::NonZeroU64>,
+        {
+            self.limit = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: num :: NonZeroU64` for limit failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn model<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.model = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for model failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn order<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::Order>,
+        {
+            self.order = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `Order` for order failed".to_string());
+            self
+        }
+        ///Sends a `GET` request to `/v1/chat/completions`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<types::ChatCompletionList>,
+            Error<types::ErrorResponse>,
+        > {
+            let Self { client, after, limit, model, order } = self;
+            let after = after.map_err(Error::InvalidRequest)?;
+            let limit = limit.map_err(Error::InvalidRequest)?;
+            let model = model.map_err(Error::InvalidRequest)?;
+            let order = order.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/v1/chat/completions", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("after", &after))
+                .query(&progenitor_client::QueryParam::new("limit", &limit))
+                .query(&progenitor_client::QueryParam::new("model", &model))
+                .query(&progenitor_client::QueryParam::new("order", &order))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "chat_completion_list",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::chat_completion_create`]
+
+[`Client::chat_completion_create`]: super::Client::chat_completion_create*/
+    #[derive(Debug, Clone)]
+    pub struct ChatCompletionCreate<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::CreateChatCompletion, String>,
+    }
+    impl<'a> ChatCompletionCreate<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CreateChatCompletion>,
+            <V as std::convert::TryInto<
+                types::CreateChatCompletion,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `CreateChatCompletion` for body failed: {}", s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::CreateChatCompletion,
+            ) -> types::builder::CreateChatCompletion,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/v1/chat/completions`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ChatCompletion>, Error<types::ErrorResponse>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| {
+                    types::CreateChatCompletion::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/v1/chat/completions", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "chat_completion_create",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::chat_completion_view`]
+
+[`Client::chat_completion_view`]: super::Client::chat_completion_view*/
+    #[derive(Debug, Clone)]
+    pub struct ChatCompletionView<'a> {
+        client: &'a super::Client,
+        completion_id: Result<::std::string::String, String>,
+    }
+    impl<'a> ChatCompletionView<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                completion_id: Err("completion_id was not initialized".to_string()),
+            }
+        }
+        pub fn completion_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.completion_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for completion_id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/chat/completions/{completion_id}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ChatCompletion>, Error<types::ErrorResponse>> {
+            let Self { client, completion_id } = self;
+            let completion_id = completion_id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v1/chat/completions/{}", client.baseurl, encode_path(& completion_id
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "chat_completion_view",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::chat_completion_update`]
+
+[`Client::chat_completion_update`]: super::Client::chat_completion_update*/
+    #[derive(Debug, Clone)]
+    pub struct ChatCompletionUpdate<'a> {
+        client: &'a super::Client,
+        completion_id: Result<::std::string::String, String>,
+        body: Result<types::builder::UpdateChatCompletion, String>,
+    }
+    impl<'a> ChatCompletionUpdate<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                completion_id: Err("completion_id was not initialized".to_string()),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn completion_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.completion_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for completion_id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::UpdateChatCompletion>,
+            <V as std::convert::TryInto<
+                types::UpdateChatCompletion,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `UpdateChatCompletion` for body failed: {}", s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::UpdateChatCompletion,
+            ) -> types::builder::UpdateChatCompletion,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/v1/chat/completions/{completion_id}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ChatCompletion>, Error<types::ErrorResponse>> {
+            let Self { client, completion_id, body } = self;
+            let completion_id = completion_id.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::UpdateChatCompletion::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v1/chat/completions/{}", client.baseurl, encode_path(& completion_id
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "chat_completion_update",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::chat_completion_delete`]
+
+[`Client::chat_completion_delete`]: super::Client::chat_completion_delete*/
+    #[derive(Debug, Clone)]
+    pub struct ChatCompletionDelete<'a> {
+        client: &'a super::Client,
+        completion_id: Result<::std::string::String, String>,
+    }
+    impl<'a> ChatCompletionDelete<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                completion_id: Err("completion_id was not initialized".to_string()),
+            }
+        }
+        pub fn completion_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.completion_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for completion_id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `DELETE` request to `/v1/chat/completions/{completion_id}`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<types::ChatCompletionDeleted>,
+            Error<types::ErrorResponse>,
+        > {
+            let Self { client, completion_id } = self;
+            let completion_id = completion_id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v1/chat/completions/{}", client.baseurl, encode_path(& completion_id
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .delete(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "chat_completion_delete",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::chat_completion_messages_list`]
+
+[`Client::chat_completion_messages_list`]: super::Client::chat_completion_messages_list*/
+    #[derive(Debug, Clone)]
+    pub struct ChatCompletionMessagesList<'a> {
+        client: &'a super::Client,
+        completion_id: Result<::std::string::String, String>,
+        after: Result<Option<::std::string::String>, String>,
+        limit: Result<Option<::std::num::NonZeroU64>, String>,
+        order: Result<Option<types::Order>, String>,
+    }
+    impl<'a> ChatCompletionMessagesList<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                completion_id: Err("completion_id was not initialized".to_string()),
+                after: Ok(None),
+                limit: Ok(None),
+                order: Ok(None),
+            }
+        }
+        pub fn completion_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.completion_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for completion_id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn after<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.after = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for after failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::num::NonZeroU64>,
+        {
+            self.limit = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: num :: NonZeroU64` for limit failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn order<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::Order>,
+        {
+            self.order = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `Order` for order failed".to_string());
+            self
+        }
+        ///Sends a `GET` request to `/v1/chat/completions/{completion_id}/messages`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ChatMessageList>, Error<types::ErrorResponse>> {
+            let Self { client, completion_id, after, limit, order } = self;
+            let completion_id = completion_id.map_err(Error::InvalidRequest)?;
+            let after = after.map_err(Error::InvalidRequest)?;
+            let limit = limit.map_err(Error::InvalidRequest)?;
+            let order = order.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v1/chat/completions/{}/messages", client.baseurl, encode_path(&
+                completion_id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("after", &after))
+                .query(&progenitor_client::QueryParam::new("limit", &limit))
+                .query(&progenitor_client::QueryParam::new("order", &order))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "chat_completion_messages_list",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
     /**Builder for [`Client::model_list`]
 
 [`Client::model_list`]: super::Client::model_list*/

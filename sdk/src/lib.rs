@@ -11,6 +11,7 @@
 //! | [`Client::builder`], [`Client::with_key`] | a client with the API key, retries, and timeouts that let streams stay open |
 //! | [`ClientOptions`], [`Client::with_max_retries`] | retries like the official OpenAI SDKs, per client or per call |
 //! | [`Client::create_stream`], [`Client::resume_stream`] | typed server-sent events that tolerate unknown event types |
+//! | [`Client::create_chat_stream`] | a typed Chat Completions chunk stream ending at `[DONE]` |
 //! | [`ResponseExt::output_text`], [`Client::wait_for_done`] | reading and awaiting responses |
 //! | [`SdkError`] | one error type, with status, `type`, `code`, `param` and request id |
 //!
@@ -128,6 +129,7 @@
 
 #![forbid(unsafe_code)]
 
+mod chat_stream;
 mod connect;
 mod error;
 mod ext;
@@ -143,6 +145,7 @@ mod test_support;
 #[allow(clippy::all)]
 mod generated;
 
+pub use chat_stream::ChatChunkStream;
 pub use connect::{CONNECT_TIMEOUT, ClientBuilder, READ_TIMEOUT};
 pub use error::SdkError;
 pub use ext::ResponseExt;

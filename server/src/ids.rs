@@ -44,6 +44,11 @@ pub fn response_id() -> String {
     time_ordered("resp_")
 }
 
+/// A new chat completion id.
+pub fn chat_completion_id() -> String {
+    time_ordered("chatcmpl-")
+}
+
 /// A new message item id.
 pub fn message_id() -> String {
     time_ordered("msg_")

@@ -3,6 +3,8 @@
 //! rendered from it (`cargo xtask openapi generate`).
 
 pub mod body;
+pub mod chat;
+pub mod chat_completion;
 pub mod error;
 pub mod events;
 pub mod item_events;
@@ -17,12 +19,16 @@ use dropshot::{
 };
 
 pub use body::JsonOrSse;
+pub use chat::*;
+pub use chat_completion::*;
 pub use error::{ApiError, ErrorObject};
 pub use events::*;
 pub use item_events::*;
 pub use items::*;
 pub use models::*;
-pub use query::{InputItemsQuery, ResponseViewQuery};
+pub use query::{
+    ChatListQuery, ChatMessagesQuery, InputItemsQuery, ResponseViewQuery,
+};
 pub use types::*;
 
 /// Largest accepted request body: 32 MiB (images as data URIs are large).
@@ -116,6 +122,89 @@ pub trait ManiacApi {
         path: Path<ResponsePath>,
         query: Query<InputItemsQuery>,
     ) -> Result<HttpResponseOk<ResponseItemList>, ApiError>;
+
+    /// Create a chat completion
+    ///
+    /// Runs one model call through the provider named by `model`
+    /// (`provider/model`) with OpenAI's Chat Completions semantics: tools,
+    /// `n` choices, structured output, log probabilities. With `stream`
+    /// the answer is `chat.completion.chunk` server-sent events ending
+    /// with `data: [DONE]`. With `store: true` it can be read back.
+    #[endpoint {
+        method = POST,
+        path = "/v1/chat/completions",
+        tags = ["chat"],
+        request_body_max_bytes = MAX_REQUEST_BYTES,
+    }]
+    async fn chat_completion_create(
+        rqctx: RequestContext<Self::Context>,
+        body: TypedBody<CreateChatCompletion>,
+    ) -> Result<JsonOrSse<ChatCompletion>, ApiError>;
+
+    /// List stored chat completions
+    ///
+    /// Completions created with `store: true` by your organization, oldest
+    /// first by default, with cursor paging through `after` and filters by
+    /// `model` and `metadata[key]=value`.
+    #[endpoint {
+        method = GET,
+        path = "/v1/chat/completions",
+        tags = ["chat"],
+    }]
+    async fn chat_completion_list(
+        rqctx: RequestContext<Self::Context>,
+        query: Query<ChatListQuery>,
+    ) -> Result<HttpResponseOk<ChatCompletionList>, ApiError>;
+
+    /// Retrieve a stored chat completion
+    #[endpoint {
+        method = GET,
+        path = "/v1/chat/completions/{completion_id}",
+        tags = ["chat"],
+    }]
+    async fn chat_completion_view(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<ChatCompletionPath>,
+    ) -> Result<HttpResponseOk<ChatCompletion>, ApiError>;
+
+    /// Update a stored chat completion
+    ///
+    /// Replaces its `metadata`; nothing else can change.
+    #[endpoint {
+        method = POST,
+        path = "/v1/chat/completions/{completion_id}",
+        tags = ["chat"],
+    }]
+    async fn chat_completion_update(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<ChatCompletionPath>,
+        body: TypedBody<UpdateChatCompletion>,
+    ) -> Result<HttpResponseOk<ChatCompletion>, ApiError>;
+
+    /// Delete a stored chat completion
+    #[endpoint {
+        method = DELETE,
+        path = "/v1/chat/completions/{completion_id}",
+        tags = ["chat"],
+    }]
+    async fn chat_completion_delete(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<ChatCompletionPath>,
+    ) -> Result<HttpResponseOk<ChatCompletionDeleted>, ApiError>;
+
+    /// List the messages of a stored chat completion
+    ///
+    /// The request messages, in order by default, with cursor paging.
+    #[endpoint {
+        method = GET,
+        path = "/v1/chat/completions/{completion_id}/messages",
+        tags = ["chat"],
+    }]
+    async fn chat_completion_messages_list(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<ChatCompletionPath>,
+        query: Query<ChatMessagesQuery>,
+    ) -> Result<HttpResponseOk<ChatMessageList>, ApiError>;
 
     /// List models
     ///

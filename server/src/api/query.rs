@@ -46,6 +46,36 @@ pub struct InputItemsQuery {
     pub include: Option<Vec<String>>,
 }
 
+/// Query of `GET /v1/chat/completions`.
+#[derive(Clone, Debug, Default, JsonSchema)]
+pub struct ChatListQuery {
+    /// Completions after this id (cursor from `last_id`).
+    pub after: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: Option<i64>,
+    /// `asc` (default) or `desc`, by creation time.
+    pub order: Option<Order>,
+    /// Only completions of this model.
+    pub model: Option<String>,
+    /// Only completions whose metadata has every `metadata[key]=value`
+    /// pair given (a key may be given once).
+    #[schemars(skip)]
+    pub metadata: Vec<(String, String)>,
+}
+
+/// Query of `GET /v1/chat/completions/{completion_id}/messages`.
+#[derive(Clone, Debug, Default, JsonSchema)]
+pub struct ChatMessagesQuery {
+    /// Messages after this id (cursor from `last_id`).
+    pub after: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    #[schemars(range(min = 1, max = 100))]
+    pub limit: Option<i64>,
+    /// `asc` (default) or `desc`, by position.
+    pub order: Option<Order>,
+}
+
 /// Collects query pairs, keeping repeated keys.
 struct Pairs(Vec<(String, String)>);
 
@@ -107,6 +137,53 @@ impl<'de> Deserialize<'de> for ResponseViewQuery {
                 "include_obfuscation" => {
                     q.include_obfuscation = Some(parse_bool(&k, &v)?)
                 }
+                _ => return Err(unknown(&k)),
+            }
+        }
+        Ok(q)
+    }
+}
+
+fn parse_order<E: serde::de::Error>(v: &str) -> Result<Order, E> {
+    match v {
+        "asc" => Ok(Order::Asc),
+        "desc" => Ok(Order::Desc),
+        _ => Err(E::custom(format!(
+            "Invalid value for 'order': expected 'asc' or 'desc', got '{v}'."
+        ))),
+    }
+}
+
+impl<'de> Deserialize<'de> for ChatListQuery {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut q = ChatListQuery::default();
+        for (k, v) in Pairs::deserialize(d)?.0 {
+            match k.as_str() {
+                "after" => q.after = Some(v),
+                "limit" => q.limit = Some(parse_int(&k, &v)?),
+                "order" => q.order = Some(parse_order(&v)?),
+                "model" => q.model = Some(v),
+                _ => match k
+                    .strip_prefix("metadata[")
+                    .and_then(|r| r.strip_suffix(']'))
+                {
+                    Some(key) => q.metadata.push((key.to_string(), v)),
+                    None => return Err(unknown(&k)),
+                },
+            }
+        }
+        Ok(q)
+    }
+}
+
+impl<'de> Deserialize<'de> for ChatMessagesQuery {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut q = ChatMessagesQuery::default();
+        for (k, v) in Pairs::deserialize(d)?.0 {
+            match k.as_str() {
+                "after" => q.after = Some(v),
+                "limit" => q.limit = Some(parse_int(&k, &v)?),
+                "order" => q.order = Some(parse_order(&v)?),
                 _ => return Err(unknown(&k)),
             }
         }

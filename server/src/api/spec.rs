@@ -7,11 +7,17 @@ use openapiv3::{
 };
 use schemars::r#gen::SchemaSettings;
 
+use super::chat_completion::ChatCompletionChunk;
 use super::events::ResponseStreamEvent;
 use super::maniac_api_mod as api_mod;
 
-/// Operations whose 200 answer may also be an event stream.
-const STREAMING_OPERATIONS: [&str; 2] = ["response_create", "response_view"];
+/// Operations whose 200 answer may also be an event stream, with the
+/// schema of their events.
+const STREAMING_OPERATIONS: [(&str, &str); 3] = [
+    ("response_create", "ResponseStreamEvent"),
+    ("response_view", "ResponseStreamEvent"),
+    ("chat_completion_create", "ChatCompletionChunk"),
+];
 
 /// The OpenAPI document, exactly as checked in at `openapi.json`
 /// (pretty-printed, with a trailing newline).
@@ -39,8 +45,10 @@ pub fn openapi_document() -> Result<String, String> {
 
 fn add_event_stream(doc: &mut OpenAPI) -> Result<(), String> {
     let mut generator = SchemaSettings::openapi3().into_generator();
-    // Registers ResponseStreamEvent and every event in the definitions.
+    // Registers ResponseStreamEvent and every event in the definitions,
+    // and the chunk of a chat stream.
     generator.subschema_for::<ResponseStreamEvent>();
+    generator.subschema_for::<ChatCompletionChunk>();
     let components = doc.components.get_or_insert_with(Default::default);
     let defs = generator.take_definitions();
     for (name, schema) in defs {
@@ -55,19 +63,18 @@ fn add_event_stream(doc: &mut OpenAPI) -> Result<(), String> {
         components.schemas.insert(name, schema);
     }
     components.schemas.sort_keys();
-    let event_ref = ReferenceOr::Reference {
-        reference: "#/components/schemas/ResponseStreamEvent".to_string(),
-    };
     for (_, item) in doc.paths.paths.iter_mut() {
         let ReferenceOr::Item(item) = item else { continue };
         for op in [&mut item.get, &mut item.post].into_iter().flatten() {
-            let is_streaming = op
-                .operation_id
-                .as_deref()
-                .is_some_and(|id| STREAMING_OPERATIONS.contains(&id));
-            if !is_streaming {
+            let Some((_, event)) = STREAMING_OPERATIONS
+                .iter()
+                .find(|(id, _)| op.operation_id.as_deref() == Some(id))
+            else {
                 continue;
-            }
+            };
+            let event_ref = ReferenceOr::Reference {
+                reference: format!("#/components/schemas/{event}"),
+            };
             let ok = op
                 .responses
                 .responses
@@ -79,10 +86,7 @@ fn add_event_stream(doc: &mut OpenAPI) -> Result<(), String> {
                 .to_string();
             ok.content.insert(
                 "text/event-stream".to_string(),
-                MediaType {
-                    schema: Some(event_ref.clone()),
-                    ..Default::default()
-                },
+                MediaType { schema: Some(event_ref), ..Default::default() },
             );
         }
     }

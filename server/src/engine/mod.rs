@@ -5,6 +5,7 @@
 
 pub mod background;
 pub mod builder;
+pub mod chat;
 pub mod error;
 pub mod follow;
 pub mod hub;
@@ -71,10 +72,11 @@ pub struct Caller {
     pub request_id: String,
 }
 
-/// What a create or view produces.
-pub enum Reply {
-    /// A response object (boxed: it is large and streams are common).
-    Json(Box<Response>),
+/// What a create or view produces: a `Response`, or a `ChatCompletion`
+/// on the chat front end.
+pub enum Reply<T = Response> {
+    /// The object (boxed: it is large and streams are common).
+    Json(Box<T>),
     /// A response object already serialized: a stored response is encoded
     /// once, for the database and the client alike.
     Encoded(Bytes),

@@ -52,13 +52,11 @@ impl Prepared {
 }
 
 impl Engine {
-    pub(crate) async fn prepare(
+    /// The provider and upstream model named by `provider/model`.
+    pub(crate) fn resolve<'m>(
         &self,
-        caller: &Caller,
-        req: CreateResponse,
-    ) -> EngineResult<Prepared> {
-        validate::check(&req)?;
-        let full_model = req.model.clone().unwrap_or_default();
+        full_model: &'m str,
+    ) -> EngineResult<(&'m str, &'m str, Arc<dyn Provider>)> {
         let Some((provider_name, model)) = full_model
             .split_once('/')
             .filter(|(p, m)| !p.is_empty() && !m.is_empty())
@@ -86,6 +84,17 @@ impl Engine {
                     )
                 },
             )?;
+        Ok((provider_name, model, provider))
+    }
+
+    pub(crate) async fn prepare(
+        &self,
+        caller: &Caller,
+        req: CreateResponse,
+    ) -> EngineResult<Prepared> {
+        validate::check(&req)?;
+        let full_model = req.model.clone().unwrap_or_default();
+        let (provider_name, model, provider) = self.resolve(&full_model)?;
         let store = self.inner.store.clone();
         let mut transcript_items: Vec<TranscriptItem> = Vec::new();
         if let Some(prev) = &req.previous_response_id {

@@ -65,16 +65,58 @@ pub(crate) enum Wake {
     Gone,
 }
 
+/// What turns provider events into one front end's answer: the
+/// Responses builder, the Chat Completions builder. The driver and
+/// [`Engine::finish`] are the same for both.
+pub(crate) trait RunBuilder: Send + Sync {
+    /// One encoded wire event.
+    type Event: Send;
+    /// Feeds one provider event.
+    fn apply(&mut self, ev: ProviderEvent);
+    /// Feeds a whole generation (the non-streaming path).
+    fn apply_all(&mut self, c: Completion) {
+        for ev in c.events {
+            self.apply(ev);
+        }
+    }
+    /// Takes the events built since the last call.
+    fn drain(&mut self) -> Vec<Self::Event>;
+    /// Ends the run and builds its terminal events.
+    fn end(&mut self, ending: &Ending);
+    /// The run's status (final after `end`).
+    fn status(&self) -> ResponseStatus;
+    /// The usage reported so far.
+    fn usage(&self) -> Usage;
+}
+
+impl RunBuilder for ResponseBuilder {
+    type Event = Encoded;
+    fn apply(&mut self, ev: ProviderEvent) {
+        ResponseBuilder::apply(self, ev)
+    }
+    fn apply_all(&mut self, c: Completion) {
+        ResponseBuilder::apply_all(self, c)
+    }
+    fn drain(&mut self) -> Vec<Encoded> {
+        ResponseBuilder::drain(self)
+    }
+    fn end(&mut self, ending: &Ending) {
+        ResponseBuilder::end(self, ending)
+    }
+    fn status(&self) -> ResponseStatus {
+        self.snapshot().status
+    }
+    fn usage(&self) -> Usage {
+        ResponseBuilder::usage(self)
+    }
+}
+
 /// Where a run's events go.
 #[async_trait]
-pub(crate) trait Sink: Send {
+pub(crate) trait Sink<B: RunBuilder = ResponseBuilder>: Send {
     /// Takes events as they are built (default: nothing to deliver, as
     /// for JSON answers and runs ended without running).
-    async fn send(
-        &mut self,
-        _evs: Vec<Encoded>,
-        _b: &ResponseBuilder,
-    ) -> Result<(), Stop> {
+    async fn send(&mut self, _evs: Vec<B::Event>, _b: &B) -> Result<(), Stop> {
         Ok(())
     }
 
@@ -85,11 +127,7 @@ pub(crate) trait Sink: Send {
     }
 
     /// Does what `wait` woke it for.
-    async fn tick(
-        &mut self,
-        _wake: Wake,
-        _b: &ResponseBuilder,
-    ) -> Result<(), Stop> {
+    async fn tick(&mut self, _wake: Wake, _b: &B) -> Result<(), Stop> {
         Ok(())
     }
 
@@ -97,8 +135,8 @@ pub(crate) trait Sink: Send {
     /// `Ok(false)`: someone else ended the run first; nothing was written.
     async fn finish(
         &mut self,
-        b: &ResponseBuilder,
-        terminal: Vec<Encoded>,
+        b: &B,
+        terminal: Vec<B::Event>,
     ) -> Result<bool, EngineError>;
 }
 
@@ -145,14 +183,14 @@ pub struct RunOutcome {
 impl Engine {
     /// Drives a run to its end. None when the run was lost to another
     /// actor, which ends it.
-    pub(crate) async fn drive(
+    pub(crate) async fn drive<B: RunBuilder>(
         &self,
-        mut b: ResponseBuilder,
+        mut b: B,
         upstream: Upstream,
-        sink: &mut dyn Sink,
+        sink: &mut dyn Sink<B>,
         cancel: &CancellationToken,
         mut facts: RunFacts,
-    ) -> Option<(ResponseBuilder, Result<RunOutcome, EngineError>)> {
+    ) -> Option<(B, Result<RunOutcome, EngineError>)> {
         let mut up = match upstream {
             Upstream::Whole(c) => {
                 facts.first_output = Some(Instant::now());
@@ -241,12 +279,12 @@ impl Engine {
 
     /// Ends a run: the builder's terminal event, the sink keeps it, and
     /// the outcome is recorded. The only place any run ends.
-    pub(crate) async fn finish(
+    pub(crate) async fn finish<B: RunBuilder>(
         &self,
-        b: &mut ResponseBuilder,
+        b: &mut B,
         ending: Ending,
         error: Option<ErrorKind>,
-        sink: &mut dyn Sink,
+        sink: &mut dyn Sink<B>,
         facts: RunFacts,
     ) -> Result<RunOutcome, EngineError> {
         b.end(&ending);
@@ -254,7 +292,7 @@ impl Engine {
         let recorded = sink.finish(b, terminal).await?;
         let now = Instant::now();
         let outcome = RunOutcome {
-            status: b.snapshot().status,
+            status: b.status(),
             usage: b.usage(),
             time_to_first_token: facts
                 .first_output

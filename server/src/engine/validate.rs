@@ -100,7 +100,22 @@ pub fn check(req: &CreateResponse) -> Result<(), EngineError> {
     range_i("top_logprobs", req.top_logprobs, 0, 20)?;
     range_i("max_output_tokens", req.max_output_tokens, 16, i64::MAX)?;
     range_i("max_tool_calls", req.max_tool_calls, 0, i64::MAX)?;
-    if let Some(meta) = &req.metadata {
+    metadata(req.metadata.as_ref())?;
+    tags(req.tags.as_deref())?;
+    if let Some(Some(TextFormat::JsonSchema { name, .. })) =
+        req.text.as_ref().map(|t| &t.format)
+    {
+        schema_name("text.format.name", name)?;
+    }
+    Ok(())
+}
+
+/// `metadata`: at most 16 pairs, keys up to 64 characters, values up to
+/// 512.
+pub(crate) fn metadata(
+    meta: Option<&std::collections::BTreeMap<String, String>>,
+) -> Result<(), EngineError> {
+    if let Some(meta) = meta {
         if meta.len() > 16 {
             return Err(EngineError::invalid_value(
                 "metadata",
@@ -133,7 +148,12 @@ pub fn check(req: &CreateResponse) -> Result<(), EngineError> {
             }
         }
     }
-    if let Some(tags) = &req.tags
+    Ok(())
+}
+
+/// `tags` (Maniac extension): at most 64 of at most 256 bytes.
+pub(crate) fn tags(tags: Option<&[String]>) -> Result<(), EngineError> {
+    if let Some(tags) = tags
         && (tags.len() > 64 || tags.iter().any(|t| t.len() > 256))
     {
         return Err(EngineError::invalid_value(
@@ -141,25 +161,28 @@ pub fn check(req: &CreateResponse) -> Result<(), EngineError> {
             "At most 64 tags of at most 256 bytes each.",
         ));
     }
-    if let Some(Some(TextFormat::JsonSchema { name, .. })) =
-        req.text.as_ref().map(|t| &t.format)
-    {
-        let ok = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !ok {
-            return Err(EngineError::invalid_value(
-                "text.format.name",
-                "The schema name must be 1 to 64 letters, digits, '_' or '-'.",
-            ));
-        }
+    Ok(())
+}
+
+/// A schema or function name: 1 to 64 letters, digits, `_` or `-`.
+pub(crate) fn schema_name(param: &str, name: &str) -> Result<(), EngineError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !ok {
+        return Err(EngineError::invalid_value(
+            param,
+            format!(
+                "Invalid '{param}': names must be 1 to 64 letters, digits, '_' or '-'."
+            ),
+        ));
     }
     Ok(())
 }
 
-fn range_f(
+pub(crate) fn range_f(
     param: &str,
     v: Option<f64>,
     min: f64,
@@ -179,7 +202,7 @@ fn range_f(
     }
 }
 
-fn range_i(
+pub(crate) fn range_i(
     param: &str,
     v: Option<i64>,
     min: i64,

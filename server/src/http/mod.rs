@@ -35,9 +35,9 @@ pub enum ManiacApiImpl {}
 
 /// Engine replies as HTTP answers; errors that carry headers (a 429's
 /// Retry-After) are answered through `JsonOrSse::Error`.
-fn answer(
-    r: Result<Reply, EngineError>,
-) -> Result<JsonOrSse<Response>, ApiError> {
+fn answer<T>(
+    r: Result<Reply<T>, EngineError>,
+) -> Result<JsonOrSse<T>, ApiError> {
     match r.map_err(ApiError::from) {
         Ok(Reply::Json(resp)) => Ok(JsonOrSse::Json(*resp)),
         Ok(Reply::Encoded(json)) => Ok(JsonOrSse::Encoded(json)),
@@ -103,6 +103,70 @@ impl ManiacApi for ManiacApiImpl {
         Ok(HttpResponseOk(
             rqctx.context().engine.input_items(&caller, &id, &q).await?,
         ))
+    }
+
+    async fn chat_completion_create(
+        rqctx: RequestContext<ServerState>,
+        body: TypedBody<CreateChatCompletion>,
+    ) -> Result<JsonOrSse<ChatCompletion>, ApiError> {
+        let caller = auth::authenticate(&rqctx).await?;
+        let ctx = rqctx.context();
+        answer(ctx.engine.chat_create(&caller, body.into_inner()).await)
+    }
+
+    async fn chat_completion_list(
+        rqctx: RequestContext<ServerState>,
+        query: Query<ChatListQuery>,
+    ) -> Result<HttpResponseOk<ChatCompletionList>, ApiError> {
+        let caller = auth::authenticate(&rqctx).await?;
+        let engine = &rqctx.context().engine;
+        let list = engine.chat_list(&caller, &query.into_inner()).await?;
+        Ok(HttpResponseOk(list))
+    }
+
+    async fn chat_completion_view(
+        rqctx: RequestContext<ServerState>,
+        path: Path<ChatCompletionPath>,
+    ) -> Result<HttpResponseOk<ChatCompletion>, ApiError> {
+        let caller = auth::authenticate(&rqctx).await?;
+        let id = path.into_inner().completion_id;
+        let engine = &rqctx.context().engine;
+        Ok(HttpResponseOk(engine.chat_view(&caller, &id).await?))
+    }
+
+    async fn chat_completion_update(
+        rqctx: RequestContext<ServerState>,
+        path: Path<ChatCompletionPath>,
+        body: TypedBody<UpdateChatCompletion>,
+    ) -> Result<HttpResponseOk<ChatCompletion>, ApiError> {
+        let caller = auth::authenticate(&rqctx).await?;
+        let id = path.into_inner().completion_id;
+        let engine = &rqctx.context().engine;
+        let c = engine.chat_update(&caller, &id, body.into_inner()).await?;
+        Ok(HttpResponseOk(c))
+    }
+
+    async fn chat_completion_delete(
+        rqctx: RequestContext<ServerState>,
+        path: Path<ChatCompletionPath>,
+    ) -> Result<HttpResponseOk<ChatCompletionDeleted>, ApiError> {
+        let caller = auth::authenticate(&rqctx).await?;
+        let id = path.into_inner().completion_id;
+        let engine = &rqctx.context().engine;
+        Ok(HttpResponseOk(engine.chat_delete(&caller, &id).await?))
+    }
+
+    async fn chat_completion_messages_list(
+        rqctx: RequestContext<ServerState>,
+        path: Path<ChatCompletionPath>,
+        query: Query<ChatMessagesQuery>,
+    ) -> Result<HttpResponseOk<ChatMessageList>, ApiError> {
+        let caller = auth::authenticate(&rqctx).await?;
+        let id = path.into_inner().completion_id;
+        let engine = &rqctx.context().engine;
+        let page =
+            engine.chat_messages(&caller, &id, &query.into_inner()).await?;
+        Ok(HttpResponseOk(page))
     }
 
     async fn model_list(

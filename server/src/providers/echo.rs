@@ -28,7 +28,10 @@ impl Echo {
         Arc::new(Echo)
     }
 
-    fn answer(req: &ProviderRequest) -> (Vec<String>, Usage, FinishReason) {
+    /// The answer's events: for every choice (`n`), the echo of the last
+    /// user message, or the last tool output, or a call of the tool that
+    /// `tool_choice` demands; then usage.
+    fn events(req: &ProviderRequest) -> Vec<ProviderEvent> {
         let last_user = req
             .messages()
             .filter(|m| m.role == Role::User)
@@ -43,19 +46,105 @@ impl Echo {
                 .instructions
                 .as_deref()
                 .map_or(0, |i| i.split_whitespace().count() as i64);
-        let words: Vec<&str> = last_user.split_inclusive(' ').collect();
+        let tool_output = match req.transcript.last() {
+            Some(TranscriptItem::FunctionCallOutput { output, .. }) => {
+                Some(output.as_str())
+            }
+            _ => None,
+        };
+        let call = match (&req.tool_choice, tool_output) {
+            (_, Some(_)) => None,
+            (Some(ToolChoice::Required), _) => req.tools.first(),
+            (Some(ToolChoice::Function(name)), _) => {
+                req.tools.iter().find(|t| &t.name == name)
+            }
+            _ => None,
+        };
+        let text = tool_output.unwrap_or(&last_user);
+        let words: Vec<&str> = text.split_inclusive(' ').collect();
         let limit =
             req.sampling.max_output_tokens.map_or(usize::MAX, |m| m as usize);
         let (kept, finish) = if words.len() > limit {
             (&words[..limit], FinishReason::Length)
+        } else if call.is_some() {
+            (&words[..], FinishReason::ToolCalls)
         } else {
             (&words[..], FinishReason::Stop)
         };
-        let deltas = kept.chunks(WORDS_PER_DELTA).map(|c| c.concat()).collect();
-        let usage =
-            Usage { input, output: kept.len() as i64, ..Usage::default() };
-        (deltas, usage, finish)
+        let n = req.sampling.n.unwrap_or(1).max(1);
+        let mut events = Vec::new();
+        for choice in 0..n {
+            if n > 1 {
+                events.push(ProviderEvent::Choice(choice));
+            }
+            let index = choice as usize;
+            match call {
+                Some(tool) if finish == FinishReason::ToolCalls => {
+                    events.push(ProviderEvent::ItemStarted {
+                        index,
+                        kind: ItemKind::FunctionCall {
+                            call_id: format!("call_echo_{choice}"),
+                            name: tool.name.clone(),
+                        },
+                    });
+                    events.push(ProviderEvent::Delta {
+                        index,
+                        delta: Delta::Arguments(arguments(tool, &last_user)),
+                    });
+                }
+                _ => {
+                    events.push(ProviderEvent::ItemStarted {
+                        index,
+                        kind: ItemKind::Message,
+                    });
+                    for c in kept.chunks(WORDS_PER_DELTA) {
+                        events.push(ProviderEvent::Delta {
+                            index,
+                            delta: Delta::Text(c.concat()),
+                        });
+                    }
+                }
+            }
+            events.push(ProviderEvent::Finish(finish));
+            events.push(ProviderEvent::ItemDone { index });
+        }
+        events.push(ProviderEvent::Usage(Usage {
+            input,
+            output: kept.len() as i64 * n as i64,
+            ..Usage::default()
+        }));
+        events
     }
+}
+
+/// Arguments of an echo tool call: every string property of the tool's
+/// schema holds `text` (a schema without properties gets `input`).
+fn arguments(tool: &FunctionTool, text: &str) -> String {
+    let mut args = serde_json::Map::new();
+    let props = tool
+        .parameters
+        .as_ref()
+        .and_then(|p| p.get("properties"))
+        .and_then(|p| p.as_object());
+    match props {
+        Some(props) if !props.is_empty() => {
+            for (name, schema) in props {
+                let v = match schema.get("type").and_then(|t| t.as_str()) {
+                    Some("string") => serde_json::Value::from(text),
+                    Some("integer" | "number") => 0.into(),
+                    Some("boolean") => false.into(),
+                    Some("array") => serde_json::Value::Array(Vec::new()),
+                    Some("object") => serde_json::json!({}),
+                    _ => serde_json::Value::Null,
+                };
+                args.insert(name.clone(), v);
+            }
+        }
+        _ => {
+            args.insert("input".into(), text.into());
+        }
+    }
+    serde_json::Value::Object(args).to_string()
 }
 
 #[async_trait]
@@ -64,25 +153,21 @@ impl Provider for Echo {
         vec!["echo".into()]
     }
 
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            tools: true,
+            multiple_choices: true,
+            extra_fields: true,
+            ..Capabilities::default()
+        }
+    }
+
     async fn stream(
         &self,
         req: &ProviderRequest,
         _ctx: &CallContext,
     ) -> Result<EventStream, ProviderError> {
-        let (deltas, usage, finish) = Self::answer(req);
-        let start =
-            ProviderEvent::ItemStarted { index: 0, kind: ItemKind::Message };
-        let events = std::iter::once(start)
-            .chain(deltas.into_iter().map(|t| ProviderEvent::Delta {
-                index: 0,
-                delta: Delta::Text(t),
-            }))
-            .chain([
-                ProviderEvent::Finish(finish),
-                ProviderEvent::ItemDone { index: 0 },
-                ProviderEvent::Usage(usage),
-            ])
-            .map(Ok);
+        let events = Self::events(req).into_iter().map(Ok);
         Ok(Box::pin(stream::iter(events)))
     }
 
@@ -91,7 +176,6 @@ impl Provider for Echo {
         req: &ProviderRequest,
         _ctx: &CallContext,
     ) -> Result<Completion, ProviderError> {
-        let (deltas, usage, finish) = Self::answer(req);
-        Ok(Completion::text(deltas.concat(), Some(usage), finish))
+        Ok(Completion { events: Self::events(req) })
     }
 }

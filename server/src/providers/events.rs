@@ -5,6 +5,7 @@
 //! their wire taxonomy; providers never see one.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// The kind of an output item, given when it starts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +45,17 @@ pub enum Delta {
     /// thinking signature, OpenAI's `encrypted_content`); replaces any
     /// earlier value.
     EncryptedReasoning(String),
+    /// Token log probabilities of the text (or refusal) just sent, as the
+    /// upstream reported them (OpenAI's `{token, logprob, bytes,
+    /// top_logprobs}` entries), kept verbatim so nothing is lost.
+    Logprobs {
+        /// Entries of message text.
+        content: Vec<Value>,
+        /// Entries of refusal text.
+        refusal: Vec<Value>,
+    },
+    /// Annotations of the message (citations), verbatim.
+    Annotations(Vec<Value>),
 }
 
 impl Delta {
@@ -51,7 +63,10 @@ impl Delta {
     /// started explicitly (`None`: a function call needs a name first).
     pub fn implied_kind(&self) -> Option<ItemKind> {
         match self {
-            Delta::Text(_) | Delta::Refusal(_) => Some(ItemKind::Message),
+            Delta::Text(_)
+            | Delta::Refusal(_)
+            | Delta::Logprobs { .. }
+            | Delta::Annotations(_) => Some(ItemKind::Message),
             Delta::Arguments(_) => None,
             Delta::ReasoningText(_)
             | Delta::ReasoningSummary { .. }
@@ -87,8 +102,25 @@ pub enum ProviderEvent {
     },
     /// Token usage; see [`Usage::merge`] for how reports combine.
     Usage(Usage),
-    /// Generation stopped.
+    /// Generation stopped (of the current choice).
     Finish(FinishReason),
+    /// The events that follow belong to choice `n` (of `n > 1` on Chat
+    /// Completions) until the next `Choice`; before any, choice 0. Item
+    /// indexes stay unique across choices. Front ends without choices
+    /// (Responses) keep choice 0 only.
+    Choice(u32),
+    /// Facts about the answer that are not output: passed through to
+    /// clients of the same protocol.
+    Meta(AnswerMeta),
+}
+
+/// Upstream facts about an answer (Chat Completions' top-level fields).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AnswerMeta {
+    /// `system_fingerprint`.
+    pub system_fingerprint: Option<String>,
+    /// `service_tier` the upstream ran the request at.
+    pub service_tier: Option<String>,
 }
 
 /// Why generation stopped.

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 pub use error::ProviderError;
 pub use events::{
-    Completion, Delta, FinishReason, ItemKind, ProviderEvent, Usage,
+    AnswerMeta, Completion, Delta, FinishReason, ItemKind, ProviderEvent, Usage,
 };
 pub use registry::Registry;
 pub use request::{

@@ -127,6 +127,9 @@ pub struct Sampling {
     /// Number of choices (chat only; 1 when unset).
     #[serde(default)]
     pub n: Option<u32>,
+    /// Token id to bias (-100..100), as Chat Completions takes it.
+    #[serde(default)]
+    pub logit_bias: Option<Map<String, Value>>,
 }
 
 /// What a provider is asked to generate.
@@ -161,6 +164,9 @@ pub struct ProviderRequest {
     /// End-user id, forwarded as `user`.
     #[serde(default)]
     pub user: Option<String>,
+    /// Service tier asked for, forwarded where the upstream takes it.
+    #[serde(default)]
+    pub service_tier: Option<String>,
     /// Fields forwarded verbatim to upstreams that speak the front end's
     /// own protocol (e.g. vLLM's `top_k` on chat); others never see them.
     #[serde(default)]
@@ -209,6 +215,9 @@ pub struct Capabilities {
     pub reasoning: bool,
     /// More than one choice (`n > 1`).
     pub multiple_choices: bool,
+    /// Speaks Chat Completions itself, so unknown top-level chat fields
+    /// can be forwarded verbatim (`ProviderRequest::extra`).
+    pub extra_fields: bool,
 }
 
 impl Default for Capabilities {
@@ -219,6 +228,7 @@ impl Default for Capabilities {
             json_schema: true,
             reasoning: false,
             multiple_choices: false,
+            extra_fields: false,
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct ResponseBuilder {
     finish: Option<FinishReason>,
     usage: Option<Usage>,
     out: Vec<Encoded>,
+    /// The choice the provider's events are about; a response is choice 0.
+    choice: u32,
 }
 
 /// How a run ended, for the builder's terminal event.
@@ -75,6 +77,7 @@ impl ResponseBuilder {
             finish: None,
             usage: None,
             out: Vec::new(),
+            choice: 0,
         }
     }
 
@@ -155,7 +158,14 @@ impl ResponseBuilder {
 
     /// Feeds one provider event.
     pub fn apply(&mut self, ev: ProviderEvent) {
+        let other_choice = self.choice != 0;
         match ev {
+            ProviderEvent::Choice(c) => self.choice = c,
+            ProviderEvent::Usage(u) => {
+                self.usage.get_or_insert_with(Usage::default).merge(u)
+            }
+            ProviderEvent::Meta(_) => {}
+            _ if other_choice => {}
             ProviderEvent::ItemStarted { index, kind } => {
                 if self.position(index).is_none() {
                     self.start_item(index, kind);
@@ -167,9 +177,6 @@ impl ResponseBuilder {
                     let status = self.item_status();
                     self.close_item(pos, status);
                 }
-            }
-            ProviderEvent::Usage(u) => {
-                self.usage.get_or_insert_with(Usage::default).merge(u)
             }
             ProviderEvent::Finish(f) => self.finish = Some(f),
         }
@@ -241,6 +248,10 @@ impl ResponseBuilder {
     }
 
     fn delta(&mut self, index: usize, delta: Delta) {
+        // Chat-only facts: the Responses stream has no place for them.
+        if matches!(delta, Delta::Logprobs { .. } | Delta::Annotations(_)) {
+            return;
+        }
         let Some(pos) = self.target(index, &delta) else {
             tracing::debug!(
                 index,
@@ -281,6 +292,7 @@ impl ResponseBuilder {
                     *encrypted = Some(e);
                 }
             }
+            Delta::Logprobs { .. } | Delta::Annotations(_) => {}
         }
     }
 

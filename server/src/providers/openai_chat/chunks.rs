@@ -1,22 +1,24 @@
 //! Chat Completions answers to item-level events: the streamed chunk
-//! parser (reasoning, text, refusal and tool-call fragments) and the
-//! non-streaming answer. Upstreams that stream reasoning send it as
-//! `delta.reasoning_content` (DeepSeek, vLLM, SGLang, llama.cpp) or
-//! `delta.reasoning` (OpenRouter).
+//! parser (reasoning, text, refusal, logprobs, annotations and tool-call
+//! fragments, for every choice) and the non-streaming answer. Upstreams
+//! that stream reasoning send it as `delta.reasoning_content` (DeepSeek,
+//! vLLM, SGLang, llama.cpp) or `delta.reasoning` (OpenRouter).
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::providers::{
-    Completion, Delta, FinishReason, ItemKind, ProviderEvent, Usage,
+    AnswerMeta, Completion, Delta, FinishReason, ItemKind, ProviderEvent, Usage,
 };
 
-/// Item index of the reasoning item.
+/// Item slot of the reasoning item within a choice.
 const REASONING: usize = 0;
-/// Item index of the message item.
+/// Item slot of the message item.
 const MESSAGE: usize = 1;
-/// Item index of tool call 0; call `i` is `TOOLS + i`.
+/// Item slot of tool call 0; call `i` is `TOOLS + i`.
 const TOOLS: usize = 2;
+/// Item indexes of choice `c` start at `c * CHOICE_STRIDE`.
+const CHOICE_STRIDE: usize = 1 << 20;
 
 #[derive(Deserialize)]
 pub(super) struct ChatUsage {
@@ -66,13 +68,21 @@ pub(super) struct ChatCompletion {
     choices: Vec<ChatChoice>,
     #[serde(default)]
     usage: Option<ChatUsage>,
+    #[serde(default)]
+    system_fingerprint: Option<String>,
+    #[serde(default)]
+    service_tier: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct ChatChoice {
+    #[serde(default)]
+    index: Option<u32>,
     message: ChunkDelta,
     #[serde(default)]
     finish_reason: Option<String>,
+    #[serde(default)]
+    logprobs: Option<ChoiceLogprobs>,
 }
 
 /// One streamed chunk.
@@ -83,15 +93,32 @@ pub(super) struct ChatChunk {
     #[serde(default)]
     usage: Option<ChatUsage>,
     #[serde(default)]
+    system_fingerprint: Option<String>,
+    #[serde(default)]
+    service_tier: Option<String>,
+    #[serde(default)]
     pub error: Option<Value>,
 }
 
 #[derive(Deserialize)]
 struct ChunkChoice {
     #[serde(default)]
+    index: Option<u32>,
+    #[serde(default)]
     delta: Option<ChunkDelta>,
     #[serde(default)]
     finish_reason: Option<String>,
+    #[serde(default)]
+    logprobs: Option<ChoiceLogprobs>,
+}
+
+/// `choices[].logprobs`: token entries kept verbatim.
+#[derive(Deserialize, Default)]
+struct ChoiceLogprobs {
+    #[serde(default)]
+    content: Option<Vec<Value>>,
+    #[serde(default)]
+    refusal: Option<Vec<Value>>,
 }
 
 /// A streamed delta, or a whole answer's message (same fields).
@@ -107,6 +134,8 @@ struct ChunkDelta {
     reasoning: Option<String>,
     #[serde(default)]
     tool_calls: Vec<ToolCallDelta>,
+    #[serde(default)]
+    annotations: Option<Vec<Value>>,
 }
 
 #[derive(Deserialize)]
@@ -136,73 +165,136 @@ fn finish_reason(s: &str) -> FinishReason {
     }
 }
 
-/// The item-level state of one answer (choice 0).
+/// The item-level state of one choice.
 #[derive(Default)]
-pub(super) struct ChunkParser {
+struct ChoiceState {
     /// The item now receiving deltas.
     open: Option<usize>,
     /// Tool calls started, by their chunk index.
     tools_started: Vec<usize>,
     /// A `finish_reason` was seen.
+    finished: bool,
+}
+
+/// The item-level state of one answer, every choice of it.
+#[derive(Default)]
+pub(super) struct ChunkParser {
+    /// Per choice, by choice index.
+    choices: Vec<ChoiceState>,
+    /// The choice the last events were about.
+    current: u32,
+    /// The last metadata reported.
+    meta: AnswerMeta,
+    /// Every choice seen has a `finish_reason`.
     pub finished: bool,
 }
 
 impl ChunkParser {
-    /// Moves to item `index`, closing the one before it.
+    /// Switches to choice `c`, telling the consumer when it changes.
+    fn select(&mut self, c: u32, out: &mut Vec<ProviderEvent>) {
+        if c != self.current {
+            self.current = c;
+            out.push(ProviderEvent::Choice(c));
+        }
+        while self.choices.len() <= c as usize {
+            self.choices.push(ChoiceState::default());
+        }
+    }
+
+    fn state(&mut self) -> &mut ChoiceState {
+        let c = self.current as usize;
+        if self.choices.len() <= c {
+            self.choices.resize_with(c + 1, ChoiceState::default);
+        }
+        &mut self.choices[c]
+    }
+
+    fn index(&self, slot: usize) -> usize {
+        self.current as usize * CHOICE_STRIDE + slot
+    }
+
+    /// Moves to item `slot` of the current choice, closing the one before.
     fn enter(
         &mut self,
-        index: usize,
+        slot: usize,
         kind: ItemKind,
         out: &mut Vec<ProviderEvent>,
     ) {
-        if self.open == Some(index) {
+        let index = self.index(slot);
+        let st = self.state();
+        if st.open == Some(index) {
             return;
         }
-        if let Some(prev) = self.open.take() {
+        if let Some(prev) = st.open.take() {
             out.push(ProviderEvent::ItemDone { index: prev });
         }
-        self.open = Some(index);
+        st.open = Some(index);
         out.push(ProviderEvent::ItemStarted { index, kind });
     }
 
-    /// Applies one delta of choice 0.
+    fn metadata(
+        &mut self,
+        fingerprint: Option<String>,
+        tier: Option<String>,
+        out: &mut Vec<ProviderEvent>,
+    ) {
+        let meta = AnswerMeta {
+            system_fingerprint: fingerprint
+                .or_else(|| self.meta.system_fingerprint.clone()),
+            service_tier: tier.or_else(|| self.meta.service_tier.clone()),
+        };
+        if meta != self.meta {
+            self.meta = meta.clone();
+            out.push(ProviderEvent::Meta(meta));
+        }
+    }
+
+    /// Applies one delta of the current choice.
     fn delta(&mut self, d: ChunkDelta, out: &mut Vec<ProviderEvent>) {
         let reasoning = d.reasoning_content.or(d.reasoning);
         if let Some(t) = reasoning.filter(|t| !t.is_empty()) {
             self.enter(REASONING, ItemKind::Reasoning, out);
             out.push(ProviderEvent::Delta {
-                index: REASONING,
+                index: self.index(REASONING),
                 delta: Delta::ReasoningText(t),
             });
         }
         if let Some(t) = d.content.filter(|t| !t.is_empty()) {
             self.enter(MESSAGE, ItemKind::Message, out);
             out.push(ProviderEvent::Delta {
-                index: MESSAGE,
+                index: self.index(MESSAGE),
                 delta: Delta::Text(t),
             });
         }
         if let Some(r) = d.refusal.filter(|r| !r.is_empty()) {
             self.enter(MESSAGE, ItemKind::Message, out);
             out.push(ProviderEvent::Delta {
-                index: MESSAGE,
+                index: self.index(MESSAGE),
                 delta: Delta::Refusal(r),
+            });
+        }
+        if let Some(a) = d.annotations.filter(|a| !a.is_empty()) {
+            self.enter(MESSAGE, ItemKind::Message, out);
+            out.push(ProviderEvent::Delta {
+                index: self.index(MESSAGE),
+                delta: Delta::Annotations(a),
             });
         }
         for (pos, call) in d.tool_calls.into_iter().enumerate() {
             let n = call.index.unwrap_or(pos);
-            let index = TOOLS + n;
+            let index = self.index(TOOLS + n);
             let f = call.function.unwrap_or_default();
-            if !self.tools_started.contains(&n) {
-                self.tools_started.push(n);
+            let st = self.state();
+            if !st.tools_started.contains(&n) {
+                st.tools_started.push(n);
                 let kind = ItemKind::FunctionCall {
                     call_id: call.id.unwrap_or_else(|| format!("call_{n}")),
                     name: f.name.unwrap_or_default(),
                 };
-                if let Some(prev) = self.open.take() {
+                if let Some(prev) = st.open.take() {
                     out.push(ProviderEvent::ItemDone { index: prev });
                 }
-                self.open = Some(index);
+                st.open = Some(index);
                 out.push(ProviderEvent::ItemStarted { index, kind });
             }
             if let Some(a) = f.arguments.filter(|a| !a.is_empty()) {
@@ -214,23 +306,46 @@ impl ChunkParser {
         }
     }
 
+    /// Log probabilities of the current choice's text about to be sent.
+    fn logprobs(&mut self, l: ChoiceLogprobs, out: &mut Vec<ProviderEvent>) {
+        let content = l.content.unwrap_or_default();
+        let refusal = l.refusal.unwrap_or_default();
+        if content.is_empty() && refusal.is_empty() {
+            return;
+        }
+        out.push(ProviderEvent::Delta {
+            index: self.index(MESSAGE),
+            delta: Delta::Logprobs { content, refusal },
+        });
+    }
+
+    /// Ends the current choice with `reason`.
+    fn finish(&mut self, reason: &str, out: &mut Vec<ProviderEvent>) {
+        // The finish first: the items it cut take its status.
+        out.push(ProviderEvent::Finish(finish_reason(reason)));
+        let st = self.state();
+        st.finished = true;
+        if let Some(prev) = st.open.take() {
+            out.push(ProviderEvent::ItemDone { index: prev });
+        }
+        self.finished = self.choices.iter().all(|c| c.finished);
+    }
+
     /// Applies one streamed chunk.
     pub fn chunk(&mut self, chunk: ChatChunk, out: &mut Vec<ProviderEvent>) {
+        self.metadata(chunk.system_fingerprint, chunk.service_tier, out);
         for (i, choice) in chunk.choices.into_iter().enumerate() {
-            // Only the first choice is an answer here (`n` is 1).
-            if i > 0 {
-                continue;
+            self.select(choice.index.unwrap_or(i as u32), out);
+            // Before the text they describe, so a consumer can send both
+            // in one piece.
+            if let Some(l) = choice.logprobs {
+                self.logprobs(l, out);
             }
             if let Some(d) = choice.delta {
                 self.delta(d, out);
             }
             if let Some(f) = choice.finish_reason {
-                self.finished = true;
-                // The finish first: the items it cut take its status.
-                out.push(ProviderEvent::Finish(finish_reason(&f)));
-                if let Some(prev) = self.open.take() {
-                    out.push(ProviderEvent::ItemDone { index: prev });
-                }
+                self.finish(&f, out);
             }
         }
         if let Some(u) = chunk.usage {
@@ -240,15 +355,26 @@ impl ChunkParser {
 
     /// The events of a non-streaming answer (None: it has no choice).
     pub fn completion(body: ChatCompletion) -> Option<Completion> {
-        let choice = body.choices.into_iter().next()?;
+        if body.choices.is_empty() {
+            return None;
+        }
         let mut p = ChunkParser::default();
         let mut events = Vec::new();
-        p.delta(choice.message, &mut events);
-        if let Some(f) = choice.finish_reason.as_deref() {
-            events.push(ProviderEvent::Finish(finish_reason(f)));
-        }
-        if let Some(prev) = p.open.take() {
-            events.push(ProviderEvent::ItemDone { index: prev });
+        p.metadata(body.system_fingerprint, body.service_tier, &mut events);
+        for (i, choice) in body.choices.into_iter().enumerate() {
+            p.select(choice.index.unwrap_or(i as u32), &mut events);
+            if let Some(l) = choice.logprobs {
+                p.logprobs(l, &mut events);
+            }
+            p.delta(choice.message, &mut events);
+            match choice.finish_reason.as_deref() {
+                Some(f) => p.finish(f, &mut events),
+                None => {
+                    if let Some(prev) = p.state().open.take() {
+                        events.push(ProviderEvent::ItemDone { index: prev });
+                    }
+                }
+            }
         }
         if let Some(u) = body.usage {
             events.push(ProviderEvent::Usage(u.into()));

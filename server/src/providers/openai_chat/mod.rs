@@ -294,7 +294,8 @@ impl Provider for OpenAiChat {
             tools: true,
             json_schema: true,
             reasoning: true,
-            multiple_choices: false,
+            multiple_choices: true,
+            extra_fields: true,
         }
     }
 

@@ -44,6 +44,10 @@ pub(super) struct ChatRequest<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub n: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub logit_bias: Option<&'a Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_effort: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<&'a str>,
@@ -111,6 +115,8 @@ impl<'a> ChatRequest<'a> {
             logprobs: s.logprobs,
             top_logprobs: s.top_logprobs,
             n: s.n,
+            logit_bias: s.logit_bias.as_ref(),
+            service_tier: req.service_tier.as_deref(),
             reasoning_effort: req.reasoning_effort.as_deref(),
             user: req.user.as_deref(),
             response_format: response_format(req.output_format.as_ref()),

@@ -279,7 +279,11 @@ impl Plan {
             .find_map(|k| body.get(*k).and_then(Value::as_u64));
         let filtered = t.contains("FAULT:filter");
         let names = tool_call_names(body, t, tool_result.is_some());
-        let arguments = serde_json::json!({ "q": t }).to_string();
+        let arguments = if names.is_empty() {
+            String::new()
+        } else {
+            serde_json::json!({ "q": t }).to_string()
+        };
         let choices = (0..n)
             .map(|i| {
                 if !names.is_empty() {

@@ -10,8 +10,8 @@
 //! `alt2`, …), `tools`/`tool_choice` (below) and `service_tier` (echoed,
 //! else `"default"`); every body and chunk has `system_fingerprint`
 //! [`SYSTEM_FINGERPRINT`]. Streams end with a `choices: []` usage chunk only
-//! when `stream_options.include_usage` is true (then every other chunk has
-//! `usage: null`). After a `tool` message (the last message) it answers
+//! when `stream_options.include_usage` is true (no other chunk has a
+//! `usage` field). After a `tool` message (the last message) it answers
 //! `Tool said: <that message's content text>`. Behaviour is scripted by
 //! markers in the text of the last user message:
 //!

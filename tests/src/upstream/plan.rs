@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use serde::Serialize;
 use serde_json::Value;
 
 use super::{JSON_REPLY, REASONING, REFUSAL};
@@ -248,7 +249,7 @@ impl Plan {
         };
         let refuse = t.contains("REFUSE");
         let json = !refuse && t.contains("JSON:");
-        let base = if refuse {
+        let mut base = if refuse {
             REFUSAL.to_string()
         } else if json {
             JSON_REPLY.to_string()
@@ -309,7 +310,10 @@ impl Plan {
                     };
                 }
                 // A `JSON:` reply stays valid JSON in every choice.
-                let full = if i == 0 || json {
+                let full = if n == 1 {
+                    // The common case: no copy.
+                    std::mem::take(&mut base)
+                } else if i == 0 || json {
                     base.clone()
                 } else {
                     format!("{base} (choice {i})")
@@ -385,22 +389,35 @@ impl Plan {
         }
     }
 
-    pub fn usage(&self) -> Value {
+    pub fn usage(&self) -> Usage {
         let n = self.choices.len();
         let reasoning = self.reasoning.map_or(0, |(_, r)| words(r)) * n;
         let completion: usize = reasoning
             + self.choices.iter().map(Choice::completion_tokens).sum::<usize>();
-        let mut u = serde_json::json!({
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": completion,
-            "total_tokens": self.prompt_tokens + completion,
-        });
-        if reasoning > 0 {
-            u["completion_tokens_details"] =
-                serde_json::json!({"reasoning_tokens": reasoning});
+        Usage {
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: completion,
+            total_tokens: self.prompt_tokens + completion,
+            completion_tokens_details: (reasoning > 0).then_some(
+                CompletionTokensDetails { reasoning_tokens: reasoning },
+            ),
         }
-        u
     }
+}
+
+/// `usage`, counted in words.
+#[derive(Serialize)]
+pub(super) struct Usage {
+    prompt_tokens: usize,
+    completion_tokens: usize,
+    total_tokens: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completion_tokens_details: Option<CompletionTokensDetails>,
+}
+
+#[derive(Serialize)]
+struct CompletionTokensDetails {
+    reasoning_tokens: usize,
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! Renders a [`Plan`] as OpenAI renders a chat completion: one JSON body,
-//! or SSE chunks built from pre-formatted strings (no per-chunk
-//! serialization of a whole object: benchmarks stream through here).
+//! Renders a [`Plan`] as OpenAI renders a chat completion: one typed JSON
+//! body, or SSE chunks written byte by byte around a pre-formatted prefix
+//! (no `Value` trees on the common path: benchmarks come through here).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -10,9 +10,10 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, header};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
+use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::plan::{Choice, Fault, Plan};
+use super::plan::{Choice, Fault, Plan, Usage};
 use super::{Body, BoxError, Counter, Gauge, State};
 
 /// The `system_fingerprint` of every completion and chunk.
@@ -73,52 +74,94 @@ fn tool_calls_json(choice: &Choice) -> Value {
         .collect()
 }
 
-/// The non-streaming `chat.completion` body.
+fn usage_json(plan: &Plan) -> String {
+    // Serializing `Usage` cannot fail.
+    serde_json::to_string(&plan.usage()).unwrap_or_default()
+}
+
+/// The non-streaming `chat.completion` body (typed: serializing a
+/// `Value` tree costs a third more, and benchmarks come through here).
+#[derive(Serialize)]
+struct Completion<'a> {
+    id: String,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: Vec<CompletionChoice<'a>>,
+    usage: Usage,
+    service_tier: &'a str,
+    system_fingerprint: &'static str,
+}
+
+#[derive(Serialize)]
+struct CompletionChoice<'a> {
+    index: usize,
+    message: Message<'a>,
+    logprobs: Option<Value>,
+    finish_reason: &'a str,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    role: &'static str,
+    content: Option<&'a str>,
+    refusal: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotations: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
+    /// OpenRouter's name for `reasoning_content`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning: Option<&'a str>,
+}
+
 pub(super) fn completion_json(plan: &Plan) -> String {
-    let choices: Vec<Value> = plan
+    let choices = plan
         .choices
         .iter()
         .enumerate()
-        .map(|(i, c)| {
-            let mut message = json!({"role": "assistant"});
-            if !c.tool_calls.is_empty() {
-                message["content"] = Value::Null;
-                message["refusal"] = Value::Null;
-                message["tool_calls"] = tool_calls_json(c);
-            } else if c.refusal {
-                message["content"] = Value::Null;
-                message["refusal"] = json!(c.text);
-            } else {
-                message["content"] = json!(c.text);
-                message["refusal"] = Value::Null;
-                if plan.annotate {
-                    message["annotations"] = annotations(&c.text);
-                }
-            }
-            if let Some((field, text)) = plan.reasoning {
-                message[field] = json!(text);
-            }
-            let logprobs = match plan.logprobs {
-                Some(top) if c.tool_calls.is_empty() => {
-                    logprobs(c, &c.pieces(), top)
-                }
-                _ => Value::Null,
+        .map(|(index, c)| {
+            let calls = !c.tool_calls.is_empty();
+            let text = (!calls).then_some(c.text.as_str());
+            let reasoning = |name: &str| {
+                plan.reasoning.filter(|(f, _)| *f == name).map(|(_, r)| r)
             };
-            json!({"index": i, "message": message, "logprobs": logprobs,
-                   "finish_reason": c.finish_reason})
+            let message = Message {
+                role: "assistant",
+                content: text.filter(|_| !c.refusal),
+                refusal: text.filter(|_| c.refusal),
+                tool_calls: calls.then(|| tool_calls_json(c)),
+                annotations: (plan.annotate && !calls && !c.refusal)
+                    .then(|| annotations(&c.text)),
+                reasoning_content: reasoning("reasoning_content"),
+                reasoning: reasoning("reasoning"),
+            };
+            let logprobs = plan
+                .logprobs
+                .filter(|_| !calls)
+                .map(|top| logprobs(c, &c.pieces(), top));
+            CompletionChoice {
+                index,
+                message,
+                logprobs,
+                finish_reason: c.finish_reason,
+            }
         })
         .collect();
-    json!({
-        "id": format!("chatcmpl-{}", plan.id),
-        "object": "chat.completion",
-        "created": now_secs(),
-        "model": plan.model,
-        "choices": choices,
-        "usage": plan.usage(),
-        "service_tier": plan.service_tier,
-        "system_fingerprint": SYSTEM_FINGERPRINT,
-    })
-    .to_string()
+    let body = Completion {
+        id: format!("chatcmpl-{}", plan.id),
+        object: "chat.completion",
+        created: now_secs(),
+        model: &plan.model,
+        choices,
+        usage: plan.usage(),
+        service_tier: &plan.service_tier,
+        system_fingerprint: SYSTEM_FINGERPRINT,
+    };
+    // Serializing these types cannot fail.
+    serde_json::to_string(&body).unwrap_or_default()
 }
 
 enum Event {
@@ -130,70 +173,99 @@ enum Event {
     Reset,
 }
 
+/// One chunk being written, byte by byte: no `fmt` machinery and one
+/// allocation per chunk, since every benchmark streams through here.
+struct Chunk(Vec<u8>);
+
+impl Chunk {
+    fn new(head: &str, room: usize) -> Chunk {
+        let mut buf = Vec::with_capacity(head.len() + room + 48);
+        buf.extend_from_slice(head.as_bytes());
+        Chunk(buf)
+    }
+
+    fn raw(mut self, s: &str) -> Chunk {
+        self.0.extend_from_slice(s.as_bytes());
+        self
+    }
+
+    /// `s` as a JSON string.
+    fn string(mut self, s: &str) -> Chunk {
+        // Serializing a `str` into a `Vec` cannot fail.
+        let _ = serde_json::to_writer(&mut self.0, s);
+        self
+    }
+
+    fn done(self) -> Event {
+        Event::Data(Bytes::from(self.0))
+    }
+}
+
+const ROLE: &str = r#""role":"assistant","#;
+/// Closes the delta of an unfinished choice, and the chunk.
+const NO_FINISH: &str = "},\"finish_reason\":null}]}\n\n";
+
 /// Formats the chunks of one streamed response: `prefix` opens every
-/// chunk up to and including `"choices":[`, `suffix` closes it.
+/// chunk up to and including `"choices":[`.
 struct Framer<'a> {
     plan: &'a Plan,
     prefix: String,
-    suffix: &'static str,
 }
 
 impl Framer<'_> {
-    /// A chunk with one choice: `delta` is the delta object's inside.
-    fn chunk(&self, index: usize, delta: &str, tail: &str) -> Bytes {
-        let (prefix, suffix) = (&self.prefix, self.suffix);
-        Bytes::from(format!(
-            "{prefix}{{\"index\":{index},\"delta\":{{{delta}}}{tail}}}]{suffix}\n\n"
-        ))
-    }
-
     /// One choice's chunks, in order, each flagged when it carries content.
     fn choice(&self, index: usize, choice: &Choice) -> Vec<(Event, bool)> {
-        const ROLE: &str = r#""role":"assistant","#;
-        const NO_FINISH: &str = r#","finish_reason":null"#;
         let plan = self.plan;
+        // Every chunk of this choice starts with this, up to the delta's `{`.
+        let head = format!("{}{{\"index\":{index},\"delta\":{{", self.prefix);
         let mut events = Vec::new();
         let mut role = ROLE;
         if let Some((field, text)) = plan.reasoning {
             for piece in super::plan::word_chunks(text) {
-                let piece = Value::String(piece.to_string());
-                let delta = format!("{role}\"{field}\":{piece}");
-                events.push((
-                    Event::Data(self.chunk(index, &delta, NO_FINISH)),
-                    false,
-                ));
+                let ev = Chunk::new(&head, piece.len())
+                    .raw(role)
+                    .raw("\"")
+                    .raw(field)
+                    .raw("\":")
+                    .string(piece)
+                    .raw(NO_FINISH)
+                    .done();
+                events.push((ev, false));
                 role = "";
             }
         }
         for (i, call) in choice.tool_calls.iter().enumerate() {
-            let head = json!([{"index": i, "id": call.id, "type": "function",
-                               "function": {"name": call.name, "arguments": ""}}]);
-            let delta = format!("{role}\"tool_calls\":{head}");
-            events.push((
-                Event::Data(self.chunk(index, &delta, NO_FINISH)),
-                false,
-            ));
+            let first = json!([{"index": i, "id": call.id, "type": "function",
+                                "function": {"name": call.name, "arguments": ""}}]);
+            let ev = Chunk::new(&head, 128)
+                .raw(role)
+                .raw("\"tool_calls\":")
+                .raw(&first.to_string())
+                .raw(NO_FINISH)
+                .done();
+            events.push((ev, false));
             role = "";
+            let index = format!("\"tool_calls\":[{{\"index\":{i},");
             for piece in super::plan::equal_pieces(&call.arguments, 3) {
-                let piece = Value::String(piece.to_string());
-                let delta = format!(
-                    "\"tool_calls\":[{{\"index\":{i},\"function\":{{\"arguments\":{piece}}}}}]"
-                );
-                events.push((
-                    Event::Data(self.chunk(index, &delta, NO_FINISH)),
-                    false,
-                ));
+                let ev = Chunk::new(&head, piece.len() + 64)
+                    .raw(&index)
+                    .raw("\"function\":{\"arguments\":")
+                    .string(piece)
+                    .raw("}}]")
+                    .raw(NO_FINISH)
+                    .done();
+                events.push((ev, false));
             }
         }
-        let field = if choice.refusal { "refusal" } else { "content" };
+        let field =
+            if choice.refusal { "\"refusal\":" } else { "\"content\":" };
         let mut pieces = choice.pieces();
+        let last = pieces.len().checked_sub(1);
         let cut = plan.fault == Some(Fault::Reset);
         if cut {
             pieces.truncate(2);
         }
-        let last = choice.pieces().len().checked_sub(1);
         for (i, piece) in pieces.iter().enumerate() {
-            let text = Value::String((*piece).to_string()).to_string();
             let annotated = plan.annotate && !choice.refusal && Some(i) == last;
             let after_text = if annotated {
                 format!(",\"annotations\":{}", annotations(&choice.text))
@@ -206,31 +278,49 @@ impl Framer<'_> {
                 }
                 None => String::new(),
             };
-            let (prefix, suffix) = (&self.prefix, self.suffix);
+            // `after_text` ends the delta, `logprobs` follows it.
             let ev = if plan.stamp {
-                // `text` is a JSON string: the stamp goes after its quote.
+                // The stamp goes right after the text's opening quote.
+                let text = serde_json::to_string(piece).unwrap_or_default();
                 Event::Stamped(
+                    format!("{head}{role}{field}\""),
                     format!(
-                        "{prefix}{{\"index\":{index},\"delta\":{{{role}\"{field}\":\""
-                    ),
-                    format!(
-                        "{}{after_text}}}{logprobs}{NO_FINISH}}}]{suffix}\n\n",
-                        &text[1..]
+                        "{}{after_text}}}{logprobs}{}",
+                        &text[1..],
+                        &NO_FINISH[1..]
                     ),
                 )
+            } else if after_text.is_empty() && logprobs.is_empty() {
+                Chunk::new(&head, piece.len() + 8)
+                    .raw(role)
+                    .raw(field)
+                    .string(piece)
+                    .raw(NO_FINISH)
+                    .done()
             } else {
-                // The hot path of every benchmark: one `format!` per chunk.
-                Event::Data(Bytes::from(format!(
-                    "{prefix}{{\"index\":{index},\"delta\":{{{role}\"{field}\":{text}{after_text}}}{logprobs}{NO_FINISH}}}]{suffix}\n\n"
-                )))
+                Chunk::new(
+                    &head,
+                    piece.len() + after_text.len() + logprobs.len(),
+                )
+                .raw(role)
+                .raw(field)
+                .string(piece)
+                .raw(&after_text)
+                .raw("}")
+                .raw(&logprobs)
+                .raw(&NO_FINISH[1..])
+                .done()
             };
             events.push((ev, true));
             role = "";
         }
         if !cut {
-            let finish =
-                format!(",\"finish_reason\":\"{}\"", choice.finish_reason);
-            events.push((Event::Data(self.chunk(index, "", &finish)), false));
+            let ev = Chunk::new(&head, 32)
+                .raw("},\"finish_reason\":\"")
+                .raw(choice.finish_reason)
+                .raw("\"}]}\n\n")
+                .done();
+            events.push((ev, false));
         }
         events
     }
@@ -248,7 +338,6 @@ fn events(plan: &Plan) -> VecDeque<Event> {
             Value::String(plan.model.clone()),
             Value::String(plan.service_tier.clone()),
         ),
-        suffix: if plan.include_usage { r#","usage":null}"# } else { "}" },
     };
     let mut per_choice: Vec<std::vec::IntoIter<(Event, bool)>> = plan
         .choices
@@ -286,8 +375,11 @@ fn events(plan: &Plan) -> VecDeque<Event> {
         out.push_back(Event::Reset);
     } else {
         if plan.include_usage {
-            let ev =
-                format!("{}],\"usage\":{}}}\n\n", framer.prefix, plan.usage());
+            let ev = format!(
+                "{}],\"usage\":{}}}\n\n",
+                framer.prefix,
+                usage_json(plan)
+            );
             out.push_back(Event::Data(Bytes::from(ev)));
         }
         out.push_back(Event::Data(Bytes::from_static(b"data: [DONE]\n\n")));

@@ -181,9 +181,11 @@ fi
 if [[ " $SUITES " == *" node "* ]]; then
     log "node suite"
     t0=$(date +%s)
-    if ! COMPAT_NODE_DIR="$NODE_DIR" node "$ROOT/tests/compat/node/test.mjs"; then
-        failed+=(node)
-    fi
+    for suite in test chat; do
+        if ! COMPAT_NODE_DIR="$NODE_DIR" node "$ROOT/tests/compat/node/$suite.mjs"; then
+            failed+=("node-$suite")
+        fi
+    done
     log "node suite took $(( $(date +%s) - t0 ))s"
 fi
 

@@ -1,9 +1,19 @@
 //! A real fake OpenAI-compatible Chat Completions upstream.
 //!
 //! `POST /v1/chat/completions` answers `"You said: <last user text>"`,
-//! streamed (SSE, one event per word) or not, with usage counted in
-//! whitespace-separated words. Behaviour is scripted by markers in the
-//! text of the last user message:
+//! streamed (SSE, one chunk per word) or not, with usage counted in
+//! whitespace-separated words. Like OpenAI it honours `n` (at most
+//! [`MAX_CHOICES`]; choice `i > 0` appends ` (choice i)`; streamed choices
+//! are interleaved, each with its own role and finish chunk; usage counts
+//! every choice), `logprobs`/`top_logprobs` (one entry per streamed piece,
+//! non-streaming one per word; `logprob` [`LOGPROB`], alternatives `alt1`,
+//! `alt2`, …), `tools`/`tool_choice` (below) and `service_tier` (echoed,
+//! else `"default"`); every body and chunk has `system_fingerprint`
+//! [`SYSTEM_FINGERPRINT`]. Streams end with a `choices: []` usage chunk only
+//! when `stream_options.include_usage` is true (no other chunk has a
+//! `usage` field). After a `tool` message (the last message) it answers
+//! `Tool said: <that message's content text>`. Behaviour is scripted by
+//! markers in the text of the last user message:
 //!
 //! | marker         | effect                                                           |
 //! |----------------|------------------------------------------------------------------|
@@ -12,38 +22,60 @@
 //! | `FAULT:400`    | HTTP 400 `invalid_request_error` ("bad upstream request")        |
 //! | `FAULT:401`    | HTTP 401 `invalid_api_key`                                       |
 //! | `FAULT:hang`   | never answers (the connection stays open)                        |
-//! | `FAULT:reset`  | stream: 2 content chunks then the connection is cut; else no answer |
-//! | `FAULT:malformed` | stream: `data: {not json` after the first chunk; else body `{not json` |
+//! | `FAULT:reset`  | stream: 2 content chunks (per choice) then the connection is cut; else no answer |
+//! | `FAULT:malformed` | stream: `data: {not json` after the first content chunk; else body `{not json` |
 //! | `FAULT:filter` | finish_reason `content_filter`                                   |
 //! | `REFUSE`       | refusal "I can't help with that." instead of content            |
 //! | `SLOW:<ms>`    | sleep before each SSE event (before the answer when not streaming) |
-//! | `JSON:`        | reply is `{"name":"Ada","age":36}` (streamed in 3 pieces)        |
+//! | `JSON:`        | reply is `{"name":"Ada","age":36}` (streamed in 3 pieces; the same in every choice) |
+//! | `FIELDS`       | reply is the request's top-level field names, sorted, joined with `,` |
 //! | `WORDS:<n>`    | reply is `w0 w1 … w(n-1)`                                        |
 //! | `STAMP`        | stream: each content chunk starts with `[t=<unix µs>]`, its send time |
 //! | `CLOSE`        | answers with `Connection: close` (the connection is not reused)  |
 //! | `THINK`        | reasons first: `reasoning_content` "Thinking about it." (streamed per word), counted in `reasoning_tokens` |
 //! | `THINK:openrouter` | the same reasoning in OpenRouter's `reasoning` field          |
+//! | `ANNOTATE`     | content carries `annotations: [{"type":"url_citation",…}]` over the whole reply (streamed: in the last content delta) |
+//! | `CALL`, `CALL:<k>` | with non-empty `tools`: `k` (default 1, at most [`MAX_TOOL_CALLS`]) calls to the first `k` tools, cycling |
+//!
+//! Tool calls: when `tools` is non-empty, the last message is not a `tool`
+//! message, `tool_choice` is not `"none"`, and `tool_choice` is
+//! `"required"`, a named function (`{"type":"function","function":
+//! {"name"}}`: every call goes to it) or the text has `CALL`, each choice
+//! calls instead of answering: ids `call_<request>_<i>` unique in the
+//! request, `arguments` the compact JSON `{"q":"<last user text>"}`,
+//! `content: null`, finish_reason `tool_calls`, usage the arguments' words.
+//! Streamed as OpenAI does: per call one fragment with `id`, `type`,
+//! `function.name` and empty `arguments`, then the arguments in 3 pieces.
+//! Precedence of the reply text: `REFUSE`, `JSON:`, `FIELDS`, tool result,
+//! `WORDS:`, `You said: …`; `max_tokens`/`max_completion_tokens` cut each
+//! choice at that many words (finish_reason `length`).
 //!
 //! Built for speed as well (benchmarks): HTTP/1.1 keep-alive, no logging,
 //! pre-serialized SSE framing.
 
-use std::collections::VecDeque;
+mod plan;
+mod reply;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
+
+use plan::{Fault, Plan};
+pub use plan::{MAX_CHOICES, MAX_TOOL_CALLS};
+pub use reply::{ANNOTATION_URL, LOGPROB, SYSTEM_FINGERPRINT};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Body = UnsyncBoxBody<Bytes, BoxError>;
@@ -54,6 +86,8 @@ pub const CHAT_COMPLETIONS_PATH: &str = "/v1/chat/completions";
 pub const JSON_REPLY: &str = r#"{"name":"Ada","age":36}"#;
 /// The refusal of `REFUSE`.
 pub const REFUSAL: &str = "I can't help with that.";
+/// The reasoning of `THINK`.
+pub const REASONING: &str = "Thinking about it.";
 
 /// One chat completion request as received.
 #[derive(Clone, Debug)]
@@ -402,7 +436,7 @@ async fn handle(
             ));
         }
     };
-    let plan = Plan::new(&body);
+    let plan = Plan::new(&body, state.next_id.fetch_add(1, Ordering::Relaxed));
     state.record(RecordedRequest { body, authorization, path });
 
     match plan.fault {
@@ -456,427 +490,17 @@ async fn handle(
         _ => {}
     }
 
-    let close = plan.close;
     let mut rsp = if plan.stream {
-        stream_response(&state, plan, gauge)
+        reply::stream_response(&state, &plan, gauge)
     } else {
         if let Some(d) = plan.slow {
             tokio::time::sleep(d).await;
         }
-        full(StatusCode::OK, "application/json", completion_json(&state, &plan))
+        full(StatusCode::OK, "application/json", reply::completion_json(&plan))
     };
-    if close {
+    if plan.close {
         rsp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     Ok(rsp)
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Fault {
-    Status(u16),
-    Hang,
-    Reset,
-    Malformed,
-}
-
-/// What to answer to one request.
-struct Plan {
-    /// Answer with `Connection: close`.
-    close: bool,
-    stream: bool,
-    include_usage: bool,
-    model: String,
-    fault: Option<Fault>,
-    slow: Option<Duration>,
-    refuse: bool,
-    json: bool,
-    /// Streamed content chunks start with their send time.
-    stamp: bool,
-    /// The reply (or refusal) after truncation.
-    reply: String,
-    truncated: bool,
-    finish_reason: &'static str,
-    prompt_tokens: usize,
-    completion_tokens: usize,
-    /// Reasoning sent before the reply, and the field that carries it.
-    reasoning: Option<(&'static str, String)>,
-}
-
-/// The reasoning of `THINK`.
-pub const REASONING: &str = "Thinking about it.";
-
-/// The text of a message's content: a string, or the concatenation of the
-/// `text` of its `{"type":"text"}` parts.
-fn content_text(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect(),
-        _ => String::new(),
-    }
-}
-
-fn words(s: &str) -> usize {
-    s.split_whitespace().count()
-}
-
-/// The decimal number right after `marker` in `text`.
-fn marker_number(text: &str, marker: &str) -> Option<u64> {
-    let rest = &text[text.find(marker)? + marker.len()..];
-    let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-    rest[..end].parse().ok()
-}
-
-/// Splits at word boundaries: each piece is one word plus the whitespace
-/// that follows it (leading whitespace joins the first piece), so the
-/// pieces concatenate to `s` exactly.
-fn word_chunks(s: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut seen_word = false;
-    let mut prev_ws = false;
-    for (i, c) in s.char_indices() {
-        let ws = c.is_whitespace();
-        if !ws && prev_ws && seen_word {
-            out.push(&s[start..i]);
-            start = i;
-        }
-        seen_word |= !ws;
-        prev_ws = ws;
-    }
-    if start < s.len() {
-        out.push(&s[start..]);
-    }
-    out
-}
-
-/// Splits into `n` pieces of roughly equal length (on char boundaries).
-fn equal_pieces(s: &str, n: usize) -> Vec<&str> {
-    let chars: Vec<usize> = s
-        .char_indices()
-        .map(|(i, _)| i)
-        .chain(std::iter::once(s.len()))
-        .collect();
-    let len = chars.len() - 1;
-    (0..n)
-        .map(|k| {
-            (chars[(k * len).div_ceil(n)], chars[((k + 1) * len).div_ceil(n)])
-        })
-        .filter(|(a, b)| a < b)
-        .map(|(a, b)| &s[a..b])
-        .collect()
-}
-
-impl Plan {
-    fn new(body: &Value) -> Plan {
-        let messages = body
-            .get("messages")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        let prompt_tokens = messages
-            .iter()
-            .map(|m| m.get("content").map_or(0, |c| words(&content_text(c))))
-            .sum();
-        let last_user = messages
-            .iter()
-            .rev()
-            .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-            .and_then(|m| m.get("content"))
-            .map(content_text)
-            .unwrap_or_default();
-        let t = last_user.as_str();
-
-        let fault = if t.contains("FAULT:500") {
-            Some(Fault::Status(500))
-        } else if t.contains("FAULT:429") {
-            Some(Fault::Status(429))
-        } else if t.contains("FAULT:400") {
-            Some(Fault::Status(400))
-        } else if t.contains("FAULT:401") {
-            Some(Fault::Status(401))
-        } else if t.contains("FAULT:hang") {
-            Some(Fault::Hang)
-        } else if t.contains("FAULT:reset") {
-            Some(Fault::Reset)
-        } else if t.contains("FAULT:malformed") {
-            Some(Fault::Malformed)
-        } else {
-            None
-        };
-        let close = t.contains("CLOSE");
-        let refuse = t.contains("REFUSE");
-        let json = !refuse && t.contains("JSON:");
-        let full_reply = if refuse {
-            REFUSAL.to_string()
-        } else if json {
-            JSON_REPLY.to_string()
-        } else if let Some(n) = marker_number(t, "WORDS:") {
-            let mut s = String::with_capacity(n as usize * 5);
-            for i in 0..n {
-                if i > 0 {
-                    s.push(' ');
-                }
-                s.push('w');
-                s.push_str(&i.to_string());
-            }
-            s
-        } else {
-            format!("You said: {t}")
-        };
-
-        let limit = ["max_completion_tokens", "max_tokens"]
-            .iter()
-            .find_map(|k| body.get(*k).and_then(Value::as_u64));
-        let (reply, truncated) = match limit {
-            Some(n) if words(&full_reply) as u64 > n => {
-                let kept: String = word_chunks(&full_reply)
-                    .into_iter()
-                    .take(n as usize)
-                    .collect();
-                (kept.trim_end().to_string(), true)
-            }
-            _ => (full_reply, false),
-        };
-        let finish_reason = if t.contains("FAULT:filter") {
-            "content_filter"
-        } else if truncated {
-            "length"
-        } else {
-            "stop"
-        };
-        Plan {
-            close,
-            stream: body
-                .get("stream")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            include_usage: body
-                .pointer("/stream_options/include_usage")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            model: body
-                .get("model")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            fault,
-            slow: marker_number(t, "SLOW:").map(Duration::from_millis),
-            refuse,
-            json,
-            stamp: t.contains("STAMP"),
-            completion_tokens: words(&reply),
-            reasoning: t.contains("THINK").then(|| {
-                let field = if t.contains("THINK:openrouter") {
-                    "reasoning"
-                } else {
-                    "reasoning_content"
-                };
-                (field, REASONING.to_string())
-            }),
-            reply,
-            truncated,
-            finish_reason,
-            prompt_tokens,
-        }
-    }
-
-    fn usage(&self) -> Value {
-        let reasoning = self.reasoning.as_ref().map_or(0, |(_, r)| words(r));
-        let completion = self.completion_tokens + reasoning;
-        let mut u = json!({
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": completion,
-            "total_tokens": self.prompt_tokens + completion,
-        });
-        if reasoning > 0 {
-            u["completion_tokens_details"] =
-                json!({"reasoning_tokens": reasoning});
-        }
-        u
-    }
-
-    /// The streamed pieces of the reply.
-    fn pieces(&self) -> Vec<&str> {
-        if self.json && !self.truncated {
-            equal_pieces(&self.reply, 3)
-        } else {
-            word_chunks(&self.reply)
-        }
-    }
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn completion_json(state: &State, plan: &Plan) -> String {
-    let id = state.next_id.fetch_add(1, Ordering::Relaxed);
-    let mut message = if plan.refuse {
-        json!({"role": "assistant", "content": null, "refusal": plan.reply})
-    } else {
-        json!({"role": "assistant", "content": plan.reply, "refusal": null})
-    };
-    if let Some((field, text)) = &plan.reasoning {
-        message[*field] = json!(text);
-    }
-    json!({
-        "id": format!("chatcmpl-{id}"),
-        "object": "chat.completion",
-        "created": now_secs(),
-        "model": plan.model,
-        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": plan.finish_reason}],
-        "usage": plan.usage(),
-    })
-    .to_string()
-}
-
-enum Event {
-    Data(Bytes),
-    /// A chunk whose text starts with its send time: the bytes before and
-    /// after the stamp.
-    Stamped(String, String),
-    /// Cut the connection (the body yields an error, hyper aborts).
-    Reset,
-}
-
-fn stream_response(
-    state: &Arc<State>,
-    plan: Plan,
-    in_flight: Gauge,
-) -> Response<Body> {
-    let id = state.next_id.fetch_add(1, Ordering::Relaxed);
-    // Every chunk starts with this, up to and including `"choices":[`.
-    let prefix = format!(
-        r#"data: {{"id":"chatcmpl-{id}","object":"chat.completion.chunk","created":{},"model":{},"choices":["#,
-        now_secs(),
-        Value::String(plan.model.clone()),
-    );
-    let field = if plan.refuse { "refusal" } else { "content" };
-    let pieces = plan.pieces();
-    let mut events = VecDeque::with_capacity(pieces.len() + 4);
-    if let Some((rfield, text)) = &plan.reasoning {
-        for (i, piece) in word_chunks(text).into_iter().enumerate() {
-            let role = if i == 0 { r#""role":"assistant","# } else { "" };
-            let piece = Value::String(piece.to_string());
-            events.push_back(Event::Data(Bytes::from(format!(
-                "{prefix}{{\"index\":0,\"delta\":{{{role}\"{rfield}\":{piece}}},\"finish_reason\":null}}]}}\n\n"
-            ))));
-        }
-    }
-    for (i, piece) in pieces.iter().enumerate() {
-        if plan.fault == Some(Fault::Reset) && i == 2 {
-            break;
-        }
-        let role = if i == 0 { r#""role":"assistant","# } else { "" };
-        let text = Value::String((*piece).to_string()).to_string();
-        let ev = if plan.stamp {
-            // `text` is a JSON string: the stamp goes after its opening quote.
-            Event::Stamped(
-                format!(
-                    "{prefix}{{\"index\":0,\"delta\":{{{role}\"{field}\":\""
-                ),
-                format!("{}}},\"finish_reason\":null}}]}}\n\n", &text[1..]),
-            )
-        } else {
-            Event::Data(Bytes::from(format!(
-                "{prefix}{{\"index\":0,\"delta\":{{{role}\"{field}\":{text}}},\"finish_reason\":null}}]}}\n\n"
-            )))
-        };
-        events.push_back(ev);
-        if plan.fault == Some(Fault::Malformed) && i == 0 {
-            events.push_back(Event::Data(Bytes::from_static(
-                b"data: {not json\n\n",
-            )));
-        }
-    }
-    if plan.fault == Some(Fault::Reset) {
-        events.push_back(Event::Reset);
-    } else {
-        if plan.fault == Some(Fault::Malformed) && pieces.is_empty() {
-            events.push_back(Event::Data(Bytes::from_static(
-                b"data: {not json\n\n",
-            )));
-        }
-        let ev = format!(
-            "{prefix}{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"{}\"}}]}}\n\n",
-            plan.finish_reason
-        );
-        events.push_back(Event::Data(Bytes::from(ev)));
-        if plan.include_usage {
-            let ev = format!("{prefix}],\"usage\":{}}}\n\n", plan.usage());
-            events.push_back(Event::Data(Bytes::from(ev)));
-        }
-        events.push_back(Event::Data(Bytes::from_static(b"data: [DONE]\n\n")));
-    }
-
-    struct St {
-        events: VecDeque<Event>,
-        delay: Option<Duration>,
-        guards: Option<(Gauge, Gauge)>,
-    }
-    let st = St {
-        events,
-        delay: plan.slow,
-        guards: Some((Gauge::new(state, Counter::OpenStreams), in_flight)),
-    };
-    let body = futures::stream::unfold(st, |mut st| async move {
-        let ev = st.events.pop_front()?;
-        if let Some(d) = st.delay {
-            tokio::time::sleep(d).await;
-        }
-        if st.events.is_empty() {
-            // The stream is over once its last event is handed over.
-            st.guards = None;
-        }
-        let item = match ev {
-            Event::Data(b) => Ok(Frame::data(b)),
-            Event::Stamped(head, tail) => {
-                let sent = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_micros());
-                Ok(Frame::data(Bytes::from(format!("{head}[t={sent}]{tail}"))))
-            }
-            Event::Reset => {
-                // Return Pending once so hyper flushes what came before
-                // (headers and chunks) before the error cuts the connection.
-                tokio::task::yield_now().await;
-                Err(BoxError::from("FAULT:reset"))
-            }
-        };
-        Some((item, st))
-    });
-    let mut rsp = Response::new(StreamBody::new(body).boxed_unsync());
-    let h = rsp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    rsp
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks_reassemble() {
-        for s in ["You said: hello  world ", "  a b", "", "x", "You said: "] {
-            assert_eq!(word_chunks(s).concat(), s);
-        }
-        assert_eq!(
-            word_chunks("You said: hi there"),
-            ["You ", "said: ", "hi ", "there"]
-        );
-        assert_eq!(equal_pieces(JSON_REPLY, 3).concat(), JSON_REPLY);
-        assert_eq!(equal_pieces(JSON_REPLY, 3).len(), 3);
-    }
 }

@@ -343,3 +343,355 @@ async fn stamp_marker_puts_the_send_time_in_each_chunk() {
         last = t;
     }
 }
+
+// ------------------------------------------------- tools, n, logprobs, …
+
+async fn create(up: &FakeUpstream, body: Value) -> Value {
+    let rsp = post(up, body).await;
+    assert_eq!(rsp.status(), 200);
+    rsp.json().await.unwrap()
+}
+
+/// The parsed chunks of a streamed answer (which must end with `[DONE]`).
+async fn stream(up: &FakeUpstream, mut body: Value) -> Vec<Value> {
+    body["stream"] = json!(true);
+    let text = post(up, body).await.text().await.unwrap();
+    let data = data_lines(&text);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{text}");
+    data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+fn tools() -> Value {
+    json!([
+        {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}},
+        {"type": "function", "function": {"name": "lookup"}},
+    ])
+}
+
+fn user(text: &str) -> Value {
+    json!([{"role": "user", "content": text}])
+}
+
+#[tokio::test]
+async fn tool_calls_follow_the_marker_and_tool_choice() {
+    let up = FakeUpstream::start().await;
+    let text = r#"CALL:3 "weather" in Paris"#;
+    let v = create(
+        &up,
+        json!({"model": "m", "tools": tools(), "messages": user(text)}),
+    )
+    .await;
+    let choice = &v["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert_eq!(choice["message"]["content"], Value::Null);
+    let calls = choice["message"]["tool_calls"].as_array().unwrap();
+    let names: Vec<&str> =
+        calls.iter().map(|c| c["function"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["get_weather", "lookup", "get_weather"]);
+    let id = v["id"].as_str().unwrap().strip_prefix("chatcmpl-").unwrap();
+    for (i, c) in calls.iter().enumerate() {
+        assert_eq!(c["id"], format!("call_{id}_{i}"));
+        assert_eq!(c["type"], "function");
+        let args = c["function"]["arguments"].as_str().unwrap();
+        assert_eq!(args, json!({"q": text}).to_string());
+    }
+    assert_eq!(v["usage"]["completion_tokens"], 3 * 4);
+
+    // tool_choice decides without a marker; "none" and no tools never call.
+    let cases = [
+        (
+            json!({"tool_choice": "required", "tools": tools()}),
+            "hi",
+            Some("get_weather"),
+        ),
+        (
+            json!({"tool_choice": {"type": "function", "function": {"name": "lookup"}}, "tools": tools()}),
+            "CALL:2 hi",
+            Some("lookup"),
+        ),
+        (json!({"tool_choice": "auto", "tools": tools()}), "hi", None),
+        (json!({"tool_choice": "none", "tools": tools()}), "CALL hi", None),
+        (json!({"tools": []}), "CALL hi", None),
+        (json!({}), "CALL hi", None),
+    ];
+    for (i, (mut body, text, want)) in cases.into_iter().enumerate() {
+        body["model"] = json!("m");
+        body["messages"] = user(text);
+        let v = create(&up, body.clone()).await;
+        let message = &v["choices"][0]["message"];
+        match want {
+            Some(name) => {
+                let calls = message["tool_calls"].as_array().unwrap();
+                assert!(
+                    calls.iter().all(|c| c["function"]["name"] == name),
+                    "case {i}: {v}"
+                );
+                assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+            }
+            None => {
+                assert_eq!(
+                    message["content"],
+                    format!("You said: {text}"),
+                    "case {i}: {body}"
+                );
+                assert!(message.get("tool_calls").is_none(), "case {i}: {v}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn streamed_tool_calls_reassemble_from_fragments() {
+    let up = FakeUpstream::start().await;
+    let text = "THINK CALL:2 ünïcode \"q\"";
+    let chunks = stream(
+        &up,
+        json!({"model": "m", "tools": tools(), "messages": user(text)}),
+    )
+    .await;
+    let first = &chunks[0]["choices"][0]["delta"];
+    assert_eq!(first["role"], "assistant");
+    assert_eq!(first["reasoning_content"], "Thinking ");
+    let mut calls: Vec<(String, String, String)> = Vec::new();
+    let mut pieces = [0, 0];
+    let mut finish = Vec::new();
+    for c in &chunks {
+        let choice = &c["choices"][0];
+        if let Some(f) = choice["finish_reason"].as_str() {
+            finish.push(f.to_string());
+        }
+        let Some(frags) = choice["delta"]["tool_calls"].as_array() else {
+            continue;
+        };
+        assert_eq!(frags.len(), 1);
+        let f = &frags[0];
+        let i = f["index"].as_u64().unwrap() as usize;
+        if let Some(id) = f["id"].as_str() {
+            assert_eq!(i, calls.len(), "calls are sent in order");
+            assert_eq!(f["type"], "function");
+            assert_eq!(f["function"]["arguments"], "");
+            let name = f["function"]["name"].as_str().unwrap();
+            calls.push((id.to_string(), name.to_string(), String::new()));
+        } else {
+            let keys: Vec<&String> = f.as_object().unwrap().keys().collect();
+            assert_eq!(keys, ["function", "index"], "{f}");
+            assert_eq!(f["function"].as_object().unwrap().len(), 1, "{f}");
+            calls[i].2.push_str(f["function"]["arguments"].as_str().unwrap());
+            pieces[i] += 1;
+        }
+    }
+    assert_eq!(finish, ["tool_calls"]);
+    assert!(pieces.iter().all(|&n| n >= 3), "{pieces:?}");
+    let names: Vec<&str> = calls.iter().map(|c| c.1.as_str()).collect();
+    assert_eq!(names, ["get_weather", "lookup"]);
+    assert_ne!(calls[0].0, calls[1].0);
+    for (_, _, args) in &calls {
+        let args: Value = serde_json::from_str(args).unwrap();
+        assert_eq!(args, json!({"q": text}));
+    }
+}
+
+#[tokio::test]
+async fn tool_results_are_answered() {
+    let up = FakeUpstream::start().await;
+    for content in [
+        json!("sunny, 21 C"),
+        json!([{"type": "text", "text": "sunny, "}, {"type": "text", "text": "21 C"}]),
+    ] {
+        let messages = json!([
+            {"role": "user", "content": "CALL weather?"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": content},
+        ]);
+        let body = json!({"model": "m", "tools": tools(), "tool_choice": "required", "messages": messages});
+        let v = create(&up, body.clone()).await;
+        assert_eq!(
+            v["choices"][0]["message"]["content"],
+            "Tool said: sunny, 21 C"
+        );
+        assert_eq!(v["choices"][0]["finish_reason"], "stop");
+        let text: String = stream(&up, body)
+            .await
+            .iter()
+            .filter_map(|c| {
+                c["choices"][0]["delta"]["content"].as_str().map(str::to_string)
+            })
+            .collect();
+        assert_eq!(text, "Tool said: sunny, 21 C");
+    }
+}
+
+#[tokio::test]
+async fn n_choices_are_numbered_and_streamed_interleaved() {
+    let up = FakeUpstream::start().await;
+    let v = create(
+        &up,
+        json!({"model": "m", "n": 3, "messages": user("hi there")}),
+    )
+    .await;
+    let texts: Vec<&str> = v["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            assert_eq!(c["index"], i);
+            assert_eq!(c["finish_reason"], "stop");
+            c["message"]["content"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "You said: hi there",
+            "You said: hi there (choice 1)",
+            "You said: hi there (choice 2)"
+        ]
+    );
+    assert_eq!(v["usage"]["completion_tokens"], 4 + 6 + 6);
+    let body = json!({"model": "m", "n": 2, "messages": user("JSON: x")});
+    let v = create(&up, body).await;
+    assert_eq!(v["choices"][0]["message"], v["choices"][1]["message"]);
+    let v = create(&up, json!({"model": "m", "n": 20, "messages": user("x")}))
+        .await;
+    assert_eq!(
+        v["choices"].as_array().unwrap().len(),
+        maniac_tests::upstream::MAX_CHOICES
+    );
+
+    let chunks = stream(&up, json!({"model": "m", "n": 2, "stream_options": {"include_usage": true}, "messages": user("a b")})).await;
+    let order: Vec<u64> = chunks
+        .iter()
+        .filter_map(|c| {
+            c["choices"].get(0).map(|ch| ch["index"].as_u64().unwrap())
+        })
+        .collect();
+    // 4 and 6 content pieces plus a finish chunk each, round by round.
+    assert_eq!(order, [0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 1, 1]);
+    let mut text = [String::new(), String::new()];
+    let mut finish = [0, 0];
+    for (k, c) in chunks.iter().enumerate() {
+        let Some(choice) = c["choices"].get(0) else { continue };
+        assert_eq!(c["choices"].as_array().unwrap().len(), 1);
+        let i = choice["index"].as_u64().unwrap() as usize;
+        assert_eq!(choice["delta"].get("role").is_some(), k < 2, "{c}");
+        text[i].push_str(choice["delta"]["content"].as_str().unwrap_or(""));
+        if choice["finish_reason"] == "stop" {
+            finish[i] += 1;
+        }
+    }
+    assert_eq!(text, ["You said: a b", "You said: a b (choice 1)"]);
+    assert_eq!(finish, [1, 1]);
+    assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 4 + 6);
+}
+
+#[tokio::test]
+async fn logprobs_are_present_only_when_asked() {
+    let up = FakeUpstream::start().await;
+    let body = json!({"model": "m", "logprobs": true, "top_logprobs": 2, "messages": user("héllo world")});
+    let v = create(&up, body.clone()).await;
+    let lp = &v["choices"][0]["logprobs"];
+    assert_eq!(lp["refusal"], Value::Null);
+    let entries = lp["content"].as_array().unwrap();
+    let tokens: Vec<&str> =
+        entries.iter().map(|e| e["token"].as_str().unwrap()).collect();
+    assert_eq!(tokens, ["You ", "said: ", "héllo ", "world"]);
+    for e in entries {
+        let token = e["token"].as_str().unwrap();
+        assert_eq!(e["logprob"], -0.25);
+        assert_eq!(e["bytes"], json!(token.as_bytes()));
+        let top = e["top_logprobs"].as_array().unwrap();
+        assert_eq!(top.len(), 2);
+        assert_eq!(
+            top[0],
+            json!({"token": token, "logprob": -0.25, "bytes": token.as_bytes()})
+        );
+        assert_eq!(top[1]["token"], "alt1");
+    }
+    let chunks = stream(&up, body).await;
+    let mut streamed = String::new();
+    for c in &chunks {
+        let choice = &c["choices"][0];
+        if let Some(t) = choice["delta"]["content"].as_str() {
+            let lp = &choice["logprobs"]["content"];
+            assert_eq!(lp.as_array().unwrap().len(), 1, "{c}");
+            assert_eq!(lp[0]["token"], t);
+            streamed.push_str(t);
+        }
+    }
+    assert_eq!(streamed, "You said: héllo world");
+
+    let plain = json!({"model": "m", "messages": user("no logprobs")});
+    let v = create(&up, plain.clone()).await;
+    assert_eq!(v["choices"][0]["logprobs"], Value::Null);
+    let chunks = stream(&up, plain).await;
+    assert!(
+        chunks.iter().all(|c| c["choices"][0]
+            .get("logprobs")
+            .is_none_or(Value::is_null))
+    );
+}
+
+#[tokio::test]
+async fn annotate_and_fields_markers() {
+    let up = FakeUpstream::start().await;
+    let v = create(&up, json!({"model": "m", "messages": user("ANNOTATE ✓")}))
+        .await;
+    let message = &v["choices"][0]["message"];
+    let len = message["content"].as_str().unwrap().chars().count();
+    assert_eq!(
+        message["annotations"],
+        json!([{"type": "url_citation", "url_citation": {"start_index": 0, "end_index": len, "url": "https://example.com/fake", "title": "Fake"}}])
+    );
+    let chunks =
+        stream(&up, json!({"model": "m", "messages": user("ANNOTATE a b")}))
+            .await;
+    let annotated: Vec<bool> = chunks
+        .iter()
+        .filter(|c| c["choices"][0]["delta"]["content"].is_string())
+        .map(|c| c["choices"][0]["delta"].get("annotations").is_some())
+        .collect();
+    assert_eq!(annotated, [false, false, false, false, true]);
+    let v = create(&up, json!({"model": "m", "messages": user("plain")})).await;
+    assert!(v["choices"][0]["message"].get("annotations").is_none());
+
+    let v = create(&up, json!({"top_k": 5, "model": "m", "guided_json": {}, "messages": user("FIELDS")})).await;
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "guided_json,messages,model,top_k"
+    );
+}
+
+#[tokio::test]
+async fn fingerprint_service_tier_and_usage_chunks() {
+    let up = FakeUpstream::start().await;
+    let v = create(&up, json!({"model": "m", "messages": user("x")})).await;
+    assert_eq!(v["system_fingerprint"], "fp_fake");
+    assert_eq!(v["service_tier"], "default");
+    let v = create(
+        &up,
+        json!({"model": "m", "service_tier": "flex", "messages": user("x")}),
+    )
+    .await;
+    assert_eq!(v["service_tier"], "flex");
+
+    let chunks = stream(&up, json!({"model": "m", "service_tier": "priority", "stream_options": {"include_usage": true}, "messages": user("THINK a b")})).await;
+    let (last, rest) = chunks.split_last().unwrap();
+    for c in &chunks {
+        assert_eq!(c["system_fingerprint"], "fp_fake");
+        assert_eq!(c["service_tier"], "priority");
+    }
+    assert!(rest.iter().all(|c| c.get("usage").is_none()));
+    assert_eq!(last["choices"], json!([]));
+    assert_eq!(
+        last["usage"]["completion_tokens_details"]["reasoning_tokens"],
+        3
+    );
+    let chunks =
+        stream(&up, json!({"model": "m", "messages": user("a b")})).await;
+    assert!(chunks.iter().all(|c| c.get("usage").is_none() && c["service_tier"] == "default"));
+}

@@ -223,7 +223,7 @@ fi
 if [[ " $SUITES " == *" examples "* ]]; then
     log "SDK examples"
     t0=$(date +%s)
-    for ex in create stream chain background; do
+    for ex in create stream chain background chat; do
         if ! MANIAC_MODEL=fake/m MANIAC_LONG_INPUT="SLOW:100 WORDS:100" \
                 "$ROOT/target/debug/examples/$ex"; then
             log "example $ex failed"

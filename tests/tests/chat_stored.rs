@@ -74,7 +74,7 @@ async fn streamed_stored_completion_is_kept_whole() {
     assert_eq!(got["object"], "chat.completion");
     assert_eq!(
         got["choices"][0]["message"]["content"],
-        "You said: w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11"
+        "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11"
     );
     assert!(got["usage"]["total_tokens"].as_i64().unwrap() > 0);
 }

@@ -118,7 +118,8 @@ impl Echo {
 }
 
 /// Arguments of an echo tool call: every string property of the tool's
-/// schema holds `text` (a schema without properties gets `input`).
+/// schema holds `text`, others are left out (a schema without properties
+/// gets `input`).
 fn arguments(tool: &FunctionTool, text: &str) -> String {
     let mut args = serde_json::Map::new();
     let props = tool
@@ -129,15 +130,10 @@ fn arguments(tool: &FunctionTool, text: &str) -> String {
     match props {
         Some(props) if !props.is_empty() => {
             for (name, schema) in props {
-                let v = match schema.get("type").and_then(|t| t.as_str()) {
-                    Some("string") => serde_json::Value::from(text),
-                    Some("integer" | "number") => 0.into(),
-                    Some("boolean") => false.into(),
-                    Some("array") => serde_json::Value::Array(Vec::new()),
-                    Some("object") => serde_json::json!({}),
-                    _ => serde_json::Value::Null,
-                };
-                args.insert(name.clone(), v);
+                if schema.get("type").and_then(|t| t.as_str()) == Some("string")
+                {
+                    args.insert(name.clone(), text.into());
+                }
             }
         }
         _ => {

@@ -62,6 +62,15 @@ pub enum Target {
     Direct,
     /// The gateway's Responses endpoint.
     Gateway,
+    /// The gateway's Chat Completions endpoint.
+    Chat,
+}
+
+impl Target {
+    /// Whether this is the gateway (measured, authenticated).
+    pub fn is_gateway(self) -> bool {
+        self != Target::Direct
+    }
 }
 
 /// Arguments of `xtask bench-load`.
@@ -638,7 +647,7 @@ async fn stream_request(
 fn first_delta_seen(target: Target, buf: &mut Vec<u8>) -> bool {
     match target {
         Target::Gateway => find(buf, b"response.output_text.delta").is_some(),
-        Target::Direct => drain_data(buf, |d| {
+        Target::Direct | Target::Chat => drain_data(buf, |d| {
             serde_json::from_slice::<Value>(d).ok().is_some_and(|v| {
                 v.pointer("/choices/0/delta/content")
                     .and_then(Value::as_str)
@@ -794,7 +803,7 @@ async fn hold_stream(
         let mut buf = Vec::new();
         let marker: &[u8] = match t.target {
             Target::Gateway => b"response.created",
-            Target::Direct => b"data:",
+            Target::Direct | Target::Chat => b"data:",
         };
         loop {
             match body.frame().await {

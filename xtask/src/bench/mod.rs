@@ -682,7 +682,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// gateway to upstream) while the direct path pays it never.
 fn phase_list(pinned: bool) -> Vec<Spec> {
     use Mode::{Json, Stream};
-    use Target::{Direct, Gateway};
+    use Target::{Chat, Direct, Gateway};
     let p = |id, target, mode, concurrency, store| Spec {
         id,
         target,
@@ -696,11 +696,14 @@ fn phase_list(pinned: bool) -> Vec<Spec> {
     let mut phases = vec![
         p("json_c1", Direct, Json, 1, false),
         p("json_c1", Gateway, Json, 1, false),
+        p("json_c1", Chat, Json, 1, false),
         p("json_c32", Direct, Json, 32, false),
         p("json_c32", Gateway, Json, 32, false),
+        p("json_c32", Chat, Json, 32, false),
         p("json_store_c32", Gateway, Json, 32, true),
         p("stream_c1", Direct, Stream, 1, false),
         p("stream_c1", Gateway, Stream, 1, false),
+        p("stream_c1", Chat, Stream, 1, false),
         p("stream_c64", Direct, Stream, 64, false),
         p("stream_c64", Gateway, Stream, 64, false),
     ];
@@ -734,6 +737,12 @@ fn request_body(
         Target::Gateway => {
             json!({"model": "fake/m", "input": input, "store": store})
         }
+        Target::Chat => json!({
+            "model": "fake/m",
+            "messages": [{"role": "user", "content": input}],
+            "stream": stream,
+            "store": store,
+        }),
         Target::Direct => json!({
             "model": "m",
             "messages": [{"role": "user", "content": input}],
@@ -746,23 +755,23 @@ fn request_body(
 fn path(target: Target) -> &'static str {
     match target {
         Target::Gateway => "/v1/responses",
-        Target::Direct => "/v1/chat/completions",
+        Target::Direct | Target::Chat => "/v1/chat/completions",
     }
 }
 
 impl Bench {
     fn addr(&self, target: Target) -> SocketAddr {
         match target {
-            Target::Gateway => self.gateway_addr,
+            Target::Gateway | Target::Chat => self.gateway_addr,
             Target::Direct => self.upstream_addr,
         }
     }
 
     /// One request each way before measuring, for a clear error early.
     fn smoke(&mut self) -> anyhow::Result<()> {
-        for target in [Target::Direct, Target::Gateway] {
+        for target in [Target::Direct, Target::Gateway, Target::Chat] {
             let body = request_body(target, Mode::Json, false, "hi");
-            let key = (target == Target::Gateway).then_some(self.key.as_str());
+            let key = target.is_gateway().then_some(self.key.as_str());
             let (status, text) =
                 http_once(self.addr(target), "POST", path(target), key, &body)
                     .with_context(|| format!("smoke request ({target:?})"))?;
@@ -801,7 +810,7 @@ impl Bench {
         args: &[String],
         timeout: Duration,
     ) -> anyhow::Result<LoadResult> {
-        let key = (target == Target::Gateway).then_some(self.key.as_str());
+        let key = target.is_gateway().then_some(self.key.as_str());
         let mut all =
             vec!["--path".to_string(), path(target).into(), "--target".into()];
         all.push(format!("{target:?}").to_lowercase());
@@ -943,7 +952,7 @@ impl Bench {
             .filter(|(_, p)| *p >= 0.5)
             .collect();
         let per_request = |x: f64| {
-            (spec.target == Target::Gateway && load.total_requests > 0)
+            (spec.target.is_gateway() && load.total_requests > 0)
                 .then(|| x * 1e6 / load.total_requests as f64)
         };
         Ok(PhaseRun {

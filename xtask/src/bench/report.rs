@@ -144,8 +144,21 @@ impl Report {
         pct: fn(&Stats) -> f64,
         target: Option<(&'static str, f64)>,
     ) {
+        self.latency_row_via(metric, id, Target::Gateway, pick, pct, target)
+    }
+
+    /// A latency row of the gateway endpoint `via`.
+    fn latency_row_via(
+        &mut self,
+        metric: &str,
+        id: &str,
+        via: Target,
+        pick: fn(&PhaseRun) -> Option<&Stats>,
+        pct: fn(&Stats) -> f64,
+        target: Option<(&'static str, f64)>,
+    ) {
         let d = self.run(id, Target::Direct).and_then(pick).map(pct);
-        let g = self.run(id, Target::Gateway).and_then(pick).map(pct);
+        let g = self.run(id, via).and_then(pick).map(pct);
         let added = d.zip(g).map(|(d, g)| g - d);
         let errors = self.errors(id);
         let (target_s, result) = match target {
@@ -183,8 +196,20 @@ impl Report {
         unit: &str,
         target: Option<(&'static str, f64)>,
     ) {
+        self.rps_row_via(metric, id, Target::Gateway, unit, target)
+    }
+
+    /// A throughput row of the gateway endpoint `via`.
+    fn rps_row_via(
+        &mut self,
+        metric: &str,
+        id: &str,
+        via: Target,
+        unit: &str,
+        target: Option<(&'static str, f64)>,
+    ) {
         let d = self.run(id, Target::Direct).map(|r| r.load.rps);
-        let g = self.run(id, Target::Gateway).map(|r| r.load.rps);
+        let g = self.run(id, via).map(|r| r.load.rps);
         let errors = self.errors(id);
         let (target_s, result) = match target {
             Some((name, min)) => {
@@ -320,14 +345,17 @@ impl Report {
         }
 
         // e. Gateway CPU per request.
-        for (id, label) in [
-            ("json_c1", "non-stream c=1"),
-            ("json_c32", "non-stream c=32"),
-            ("json_store_c32", "store:true c=32"),
-            ("stream_c1", "stream c=1"),
-            ("stream_c64", "stream c=64"),
+        for (id, via, label) in [
+            ("json_c1", Target::Gateway, "non-stream c=1"),
+            ("json_c32", Target::Gateway, "non-stream c=32"),
+            ("json_store_c32", Target::Gateway, "store:true c=32"),
+            ("stream_c1", Target::Gateway, "stream c=1"),
+            ("stream_c64", Target::Gateway, "stream c=64"),
+            ("json_c1", Target::Chat, "chat non-stream c=1"),
+            ("json_c32", Target::Chat, "chat non-stream c=32"),
+            ("stream_c1", Target::Chat, "chat stream c=1"),
         ] {
-            let Some(r) = self.run(id, Target::Gateway).cloned() else {
+            let Some(r) = self.run(id, via).cloned() else {
                 continue;
             };
             let v = r.gateway_cpu_us_per_request;
@@ -335,7 +363,11 @@ impl Report {
                 let pass = v.map(|v| v <= MAX_CPU_US);
                 let errors = r.load.errors > 0;
                 self.checks.push(Check {
-                    name: "gateway CPU per request (c=32, store:false)",
+                    name: if via == Target::Chat {
+                        "chat: gateway CPU per request (c=32)"
+                    } else {
+                        "gateway CPU per request (c=32, store:false)"
+                    },
                     target: format!("≤ {}", us(MAX_CPU_US)),
                     value: v,
                     unit: "µs",
@@ -357,6 +389,34 @@ impl Report {
                 ],
             );
         }
+
+        // Chat Completions to the same upstream, with the same targets.
+        self.latency_row_via(
+            "chat non-stream c=1 p50",
+            "json_c1",
+            Target::Chat,
+            lat,
+            p50,
+            Some(("chat: added p50 latency at c=1", ADDED_P50_US)),
+        );
+        self.rps_row_via(
+            "chat non-stream c=32 throughput",
+            "json_c32",
+            Target::Chat,
+            "/s",
+            Some(("chat: requests/s at c=32", MIN_RPS_C32)),
+        );
+        self.latency_row_via(
+            "chat stream c=1 first delta p50",
+            "stream_c1",
+            Target::Chat,
+            first,
+            p50,
+            Some((
+                "chat: added time to first delta at c=1",
+                ADDED_FIRST_DELTA_US,
+            )),
+        );
 
         // c. Streaming.
         self.latency_row(
@@ -661,7 +721,7 @@ fn cpu_cell(r: &PhaseRun) -> String {
 
 /// The busiest gateway threads, e.g. `tokio-rt-worker 90, maniac 4`.
 fn threads(r: &PhaseRun) -> String {
-    if r.target != Target::Gateway {
+    if !r.target.is_gateway() {
         return String::new();
     }
     let mut t: Vec<_> = r.gateway_threads_pct.iter().collect();

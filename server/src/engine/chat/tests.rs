@@ -131,10 +131,10 @@ fn rebuild(frames: &[Value], n: usize) -> Value {
             let i = ch["index"].as_u64().unwrap() as usize;
             let c = &mut choices[i];
             let d = &ch["delta"];
-            if let Some(t) = d["content"].as_str() {
-                if !t.is_empty() || !c["content"].is_null() {
-                    push(&mut c["content"], t);
-                }
+            if let Some(t) = d["content"].as_str()
+                && (!t.is_empty() || !c["content"].is_null())
+            {
+                push(&mut c["content"], t);
             }
             if let Some(t) = d["refusal"].as_str() {
                 push(&mut c["refusal"], t);

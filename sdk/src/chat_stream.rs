@@ -13,13 +13,9 @@ use std::{
 
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures::{Stream, StreamExt};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{ACCEPT, HeaderValue};
 
-use crate::{
-    Client, SdkError,
-    error::{request_id, shorten},
-    types,
-};
+use crate::{Client, SdkError, types};
 
 type ChunkResults = Pin<
     Box<dyn Stream<Item = Result<types::ChatCompletionChunk, SdkError>> + Send>,
@@ -175,27 +171,8 @@ impl Client {
             .header(ACCEPT, HeaderValue::from_static("text/event-stream"))
             .build()?;
         let response = self.execute(request).await?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(SdkError::from_error_response(response).await);
-        }
-        let is_sse = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
-        let request_id = request_id(response.headers());
-        if !is_sse {
-            let body = response.bytes().await?;
-            return Err(SdkError::UnexpectedResponse {
-                status: Some(status),
-                body: format!(
-                    "expected text/event-stream, got: {}",
-                    shorten(&body)
-                ),
-                request_id,
-            });
-        }
+        let (response, request_id) =
+            crate::stream::event_stream_answer(response).await?;
         let mut chunks = ChatChunkStream::from_bytes(response.bytes_stream());
         chunks.request_id = request_id;
         Ok(chunks)

@@ -435,10 +435,12 @@ impl Client {
     }
 }
 
-/// Checks that `response` is an event stream and parses it.
-async fn open_events(
+/// Checks that `response` is an event stream: an error answer becomes
+/// [`SdkError::Api`], another content type an unexpected response. Returns
+/// the answer and its request id. Shared by response and chat streams.
+pub(crate) async fn event_stream_answer(
     response: reqwest::Response,
-) -> Result<ResponseEventStream, SdkError> {
+) -> Result<(reqwest::Response, Option<String>), SdkError> {
     let status = response.status();
     if !status.is_success() {
         return Err(SdkError::from_error_response(response).await);
@@ -460,6 +462,14 @@ async fn open_events(
             request_id,
         });
     }
+    Ok((response, request_id))
+}
+
+/// Checks that `response` is an event stream and parses it.
+async fn open_events(
+    response: reqwest::Response,
+) -> Result<ResponseEventStream, SdkError> {
+    let (response, request_id) = event_stream_answer(response).await?;
     let mut events = ResponseEventStream::from_bytes(response.bytes_stream());
     events.request_id = request_id;
     Ok(events)

@@ -53,6 +53,12 @@ pub struct Options {
     pub upstream_tls: bool,
     /// With `upstream_tls`: the gateway is given the CA (`ca_file`).
     pub trust_upstream_ca: bool,
+    /// Provider `fake` lists the upstream's own models too.
+    pub discover_models: bool,
+    /// Provider `fake` serves only listed models.
+    pub strict_models: bool,
+    /// More providers beside `echo` and `fake`.
+    pub extra_providers: Vec<(String, ProviderConfig)>,
 }
 
 impl Default for Options {
@@ -65,6 +71,9 @@ impl Default for Options {
             internal_key: None,
             upstream_tls: false,
             trust_upstream_ca: true,
+            discover_models: false,
+            strict_models: false,
+            extra_providers: Vec::new(),
         }
     }
 }
@@ -202,8 +211,13 @@ pub fn file_config(upstream_url: &str, o: &Options) -> FileConfig {
             idle_timeout_secs: Some(o.idle_timeout_secs),
             ca_file: None,
             models: vec!["listed-model".into()],
+            discover_models: o.discover_models,
+            strict_models: o.strict_models,
         }),
     );
+    for (name, p) in &o.extra_providers {
+        providers.insert(name.clone(), p.clone());
+    }
     FileConfig {
         providers,
         background: BackgroundConfig {

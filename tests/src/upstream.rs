@@ -50,6 +50,11 @@
 //! `WORDS:`, `You said: …`; `max_tokens`/`max_completion_tokens` cut each
 //! choice at that many words (finish_reason `length`).
 //!
+//! `GET /v1/models` answers OpenAI's list shape with [`DEFAULT_MODELS`]
+//! (or what [`FakeUpstream::set_models`] set), or the status
+//! [`FakeUpstream::fail_models`] set; these calls are counted apart from
+//! chat completions ([`FakeUpstream::model_list_requests`]).
+//!
 //! Built for speed as well (benchmarks): HTTP/1.1 keep-alive, no logging,
 //! pre-serialized SSE framing.
 
@@ -82,6 +87,10 @@ type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// The path served.
 pub const CHAT_COMPLETIONS_PATH: &str = "/v1/chat/completions";
+/// The model list's path.
+pub const MODELS_PATH: &str = "/v1/models";
+/// The models `GET /v1/models` lists until told otherwise.
+pub const DEFAULT_MODELS: [&str; 2] = ["fake-large", "fake-small"];
 /// The reply of `JSON:`.
 pub const JSON_REPLY: &str = r#"{"name":"Ada","age":36}"#;
 /// The refusal of `REFUSE`.
@@ -109,6 +118,25 @@ struct State {
     no_recording: AtomicBool,
     next_id: AtomicU64,
     connections: AtomicUsize,
+    models: Mutex<Models>,
+}
+
+/// What `GET /v1/models` answers.
+struct Models {
+    ids: Vec<String>,
+    fail: Option<StatusCode>,
+    /// The `Authorization` header of every model list request.
+    seen: Vec<Option<String>>,
+}
+
+impl Default for Models {
+    fn default() -> Self {
+        Models {
+            ids: DEFAULT_MODELS.iter().map(|m| m.to_string()).collect(),
+            fail: None,
+            seen: Vec::new(),
+        }
+    }
 }
 
 impl State {
@@ -267,6 +295,28 @@ impl FakeUpstream {
         }
     }
 
+    /// Makes `GET /v1/models` list `ids`.
+    pub fn set_models(&self, ids: &[&str]) {
+        let mut m = self.models();
+        m.ids = ids.iter().map(|s| s.to_string()).collect();
+        m.fail = None;
+    }
+
+    /// Makes `GET /v1/models` answer `status` with an OpenAI error body.
+    pub fn fail_models(&self, status: u16) {
+        self.models().fail =
+            Some(StatusCode::from_u16(status).expect("a valid status"));
+    }
+
+    /// The `Authorization` header of each `GET /v1/models` received.
+    pub fn model_list_requests(&self) -> Vec<Option<String>> {
+        self.models().seen.clone()
+    }
+
+    fn models(&self) -> std::sync::MutexGuard<'_, Models> {
+        self.state.models.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Every chat completion request received so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.state.requests.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -389,10 +439,40 @@ fn error_response(
     full(status, "application/json", body.to_string())
 }
 
+/// `GET /v1/models`.
+fn model_list(state: &State, req: &Request<Incoming>) -> Response<Body> {
+    let mut m = state.models.lock().unwrap_or_else(|e| e.into_inner());
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    m.seen.push(authorization);
+    if let Some(status) = m.fail {
+        return error_response(
+            status,
+            "model listing is down",
+            "server_error",
+            None,
+            None,
+        );
+    }
+    let data: Vec<Value> = m
+        .ids
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "fake"}))
+        .collect();
+    let body = json!({"object": "list", "data": data});
+    full(StatusCode::OK, "application/json", body.to_string())
+}
+
 async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, BoxError> {
+    if req.method() == Method::GET && req.uri().path() == MODELS_PATH {
+        return Ok(model_list(&state, &req));
+    }
     if req.method() != Method::POST || req.uri().path() != CHAT_COMPLETIONS_PATH
     {
         let msg = format!(

@@ -77,12 +77,49 @@ async fn non_streaming_reply_and_usage() {
     );
 
     // Other paths are 404 OpenAI errors.
-    let rsp =
-        client().get(format!("{}/models", up.base_url())).send().await.unwrap();
+    let rsp = client()
+        .get(format!("{}/embeddings", up.base_url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(rsp.status(), 404);
     let v: Value = rsp.json().await.unwrap();
     assert!(v["error"]["message"].is_string());
     assert_eq!(up.request_count(), 1);
+}
+
+#[tokio::test]
+async fn model_list_answers_what_it_was_told_and_records_auth() {
+    let up = FakeUpstream::start().await;
+    let url = format!("{}/models", up.base_url());
+    let list = |v: Value| -> Vec<String> {
+        assert_eq!(v["object"], "list");
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                assert_eq!(m["object"], "model");
+                m["id"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    let v: Value =
+        client().get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list(v), maniac_tests::upstream::DEFAULT_MODELS);
+    up.set_models(&["a", "b", "c"]);
+    let rsp = client().get(&url).bearer_auth("sk-x").send().await.unwrap();
+    assert_eq!(list(rsp.json().await.unwrap()), ["a", "b", "c"]);
+    up.fail_models(503);
+    let rsp = client().get(&url).send().await.unwrap();
+    assert_eq!(rsp.status(), 503);
+    let v: Value = rsp.json().await.unwrap();
+    assert!(v["error"]["message"].is_string());
+    assert_eq!(
+        up.model_list_requests(),
+        [None, Some("Bearer sk-x".to_string()), None]
+    );
+    assert_eq!(up.request_count(), 0, "listings are not chat requests");
 }
 
 #[tokio::test]

@@ -4,14 +4,27 @@
 use super::Engine;
 use super::error::{EngineError, EngineResult};
 use crate::api::{ListObject, Model, ModelList, ModelObjectType};
+use crate::providers::Provider;
+
+fn model_not_found(id: &str) -> EngineError {
+    EngineError::NotFound {
+        message: format!(
+            "The model '{id}' does not exist. List the models with \
+             GET /v1/models."
+        ),
+        param: Some("model".into()),
+        code: Some("model_not_found"),
+    }
+}
 
 impl Engine {
     /// Every listed model.
-    pub fn models(&self) -> ModelList {
+    pub async fn models(&self) -> ModelList {
         let data = self
             .inner
             .providers
             .models()
+            .await
             .into_iter()
             .map(|(provider, m)| self.model_object(provider, &m))
             .collect();
@@ -19,26 +32,38 @@ impl Engine {
     }
 
     /// One listed model by its `provider/model` id.
-    pub fn model(&self, id: &str) -> EngineResult<Model> {
-        self.inner
-            .providers
-            .models()
-            .into_iter()
-            .find(|(p, m)| {
-                id.len() == p.len() + 1 + m.len()
-                    && id.starts_with(p)
-                    && id[p.len()..].starts_with('/')
-                    && id.ends_with(m.as_str())
-            })
-            .map(|(p, m)| self.model_object(p, &m))
-            .ok_or_else(|| EngineError::NotFound {
-                message: format!(
-                    "The model '{id}' does not exist. List the models with \
-                     GET /v1/models."
-                ),
-                param: Some("model".into()),
-                code: Some("model_not_found"),
-            })
+    pub async fn model(&self, id: &str) -> EngineResult<Model> {
+        let found = match id.split_once('/') {
+            Some((p, m)) => match self.inner.providers.get(p) {
+                Some(provider) => {
+                    provider.models().await.iter().any(|x| x == m)
+                }
+                None => false,
+            },
+            None => false,
+        };
+        if !found {
+            return Err(model_not_found(id));
+        }
+        let (p, m) = id.split_once('/').unwrap_or((id, ""));
+        Ok(self.model_object(p, m))
+    }
+
+    /// A 404 `model_not_found` unless the provider lists `model` or lets
+    /// unlisted models be called (the default). Checked before any
+    /// upstream call, on both front ends.
+    pub(crate) async fn check_listed(
+        &self,
+        provider: &dyn Provider,
+        full_model: &str,
+        model: &str,
+    ) -> EngineResult<()> {
+        if !provider.strict_models()
+            || provider.models().await.iter().any(|m| m == model)
+        {
+            return Ok(());
+        }
+        Err(model_not_found(full_model))
     }
 
     fn model_object(&self, provider: &str, model: &str) -> Model {

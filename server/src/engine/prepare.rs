@@ -95,6 +95,7 @@ impl Engine {
         validate::check(&req)?;
         let full_model = req.model.clone().unwrap_or_default();
         let (provider_name, model, provider) = self.resolve(&full_model)?;
+        self.check_listed(provider.as_ref(), &full_model, model).await?;
         let store = self.inner.store.clone();
         let mut transcript_items: Vec<TranscriptItem> = Vec::new();
         if let Some(prev) = &req.previous_response_id {

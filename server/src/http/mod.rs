@@ -173,7 +173,7 @@ impl ManiacApi for ManiacApiImpl {
         rqctx: RequestContext<ServerState>,
     ) -> Result<HttpResponseOk<ModelList>, ApiError> {
         auth::authenticate(&rqctx).await?;
-        Ok(HttpResponseOk(rqctx.context().engine.models()))
+        Ok(HttpResponseOk(rqctx.context().engine.models().await))
     }
 
     async fn model_view(
@@ -184,7 +184,7 @@ impl ManiacApi for ManiacApiImpl {
         let raw = path.into_inner().model;
         // The id's `/` arrives percent-encoded, as the SDKs send it.
         let id = percent_encoding::percent_decode_str(&raw).decode_utf8_lossy();
-        Ok(HttpResponseOk(rqctx.context().engine.model(&id)?))
+        Ok(HttpResponseOk(rqctx.context().engine.model(&id).await?))
     }
 
     async fn model_view_raw(
@@ -206,7 +206,7 @@ impl ManiacApi for ManiacApiImpl {
         } else {
             format!("{}/{}", p.model, rest.join("/"))
         };
-        Ok(HttpResponseOk(rqctx.context().engine.model(&id)?))
+        Ok(HttpResponseOk(rqctx.context().engine.model(&id).await?))
     }
 
     async fn health_view(

@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
-use http::{Request, StatusCode, Uri};
+use http::{Method, Request, StatusCode, Uri};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -133,7 +133,28 @@ impl Client {
         headers: &[(HeaderName, HeaderValue)],
         body: Bytes,
     ) -> Result<Answer, ClientError> {
-        let mut req = Request::post(Uri::from(path.clone()))
+        self.send(Method::POST, path, headers, body).await
+    }
+
+    /// GETs `path` (model discovery), as [`Client::post`] does.
+    pub async fn get(
+        &self,
+        path: &PathAndQuery,
+        headers: &[(HeaderName, HeaderValue)],
+    ) -> Result<Answer, ClientError> {
+        self.send(Method::GET, path, headers, Bytes::new()).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &PathAndQuery,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+    ) -> Result<Answer, ClientError> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(Uri::from(path.clone()))
             .header(header::HOST, self.authority.clone())
             .body(Full::new(body))
             .map_err(|e| ClientError::Io(e.to_string()))?;

@@ -145,7 +145,7 @@ fn arguments(tool: &FunctionTool, text: &str) -> String {
 
 #[async_trait]
 impl Provider for Echo {
-    fn models(&self) -> Vec<String> {
+    async fn models(&self) -> Vec<String> {
         vec!["echo".into()]
     }
 

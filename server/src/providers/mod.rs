@@ -4,6 +4,7 @@
 //! taxonomy. Each protocol module owns its configuration and constructor.
 
 pub mod client;
+mod discovery;
 pub mod echo;
 mod error;
 mod events;
@@ -42,9 +43,17 @@ pub trait Provider: Send + Sync + 'static {
     }
 
     /// The models this provider lists in `GET /v1/models` (names after
-    /// the `provider/` prefix).
-    fn models(&self) -> Vec<String> {
+    /// the `provider/` prefix). May ask the upstream (`discover_models`),
+    /// but never fails: an upstream that cannot be asked lists only its
+    /// configured models.
+    async fn models(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// Whether only listed models may be called (`strict_models`); then
+    /// a call is checked against [`Provider::models`] first.
+    fn strict_models(&self) -> bool {
+        false
     }
 
     /// Starts a streaming generation. Resolves once the upstream accepted

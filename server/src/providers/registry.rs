@@ -22,12 +22,19 @@ impl Registry {
         self.providers.get(name)
     }
 
-    /// Every listed model as `(provider, model)`, by provider name.
-    pub fn models(&self) -> Vec<(&str, String)> {
+    /// Every listed model as `(provider, model)`, by provider name. The
+    /// providers are asked concurrently, so one slow upstream's discovery
+    /// is the whole wait.
+    pub async fn models(&self) -> Vec<(&str, String)> {
+        let lists = futures::future::join_all(
+            self.providers.values().map(|p| p.models()),
+        )
+        .await;
         self.providers
-            .iter()
-            .flat_map(|(name, p)| {
-                p.models().into_iter().map(move |m| (name.as_str(), m))
+            .keys()
+            .zip(lists)
+            .flat_map(|(name, ms)| {
+                ms.into_iter().map(move |m| (name.as_str(), m))
             })
             .collect()
     }

@@ -146,7 +146,7 @@ impl Engine {
         caller: &Caller,
         req: CreateChatCompletion,
     ) -> EngineResult<Reply<ChatCompletion>> {
-        let p = self.prepare_chat(caller, req)?;
+        let p = self.prepare_chat(caller, req).await?;
         tracing::info!(
             request_id = %caller.request_id,
             org = %caller.org_id,

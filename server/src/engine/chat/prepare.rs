@@ -57,13 +57,14 @@ impl PreparedChat {
 }
 
 impl Engine {
-    pub(crate) fn prepare_chat(
+    pub(crate) async fn prepare_chat(
         &self,
         caller: &Caller,
         req: CreateChatCompletion,
     ) -> EngineResult<PreparedChat> {
         check(&req)?;
         let (provider_name, model, provider) = self.resolve(&req.model)?;
+        self.check_listed(provider.as_ref(), &req.model, model).await?;
         let caps = provider.capabilities();
         let unsupported = |msg: String, param: &str| {
             EngineError::invalid(

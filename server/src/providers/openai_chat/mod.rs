@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::client::{Answer, Client, ClientError, ClientOptions};
+use super::discovery::{MAX_LIST_BYTES, ModelCache, merge, parse_model_list};
 use super::*;
 use chunks::{ChatChunk, ChatCompletion, ChunkParser};
 use http::header::{self, HeaderName, HeaderValue};
@@ -47,9 +48,19 @@ pub struct ChatConfig {
     /// (self-hosted models behind a private CA).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
-    /// Models listed by `GET /v1/models` (others can still be called).
+    /// Models listed by `GET /v1/models` (others can still be called
+    /// unless `strict_models`).
     #[serde(default)]
     pub models: Vec<String>,
+    /// Also list what the upstream's own `GET {base_url}/models` names
+    /// (cached for five minutes; an unreachable upstream is left out of
+    /// the listing and logged).
+    #[serde(default)]
+    pub discover_models: bool,
+    /// Only listed (configured or discovered) models may be called;
+    /// others are a 404 `model_not_found` before any upstream call.
+    #[serde(default)]
+    pub strict_models: bool,
 }
 
 /// The name of the token-limit field the upstream takes.
@@ -74,6 +85,8 @@ impl ChatConfig {
             idle_timeout_secs: None,
             ca_file: None,
             models: Vec::new(),
+            discover_models: false,
+            strict_models: false,
         }
     }
 }
@@ -97,6 +110,10 @@ pub struct Settings {
     pub ca_pem: Option<Vec<u8>>,
     /// Models to list.
     pub models: Vec<String>,
+    /// Whether to list the upstream's own models too.
+    pub discover_models: bool,
+    /// Whether only listed models may be called.
+    pub strict_models: bool,
 }
 
 /// Never shows the key.
@@ -106,15 +123,22 @@ impl std::fmt::Debug for Settings {
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
             .field("max_tokens_field", &self.max_tokens_field)
+            .field("discover_models", &self.discover_models)
+            .field("strict_models", &self.strict_models)
             .finish_non_exhaustive()
     }
 }
 
 /// A Chat Completions upstream.
 pub struct OpenAiChat {
+    /// The configured name, for logs.
+    name: String,
     cfg: Settings,
     /// `…/chat/completions`, parsed once.
     path: PathAndQuery,
+    /// `…/models`, for discovery.
+    models_path: PathAndQuery,
+    discovered: ModelCache,
     /// Headers of a non-streaming call (content type, accept, key).
     json_headers: Vec<(HeaderName, HeaderValue)>,
     /// Headers of a streaming call.
@@ -164,16 +188,28 @@ impl OpenAiChat {
             ),
             ca_pem,
             models: c.models.clone(),
+            discover_models: c.discover_models,
+            strict_models: c.strict_models,
         };
-        let p = OpenAiChat::new(settings)
+        if settings.strict_models
+            && settings.models.is_empty()
+            && !settings.discover_models
+        {
+            return Err(format!(
+                "providers.{name}: strict_models = true needs `models` or \
+                 discover_models = true (else no model could be called)"
+            ));
+        }
+        let mut p = OpenAiChat::new(settings)
             .map_err(|e| format!("providers.{name}: {e}"))?;
+        p.name = name.to_string();
         Ok(Arc::new(p))
     }
 
     /// Builds the adapter with a pooled keep-alive client.
     pub fn new(cfg: Settings) -> Result<Self, String> {
-        let url =
-            format!("{}/chat/completions", cfg.base_url.trim_end_matches('/'));
+        let base = cfg.base_url.trim_end_matches('/');
+        let url = format!("{base}/chat/completions");
         let uri: http::Uri = url
             .parse()
             .map_err(|e| format!("invalid base_url '{}': {e}", cfg.base_url))?;
@@ -181,6 +217,11 @@ impl OpenAiChat {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/chat/completions"));
+        let models_path = format!("{base}/models")
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|u| u.path_and_query().cloned())
+            .unwrap_or_else(|| PathAndQuery::from_static("/models"));
         let http = Client::new(
             &uri,
             ClientOptions {
@@ -205,10 +246,13 @@ impl OpenAiChat {
             h
         };
         Ok(OpenAiChat {
+            name: String::new(),
             json_headers: with_accept("application/json"),
             sse_headers: with_accept("text/event-stream"),
             cfg,
             path,
+            models_path,
+            discovered: ModelCache::default(),
             http,
         })
     }
@@ -264,6 +308,23 @@ impl OpenAiChat {
         })
     }
 
+    /// The upstream's own model ids (`GET {base_url}/models`).
+    async fn fetch_models(&self) -> Result<Vec<String>, String> {
+        let rsp = self
+            .http
+            .get(&self.models_path, &self.json_headers)
+            .await
+            .map_err(|e| self.scrub(&e.to_string()))?;
+        if !rsp.status.is_success() {
+            return Err(format!("the upstream answered {}", rsp.status));
+        }
+        let body = rsp
+            .bytes(MAX_LIST_BYTES)
+            .await
+            .map_err(|e| self.scrub(&e.to_string()))?;
+        parse_model_list(&body)
+    }
+
     /// Removes the upstream key from a text we may pass on or log.
     fn scrub(&self, s: &str) -> String {
         match &self.cfg.api_key {
@@ -284,8 +345,18 @@ fn truncate(s: &str, max: usize) -> String {
 
 #[async_trait]
 impl Provider for OpenAiChat {
-    fn models(&self) -> Vec<String> {
-        self.cfg.models.clone()
+    async fn models(&self) -> Vec<String> {
+        if !self.cfg.discover_models {
+            return self.cfg.models.clone();
+        }
+        match self.discovered.get(&self.name, self.fetch_models()).await {
+            Some(found) => merge(&self.cfg.models, &found),
+            None => self.cfg.models.clone(),
+        }
+    }
+
+    fn strict_models(&self) -> bool {
+        self.cfg.strict_models
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 use crate::engine::EngineConfig;
 use crate::providers::openai_chat::ChatConfig;
-use crate::providers::{ProviderConfig, Registry, echo::Echo};
+use crate::providers::{BuildContext, ProviderConfig, Registry, echo::Echo};
+use crate::routing::{AliasConfig, Aliases, RoutingConfig};
 use crate::store::PoolOptions;
 
 /// The TOML file.
@@ -29,6 +30,12 @@ pub struct FileConfig {
     /// Database pool.
     #[serde(default)]
     pub database: DatabaseConfig,
+    /// Retry, backoff, key and breaker defaults.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    /// Aliases served by several targets (`[models."smart"]`).
+    #[serde(default)]
+    pub models: BTreeMap<String, AliasConfig>,
 }
 
 /// `[background]`.
@@ -130,11 +137,13 @@ impl FileConfig {
         }
     }
 
-    /// Builds the providers: `echo` always, the configured ones, and
-    /// `openai` when `OPENAI_API_KEY` is set and none is configured.
+    /// Builds the providers (`echo` always, the configured ones, and
+    /// `openai` when `OPENAI_API_KEY` is set and none is configured) and
+    /// the aliases over them.
     pub fn providers(&self) -> Result<Registry, String> {
         let mut reg = Registry::default();
         reg.insert("echo", Arc::new(Echo));
+        let ctx = BuildContext { key_cooldown: self.routing.key_cooldown() };
         let mut all = self.providers.clone();
         if !all.contains_key("openai")
             && std::env::var_os("OPENAI_API_KEY").is_some()
@@ -150,8 +159,13 @@ impl FileConfig {
                     "provider name '{name}' must be non-empty and contain no '/'"
                 ));
             }
-            reg.insert(&name, p.build(&name)?);
+            reg.insert(&name, p.build(&name, &ctx)?);
         }
+        let policy = self.routing.policy();
+        let aliases = Aliases::build(&self.models, policy, |name| {
+            reg.get(name).cloned()
+        })?;
+        reg.set_routes(aliases, policy);
         Ok(reg)
     }
 }

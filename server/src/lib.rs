@@ -1,6 +1,7 @@
 //! Maniac gateway: the OpenAI Responses API in front of many model
 //! providers. `api` is the contract, `http` implements it, `engine` runs
-//! responses, `providers` talk upstream, `store` keeps state.
+//! responses, `routing` picks and fails over deployments, `providers`
+//! talk upstream, `store` keeps state.
 #![deny(unsafe_code)]
 
 pub mod api;
@@ -13,6 +14,7 @@ pub mod ids;
 pub mod logging;
 mod nodelay;
 pub mod providers;
+pub mod routing;
 pub mod server;
 mod slog_bridge;
 pub mod store;

@@ -38,11 +38,29 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Check a configuration file (providers, keys in the environment,
+    /// aliases) without serving.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Apply database migrations and exit.
     Migrate {
         /// Database URL.
         #[arg(long, env = "MANIAC_DATABASE_URL")]
         database_url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Validate a file: every provider is built (its key variables read,
+    /// its CA file loaded) and every alias resolved. Exit status 1 on the
+    /// first error, which names the field.
+    Check {
+        /// TOML configuration file.
+        #[arg(long, env = "MANIAC_CONFIG")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -77,6 +95,43 @@ enum KeysAction {
 }
 
 const DEFAULT_DB: &str = "sqlite://maniac.db";
+
+/// `maniac config check`.
+fn check_config(path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let file = match path {
+        Some(p) => FileConfig::load(p).map_err(anyhow::Error::msg)?,
+        None => FileConfig::default(),
+    };
+    if let Some(l) = &file.listen {
+        l.parse::<SocketAddr>().map_err(|e| {
+            anyhow::anyhow!("listen: '{l}' is not an address: {e}")
+        })?;
+    }
+    if let Some(url) = &file.database_url
+        && !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+    {
+        anyhow::bail!(
+            "database_url: use sqlite://FILE or postgres://…, not '{url}'"
+        );
+    }
+    let registry = file.providers().map_err(anyhow::Error::msg)?;
+    let providers = registry.names();
+    let aliases: Vec<&str> = registry.alias_names().collect();
+    println!(
+        "ok: {} provider(s) ({}), {} alias(es){}",
+        providers.len(),
+        providers.join(", "),
+        aliases.len(),
+        if aliases.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", aliases.join(", "))
+        }
+    );
+    Ok(())
+}
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// Logs go to stderr in batches (see `logging`): a request never waits on
@@ -95,10 +150,27 @@ fn init_logging() -> maniac_server::logging::FlushGuard {
     guard
 }
 
+/// Errors end the process with one line on stderr and status 1: no
+/// stack trace, whatever `RUST_BACKTRACE` says.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let _log_guard = init_logging();
-    match Cli::parse().command {
+async fn main() -> std::process::ExitCode {
+    let log_guard = init_logging();
+    let result = run(Cli::parse().command).await;
+    drop(log_guard);
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Config { action: ConfigAction::Check { config } } => {
+            check_config(config.as_deref())
+        }
         Command::Serve { listen, database_url, config } => {
             let file = match &config {
                 Some(path) => {

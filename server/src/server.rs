@@ -54,6 +54,8 @@ fn normalize_sqlite_url(url: &str) -> String {
 
 /// Starts serving.
 pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
+    // Configuration first: a typo fails before the database is touched.
+    let providers = opts.file.providers().map_err(anyhow::Error::msg)?;
     let store = open_store(&opts.database_url, &opts.file).await?;
     let bootstrap_key = if store.count_keys().await? == 0 {
         let key = crate::auth::generate();
@@ -65,7 +67,6 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
     } else {
         None
     };
-    let providers = opts.file.providers().map_err(anyhow::Error::msg)?;
     let engine = Engine::new(store.clone(), providers, opts.file.engine());
     engine.start_background();
     let state = ServerState {

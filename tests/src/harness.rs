@@ -9,6 +9,7 @@ use std::time::Duration;
 use maniac_server::config::{BackgroundConfig, FileConfig};
 use maniac_server::providers::ProviderConfig;
 use maniac_server::providers::openai_chat::ChatConfig;
+use maniac_server::routing::{AliasConfig, RoutingConfig};
 use maniac_server::server::{self, Running, ServeOptions};
 use maniac_server::store::SharedStore;
 use serde_json::Value;
@@ -59,6 +60,10 @@ pub struct Options {
     pub strict_models: bool,
     /// More providers beside `echo` and `fake`.
     pub extra_providers: Vec<(String, ProviderConfig)>,
+    /// `[routing]`.
+    pub routing: RoutingConfig,
+    /// `[models]` aliases.
+    pub aliases: BTreeMap<String, AliasConfig>,
 }
 
 impl Default for Options {
@@ -74,6 +79,8 @@ impl Default for Options {
             discover_models: false,
             strict_models: false,
             extra_providers: Vec::new(),
+            routing: RoutingConfig::default(),
+            aliases: BTreeMap::new(),
         }
     }
 }
@@ -204,15 +211,12 @@ pub fn file_config(upstream_url: &str, o: &Options) -> FileConfig {
     providers.insert(
         "fake".to_string(),
         ProviderConfig::OpenAiChat(ChatConfig {
-            base_url: upstream_url.to_string(),
-            api_key_env: None,
-            max_tokens_field: None,
             request_timeout_secs: Some(o.request_timeout_secs),
             idle_timeout_secs: Some(o.idle_timeout_secs),
-            ca_file: None,
             models: vec!["listed-model".into()],
             discover_models: o.discover_models,
             strict_models: o.strict_models,
+            ..ChatConfig::at(upstream_url)
         }),
     );
     for (name, p) in &o.extra_providers {
@@ -220,6 +224,8 @@ pub fn file_config(upstream_url: &str, o: &Options) -> FileConfig {
     }
     FileConfig {
         providers,
+        routing: o.routing.clone(),
+        models: o.aliases.clone(),
         background: BackgroundConfig {
             workers: Some(o.workers),
             lease_ms: Some(o.lease_ms),

@@ -50,6 +50,10 @@
 //! `WORDS:`, `You said: …`; `max_tokens`/`max_completion_tokens` cut each
 //! choice at that many words (finish_reason `length`).
 //!
+//! [`FakeUpstream::fail_all`] applies a `FAULT:` marker to every request
+//! (an upstream having a bad hour while its twin is fine), and
+//! [`FakeUpstream::reject_authorization`] answers 401 to one key.
+//!
 //! `GET /v1/models` answers OpenAI's list shape with [`DEFAULT_MODELS`]
 //! (or what [`FakeUpstream::set_models`] set), or the status
 //! [`FakeUpstream::fail_models`] set; these calls are counted apart from
@@ -119,6 +123,10 @@ struct State {
     next_id: AtomicU64,
     connections: AtomicUsize,
     models: Mutex<Models>,
+    /// A `FAULT:` marker applied to every chat request.
+    forced: Mutex<Option<String>>,
+    /// `Authorization` values answered with 401.
+    rejected: Mutex<Vec<String>>,
 }
 
 /// What `GET /v1/models` answers.
@@ -293,6 +301,24 @@ impl FakeUpstream {
         } else {
             format!("http://{}/v1", self.addr)
         }
+    }
+
+    /// Makes every chat request behave as if its text had `marker` (a
+    /// `FAULT:` marker such as `"FAULT:500"` or `"FAULT:hang"`), or, with
+    /// `None`, as written again.
+    pub fn fail_all(&self, marker: Option<&str>) {
+        *self.state.forced.lock().unwrap_or_else(|e| e.into_inner()) =
+            marker.map(str::to_string);
+    }
+
+    /// Answers 401 `invalid_api_key` to requests whose `Authorization` is
+    /// `authorization` (a revoked key).
+    pub fn reject_authorization(&self, authorization: &str) {
+        self.state
+            .rejected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(authorization.to_string());
     }
 
     /// Makes `GET /v1/models` list `ids`.
@@ -516,8 +542,19 @@ async fn handle(
             ));
         }
     };
-    let plan = Plan::new(&body, state.next_id.fetch_add(1, Ordering::Relaxed));
+    let mut plan =
+        Plan::new(&body, state.next_id.fetch_add(1, Ordering::Relaxed));
+    let revoked = authorization.as_ref().is_some_and(|a| {
+        state.rejected.lock().unwrap_or_else(|e| e.into_inner()).contains(a)
+    });
     state.record(RecordedRequest { body, authorization, path });
+    if revoked {
+        plan.fault = Some(Fault::Status(401));
+    } else if let Some(m) =
+        state.forced.lock().unwrap_or_else(|e| e.into_inner()).as_deref()
+    {
+        plan.fault = plan::fault_of(m);
+    }
 
     match plan.fault {
         Some(Fault::Status(500)) => {

@@ -59,15 +59,11 @@ fn ids(list: &Value) -> Vec<String> {
 
 fn openai_chat(base_url: String, models: &[&str]) -> ChatConfig {
     ChatConfig {
-        base_url,
-        api_key_env: None,
-        max_tokens_field: None,
         request_timeout_secs: Some(5),
         idle_timeout_secs: Some(5),
-        ca_file: None,
         models: models.iter().map(|m| m.to_string()).collect(),
         discover_models: true,
-        strict_models: false,
+        ..ChatConfig::at(base_url)
     }
 }
 
@@ -183,7 +179,10 @@ fn strict_models_without_any_list_is_a_config_error() {
     let mut c = openai_chat("http://127.0.0.1:9/v1".into(), &[]);
     c.discover_models = false;
     c.strict_models = true;
-    let err = ProviderConfig::OpenAiChat(c).build("lonely").err().unwrap();
+    let err = ProviderConfig::OpenAiChat(c)
+        .build("lonely", &Default::default())
+        .err()
+        .unwrap();
     assert!(err.contains("providers.lonely"), "{err}");
     assert!(err.contains("strict_models"), "{err}");
 }

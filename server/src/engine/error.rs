@@ -216,7 +216,9 @@ fn upstream_kind(e: &ProviderError) -> ErrorKind {
         ProviderError::Status { status, .. } if *status < 500 => {
             ErrorKind::UpstreamRejected
         }
-        ProviderError::Timeout(_) => ErrorKind::UpstreamTimeout,
+        ProviderError::Timeout(_)
+        | ProviderError::IdleTimeout(_)
+        | ProviderError::TotalTimeout(_) => ErrorKind::UpstreamTimeout,
         _ => ErrorKind::UpstreamFailed,
     }
 }
@@ -247,7 +249,16 @@ fn upstream_message(provider: &str, e: &ProviderError) -> String {
             "The upstream provider '{provider}' could not be used: {msg}"
         ),
         ProviderError::Timeout(secs) => format!(
-            "The upstream provider '{provider}' did not answer within {secs} s."
+            "The upstream provider '{provider}' did not answer within {secs} s \
+             (first_byte_timeout_secs)."
+        ),
+        ProviderError::IdleTimeout(secs) => format!(
+            "The upstream provider '{provider}' sent nothing for {secs} s \
+             inside a stream (idle_timeout_secs)."
+        ),
+        ProviderError::TotalTimeout(secs) => format!(
+            "The upstream provider '{provider}' did not finish within {secs} s \
+             (total_timeout_secs)."
         ),
     }
 }

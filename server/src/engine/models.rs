@@ -20,19 +20,26 @@ fn model_not_found(id: &str) -> EngineError {
 impl Engine {
     /// Every listed model.
     pub async fn models(&self) -> ModelList {
-        let data = self
-            .inner
-            .providers
+        let providers = &self.inner.providers;
+        let mut data: Vec<Model> = providers
             .models()
             .await
             .into_iter()
             .map(|(provider, m)| self.model_object(provider, &m))
             .collect();
+        for alias in providers.alias_names() {
+            if !data.iter().any(|m| m.id == alias) {
+                data.push(self.alias_object(alias));
+            }
+        }
         ModelList { object: ListObject::List, data }
     }
 
     /// One listed model by its `provider/model` id.
     pub async fn model(&self, id: &str) -> EngineResult<Model> {
+        if self.inner.providers.is_alias(id) {
+            return Ok(self.alias_object(id));
+        }
         let found = match id.split_once('/') {
             Some((p, m)) => match self.inner.providers.get(p) {
                 Some(provider) => {
@@ -64,6 +71,22 @@ impl Engine {
             return Ok(());
         }
         Err(model_not_found(full_model))
+    }
+
+    /// An alias, owned by the provider its name starts with (an alias
+    /// such as `openai/gpt-4.1`), else by `maniac`.
+    fn alias_object(&self, alias: &str) -> Model {
+        let owner = alias
+            .split_once('/')
+            .map(|(p, _)| p)
+            .filter(|p| self.inner.providers.get(p).is_some())
+            .unwrap_or("maniac");
+        Model {
+            id: alias.to_string(),
+            object: ModelObjectType::Model,
+            created: self.inner.started_at,
+            owned_by: owner.to_string(),
+        }
     }
 
     fn model_object(&self, provider: &str, model: &str) -> Model {

@@ -2,23 +2,21 @@
 //! neutral provider request with its transcript, the `Response` skeleton
 //! and the items to store.
 
-use std::sync::Arc;
-
 use super::error::{EngineError, EngineResult};
 use super::run::{RunFacts, RunMode};
 use super::{Caller, Engine, transcript, validate};
 use crate::api::*;
 use crate::ids::{self, now_ms};
 use crate::providers::{
-    CallContext, Provider, ProviderRequest, Sampling, TranscriptItem,
+    CallContext, ProviderRequest, Sampling, TranscriptItem, Unresolved,
 };
+use crate::routing::Resolved;
 use crate::store::ItemRow;
 
 /// A checked create request, ready to run.
 pub(crate) struct Prepared {
     pub(crate) caller: Caller,
-    pub(crate) provider_name: String,
-    pub(crate) provider: Arc<dyn Provider>,
+    pub(crate) route: Resolved,
     pub(crate) request: ProviderRequest,
     pub(crate) response: Response,
     pub(crate) input_items: Vec<ItemRow>,
@@ -32,7 +30,7 @@ impl Prepared {
             response_id: self.response.id.clone(),
             org_id: self.caller.org_id.clone(),
             key_id: self.caller.key_id.clone(),
-            provider: self.provider_name.clone(),
+            provider: self.response.provider.clone(),
             model: self.response.model.clone(),
             mode,
             started: std::time::Instant::now(),
@@ -52,39 +50,41 @@ impl Prepared {
 }
 
 impl Engine {
-    /// The provider and upstream model named by `provider/model`.
-    pub(crate) fn resolve<'m>(
+    /// What serves `full_model` (an alias, or `provider/model`), after
+    /// the `strict_models` check.
+    pub(crate) async fn resolve(
         &self,
-        full_model: &'m str,
-    ) -> EngineResult<(&'m str, &'m str, Arc<dyn Provider>)> {
-        let Some((provider_name, model)) = full_model
-            .split_once('/')
-            .filter(|(p, m)| !p.is_empty() && !m.is_empty())
-        else {
-            return Err(EngineError::invalid_value(
+        full_model: &str,
+    ) -> EngineResult<Resolved> {
+        let providers = &self.inner.providers;
+        let route = providers.resolve(full_model).map_err(|e| match e {
+            Unresolved::Malformed => EngineError::invalid_value(
                 "model",
                 format!(
                     "Invalid model '{full_model}': use the form \
                      'provider/model', for example 'echo/test' or \
-                     'openai/gpt-4o-mini'."
+                     'openai/gpt-4o-mini', or a configured alias."
                 ),
-            ));
-        };
-        let provider =
-            self.inner.providers.get(provider_name).cloned().ok_or_else(
-                || {
-                    EngineError::invalid(
-                        format!(
-                            "Unknown provider '{provider_name}' in model \
-                             '{full_model}'. Configured providers: {}.",
-                            self.inner.providers.names().join(", ")
-                        ),
-                        Some("model"),
-                        Some("model_not_found"),
-                    )
-                },
-            )?;
-        Ok((provider_name, model, provider))
+            ),
+            Unresolved::UnknownProvider(name) => EngineError::invalid(
+                format!(
+                    "Unknown provider '{name}' in model '{full_model}'. \
+                     Configured providers: {}.",
+                    providers.names().join(", ")
+                ),
+                Some("model"),
+                Some("model_not_found"),
+            ),
+        })?;
+        if let Resolved::Direct { target, .. } = &route {
+            self.check_listed(
+                target.provider.as_ref(),
+                full_model,
+                &target.model,
+            )
+            .await?;
+        }
+        Ok(route)
     }
 
     pub(crate) async fn prepare(
@@ -94,8 +94,9 @@ impl Engine {
     ) -> EngineResult<Prepared> {
         validate::check(&req)?;
         let full_model = req.model.clone().unwrap_or_default();
-        let (provider_name, model, provider) = self.resolve(&full_model)?;
-        self.check_listed(provider.as_ref(), &full_model, model).await?;
+        let route = self.resolve(&full_model).await?;
+        let provider_name = route.display_name();
+        let model = route.first_model();
         let store = self.inner.store.clone();
         let mut transcript_items: Vec<TranscriptItem> = Vec::new();
         if let Some(prev) = &req.previous_response_id {
@@ -145,7 +146,7 @@ impl Engine {
             user: req.safety_identifier.clone().or_else(|| req.user.clone()),
             ..ProviderRequest::default()
         };
-        let caps = provider.capabilities();
+        let caps = route.capabilities();
         if !caps.images && request.has_images() {
             return Err(EngineError::invalid(
                 format!(
@@ -216,7 +217,7 @@ impl Engine {
             safety_identifier: req.safety_identifier,
             prompt_cache_key: req.prompt_cache_key,
             metadata: req.metadata.unwrap_or_default(),
-            provider: provider_name.to_string(),
+            provider: route.first_provider().to_string(),
             tags: req.tags.unwrap_or_default(),
             trace: req.trace,
         };
@@ -226,8 +227,7 @@ impl Engine {
             .unwrap_or(true);
         Ok(Prepared {
             caller: caller.clone(),
-            provider_name: provider_name.to_string(),
-            provider,
+            route,
             request,
             response,
             input_items: turn.items,

@@ -132,14 +132,19 @@ impl Sink for SseSink {
 }
 
 impl Engine {
-    pub(crate) async fn run_json(&self, p: Prepared) -> EngineResult<Reply> {
+    pub(crate) async fn run_json(
+        &self,
+        mut p: Prepared,
+    ) -> EngineResult<Reply> {
         let ctx = p.context();
-        let facts = p.facts(RunMode::Json);
-        let completion = p
-            .provider
-            .complete(&p.request, &ctx)
+        let mut facts = p.facts(RunMode::Json);
+        let (completion, served) = p
+            .route
+            .complete(&mut p.request, &ctx)
             .await
-            .map_err(|e| upstream_failure(&p.provider_name, e))?;
+            .map_err(|f| upstream_failure(&f.provider, f.error))?;
+        p.response.provider.clone_from(&served.provider);
+        facts.provider = served.provider;
         let stored = p.response.store;
         let mut sink = JsonSink {
             store: stored.then(|| Persist {
@@ -169,14 +174,19 @@ impl Engine {
         }
     }
 
-    pub(crate) async fn run_stream(&self, p: Prepared) -> EngineResult<Reply> {
+    pub(crate) async fn run_stream(
+        &self,
+        mut p: Prepared,
+    ) -> EngineResult<Reply> {
         let ctx = p.context();
-        let facts = p.facts(RunMode::Sse);
-        let upstream = p
-            .provider
-            .stream(&p.request, &ctx)
+        let mut facts = p.facts(RunMode::Sse);
+        let (upstream, served) = p
+            .route
+            .stream(&mut p.request, &ctx)
             .await
-            .map_err(|e| upstream_failure(&p.provider_name, e))?;
+            .map_err(|f| upstream_failure(&f.provider, f.error))?;
+        p.response.provider.clone_from(&served.provider);
+        facts.provider = served.provider;
         let (tx, rx) = mpsc::channel(256);
         let engine = self.clone();
         tokio::spawn(async move {

@@ -17,9 +17,16 @@ pub enum ProviderError {
     /// The upstream could not be reached or broke the connection.
     #[error("upstream unavailable: {0}")]
     Unavailable(String),
-    /// The upstream did not answer in time.
-    #[error("upstream timed out after {0} s")]
+    /// The upstream's answer did not start in time
+    /// (`first_byte_timeout_secs`).
+    #[error("no answer within {0} s (first_byte_timeout_secs)")]
     Timeout(u64),
+    /// A stream went silent for too long (`idle_timeout_secs`).
+    #[error("the stream went silent for {0} s (idle_timeout_secs)")]
+    IdleTimeout(u64),
+    /// The whole call took too long (`total_timeout_secs`).
+    #[error("the call did not finish within {0} s (total_timeout_secs)")]
+    TotalTimeout(u64),
     /// The upstream sent something we cannot read.
     #[error("upstream protocol error: {0}")]
     Protocol(String),

@@ -8,6 +8,7 @@ mod discovery;
 pub mod echo;
 mod error;
 mod events;
+pub mod keys;
 pub mod openai_chat;
 mod registry;
 mod request;
@@ -22,7 +23,7 @@ pub use error::ProviderError;
 pub use events::{
     AnswerMeta, Completion, Delta, FinishReason, ItemKind, ProviderEvent, Usage,
 };
-pub use registry::Registry;
+pub use registry::{Registry, Unresolved};
 pub use request::{
     CallContext, Capabilities, FunctionTool, Message, ProviderRequest,
     Sampling, ToolChoice, TranscriptItem,
@@ -56,6 +57,18 @@ pub trait Provider: Send + Sync + 'static {
         false
     }
 
+    /// Upstream keys this provider rotates through (1 for one key or
+    /// none): after a refused key, the router tries another while some
+    /// are left.
+    fn key_count(&self) -> usize {
+        1
+    }
+
+    /// Keys not cooling down after a refusal.
+    fn keys_available(&self) -> usize {
+        0
+    }
+
     /// Starts a streaming generation. Resolves once the upstream accepted
     /// the request, so failures before the first event are plain errors.
     async fn stream(
@@ -85,6 +98,8 @@ pub trait Provider: Send + Sync + 'static {
 /// typo in `kind` or in any field is an error naming it.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(tag = "kind")]
+// Read once at startup: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum ProviderConfig {
     /// The local `echo` provider.
     #[serde(rename = "echo")]
@@ -94,16 +109,30 @@ pub enum ProviderConfig {
     OpenAiChat(openai_chat::ChatConfig),
 }
 
+/// Gateway-wide settings every provider is built with.
+#[derive(Clone, Debug)]
+pub struct BuildContext {
+    /// How long a refused upstream key is skipped (`[routing]`).
+    pub key_cooldown: std::time::Duration,
+}
+
+impl Default for BuildContext {
+    fn default() -> Self {
+        BuildContext { key_cooldown: keys::DEFAULT_COOLDOWN }
+    }
+}
+
 impl ProviderConfig {
     /// Builds the provider called `name`.
     pub fn build(
         &self,
         name: &str,
+        ctx: &BuildContext,
     ) -> Result<std::sync::Arc<dyn Provider>, String> {
         match self {
             ProviderConfig::Echo(c) => Ok(echo::Echo::from_config(c)),
             ProviderConfig::OpenAiChat(c) => {
-                openai_chat::OpenAiChat::from_config(name, c)
+                openai_chat::OpenAiChat::from_config(name, c, ctx)
             }
         }
     }

@@ -22,6 +22,27 @@ pub(super) enum Fault {
     Malformed,
 }
 
+/// The `FAULT:` marker in `t`, if any.
+pub(super) fn fault_of(t: &str) -> Option<Fault> {
+    if t.contains("FAULT:500") {
+        Some(Fault::Status(500))
+    } else if t.contains("FAULT:429") {
+        Some(Fault::Status(429))
+    } else if t.contains("FAULT:400") {
+        Some(Fault::Status(400))
+    } else if t.contains("FAULT:401") {
+        Some(Fault::Status(401))
+    } else if t.contains("FAULT:hang") {
+        Some(Fault::Hang)
+    } else if t.contains("FAULT:reset") {
+        Some(Fault::Reset)
+    } else if t.contains("FAULT:malformed") {
+        Some(Fault::Malformed)
+    } else {
+        None
+    }
+}
+
 /// One function call of a choice.
 pub(super) struct ToolCall {
     /// `call_<request>_<i>`, unique within the request.
@@ -230,23 +251,7 @@ impl Plan {
             .map(|m| m.get("content").map(content_text).unwrap_or_default());
         let t = last_user.as_str();
 
-        let fault = if t.contains("FAULT:500") {
-            Some(Fault::Status(500))
-        } else if t.contains("FAULT:429") {
-            Some(Fault::Status(429))
-        } else if t.contains("FAULT:400") {
-            Some(Fault::Status(400))
-        } else if t.contains("FAULT:401") {
-            Some(Fault::Status(401))
-        } else if t.contains("FAULT:hang") {
-            Some(Fault::Hang)
-        } else if t.contains("FAULT:reset") {
-            Some(Fault::Reset)
-        } else if t.contains("FAULT:malformed") {
-            Some(Fault::Malformed)
-        } else {
-            None
-        };
+        let fault = fault_of(t);
         let refuse = t.contains("REFUSE");
         let json = !refuse && t.contains("JSON:");
         let mut base = if refuse {

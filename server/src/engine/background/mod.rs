@@ -16,6 +16,7 @@ use super::error::EngineResult;
 use super::prepare::Prepared;
 use super::*;
 use crate::ids::now_ms;
+use crate::routing::Resolved;
 use crate::store::{EventRow, NewResponse, RunEnd};
 
 pub(crate) use request::RunRequest;
@@ -49,7 +50,11 @@ impl Engine {
         b.start();
         let events = b.drain();
         let run = RunRequest {
-            provider: p.provider_name,
+            provider: p.route.first_provider().to_string(),
+            route: match &p.route {
+                Resolved::Alias(r) => Some(r.name.clone()),
+                Resolved::Direct { .. } => None,
+            },
             request: p.request,
             obfuscate: p.obfuscate,
             key_id: p.caller.key_id.clone(),

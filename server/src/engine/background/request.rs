@@ -15,8 +15,12 @@ const VERSION: u64 = 2;
 /// What a worker needs to run a queued response.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct RunRequest {
-    /// Provider name.
+    /// Provider name (the first target's for an alias).
     pub provider: String,
+    /// The alias the run was asked for, re-resolved by the worker so it
+    /// gets the same retries and failover as a live call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
     /// The provider request.
     pub request: ProviderRequest,
     /// Pad delta events.
@@ -108,6 +112,7 @@ impl RunV1 {
         let r = self.request;
         RunRequest {
             provider: self.provider,
+            route: None,
             request: ProviderRequest {
                 model: r.model,
                 instructions: r.instructions,

@@ -323,14 +323,25 @@ impl Engine {
                 return;
             }
         };
-        let Some(provider) = self.inner.providers.get(&rr.provider).cloned()
-        else {
+        let providers = &self.inner.providers;
+        let route = match &rr.route {
+            Some(alias) => providers.resolve(alias).ok(),
+            None => providers.get(&rr.provider).map(|p| {
+                Resolved::direct(
+                    &rr.provider,
+                    &rr.request.model,
+                    p.clone(),
+                    providers.policy(),
+                )
+            }),
+        };
+        let Some(route) = route else {
             let ending = Ending::Failed {
                 code: "server_error".into(),
                 kind: "server_error".into(),
                 message: format!(
                     "The provider '{}' is no longer configured on this gateway.",
-                    rr.provider
+                    rr.route.as_deref().unwrap_or(&rr.provider)
                 ),
             };
             let _ = self
@@ -338,6 +349,7 @@ impl Engine {
                 .await;
             return;
         };
+        let mut rr = rr;
         let ctx = CallContext {
             request_id: rr.request_id.clone().unwrap_or_default(),
             org_id: facts.org_id.clone(),
@@ -345,29 +357,47 @@ impl Engine {
             cancel: token.clone(),
             deadline: None,
         };
-        let connected = tokio::select! {
-            s = provider.stream(&rr.request, &ctx) => match s {
-                Ok(s) => Ok(s),
-                Err(e) => {
-                    let e = EngineError::Upstream { provider: rr.provider.clone(), error: e };
-                    let code = if e.kind() == ErrorKind::RateLimited {
-                        "rate_limit_exceeded"
-                    } else {
-                        "server_error"
-                    };
-                    Err((Ending::Failed {
-                        code: code.into(),
-                        kind: "server_error".into(),
-                        message: e.public_message(),
-                    }, Some(e.kind())))
-                }
-            },
-            _ = token.cancelled() => Err((Ending::Cancelled, None)),
-            _ = self.inner.abort.cancelled() => Err((Ending::Failed {
-                code: "server_error".into(),
-                kind: "server_error".into(),
-                message: INTERRUPTED.into(),
-            }, Some(ErrorKind::Unavailable))),
+        // Retries and failover can take a while: the lease is renewed
+        // (and a cancel request seen) while the route connects.
+        let connecting = route.stream(&mut rr.request, &ctx);
+        tokio::pin!(connecting);
+        let connected = loop {
+            tokio::select! {
+                s = &mut connecting => break match s {
+                    Ok((s, served)) => {
+                        b.set_provider(&served.provider);
+                        Ok(s)
+                    }
+                    Err(f) => {
+                        let e = EngineError::Upstream { provider: f.provider, error: f.error };
+                        let code = if e.kind() == ErrorKind::RateLimited {
+                            "rate_limit_exceeded"
+                        } else {
+                            "server_error"
+                        };
+                        Err((Ending::Failed {
+                            code: code.into(),
+                            kind: "server_error".into(),
+                            message: e.public_message(),
+                        }, Some(e.kind())))
+                    }
+                },
+                _ = token.cancelled() => break Err((Ending::Cancelled, None)),
+                _ = self.inner.abort.cancelled() => break Err((Ending::Failed {
+                    code: "server_error".into(),
+                    kind: "server_error".into(),
+                    message: INTERRUPTED.into(),
+                }, Some(ErrorKind::Unavailable))),
+                wake = sink.wait() => match sink.tick(wake, &b).await {
+                    Ok(()) => {}
+                    Err(Stop::Cancelled) => break Err((Ending::Cancelled, None)),
+                    Err(Stop::Lost) => {
+                        tracing::warn!(response_id = %facts.response_id, "run lost its lease while connecting");
+                        return;
+                    }
+                    Err(Stop::Gone | Stop::Failed(_)) => {}
+                },
+            }
         };
         match connected {
             Ok(stream) => {

@@ -86,6 +86,14 @@ impl ResponseBuilder {
         &self.response
     }
 
+    /// Names the provider that serves the run (after a failover, another
+    /// than the one the run was queued for).
+    pub fn set_provider(&mut self, provider: &str) {
+        if self.response.provider != provider {
+            self.response.provider = provider.to_string();
+        }
+    }
+
     /// The snapshot with the output written so far (for polling readers).
     pub fn partial(&self) -> Response {
         let mut r = self.response.clone();

@@ -168,7 +168,7 @@ impl Engine {
             response_id: p.head.id.clone(),
             org_id: p.caller.org_id.clone(),
             key_id: p.caller.key_id.clone(),
-            provider: p.provider_name.clone(),
+            provider: p.head.provider.clone(),
             model: p.head.model.clone(),
             mode,
             started: std::time::Instant::now(),
@@ -188,12 +188,15 @@ impl Engine {
         &self,
         mut p: PreparedChat,
     ) -> EngineResult<Reply<ChatCompletion>> {
-        let facts = self.chat_facts(&p, RunMode::Json);
-        let completion = p
-            .provider
-            .complete(&p.request, &p.context())
+        let mut facts = self.chat_facts(&p, RunMode::Json);
+        let ctx = p.context();
+        let (completion, served) = p
+            .route
+            .complete(&mut p.request, &ctx)
             .await
-            .map_err(|e| upstream_failure(&p.provider_name, e))?;
+            .map_err(|f| upstream_failure(&f.provider, f.error))?;
+        p.head.provider.clone_from(&served.provider);
+        facts.provider = served.provider;
         let mut sink =
             JsonSink { persist: self.chat_persist(&mut p), body: None };
         let b = ChatBuilder::new(p.head, false, false);
@@ -220,12 +223,15 @@ impl Engine {
         &self,
         mut p: PreparedChat,
     ) -> EngineResult<Reply<ChatCompletion>> {
-        let facts = self.chat_facts(&p, RunMode::Sse);
-        let upstream = p
-            .provider
-            .stream(&p.request, &p.context())
+        let mut facts = self.chat_facts(&p, RunMode::Sse);
+        let ctx = p.context();
+        let (upstream, served) = p
+            .route
+            .stream(&mut p.request, &ctx)
             .await
-            .map_err(|e| upstream_failure(&p.provider_name, e))?;
+            .map_err(|f| upstream_failure(&f.provider, f.error))?;
+        p.head.provider.clone_from(&served.provider);
+        facts.provider = served.provider;
         let (tx, rx) = mpsc::channel(256);
         let mut sink = SseSink { tx, persist: self.chat_persist(&mut p) };
         let b = ChatBuilder::new(p.head, true, p.include_usage);

@@ -2,8 +2,6 @@
 //! limits answered with a 400 naming `param`, the messages as a neutral
 //! transcript, and the provider's capabilities checked before any call.
 
-use std::sync::Arc;
-
 use serde_json::{Map, Value};
 
 use super::builder::ChatHead;
@@ -13,9 +11,10 @@ use crate::engine::validate::{metadata, range_f, range_i, schema_name, tags};
 use crate::engine::{Caller, Engine};
 use crate::ids::{self, now_ms};
 use crate::providers::{
-    CallContext, FunctionTool, Message, Provider, ProviderRequest, Sampling,
-    ToolChoice, TranscriptItem,
+    CallContext, FunctionTool, Message, ProviderRequest, Sampling, ToolChoice,
+    TranscriptItem,
 };
+use crate::routing::Resolved;
 use crate::store::ItemRow;
 
 /// Most messages per request.
@@ -28,8 +27,7 @@ const MAX_CHOICES: i64 = 128;
 /// A checked chat request, ready to run.
 pub(crate) struct PreparedChat {
     pub(crate) caller: Caller,
-    pub(crate) provider_name: String,
-    pub(crate) provider: Arc<dyn Provider>,
+    pub(crate) route: Resolved,
     pub(crate) request: ProviderRequest,
     pub(crate) head: ChatHead,
     pub(crate) stream: bool,
@@ -63,9 +61,10 @@ impl Engine {
         req: CreateChatCompletion,
     ) -> EngineResult<PreparedChat> {
         check(&req)?;
-        let (provider_name, model, provider) = self.resolve(&req.model)?;
-        self.check_listed(provider.as_ref(), &req.model, model).await?;
-        let caps = provider.capabilities();
+        let route = self.resolve(&req.model).await?;
+        let provider_name = route.display_name();
+        let model = route.first_model();
+        let caps = route.capabilities();
         let unsupported = |msg: String, param: &str| {
             EngineError::invalid(
                 msg,
@@ -171,16 +170,16 @@ impl Engine {
             messages: stored_messages(&id, &req.messages),
         });
         let stream = req.stream.unwrap_or(false);
+        let first_provider = route.first_provider().to_string();
         Ok(PreparedChat {
             caller: caller.clone(),
-            provider_name: provider_name.to_string(),
-            provider,
+            route,
             request,
             head: ChatHead {
                 id,
                 created: now_ms() / 1000,
                 model: req.model.clone(),
-                provider: provider_name.to_string(),
+                provider: first_provider,
                 n: n as u32,
                 service_tier: req.service_tier.map(|t| {
                     if t == "auto" { "default".to_string() } else { t }

@@ -5,129 +5,27 @@
 //! upstream message we pass on.
 
 mod chunks;
+mod config;
 mod wire;
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use eventsource_stream::Eventsource;
 use futures::{FutureExt, StreamExt};
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::client::{Answer, Client, ClientError, ClientOptions};
 use super::discovery::{MAX_LIST_BYTES, ModelCache, merge, parse_model_list};
+use super::keys::{KeyHeader, KeyPool, PoolKey};
 use super::*;
 use chunks::{ChatChunk, ChatCompletion, ChunkParser};
+pub use config::{ChatConfig, MaxTokensField, Settings};
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use wire::ChatRequest;
-
-/// `kind = "openai-chat"`: any OpenAI-compatible Chat Completions API.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChatConfig {
-    /// Base URL including the version path, e.g. `https://api.openai.com/v1`.
-    pub base_url: String,
-    /// Name of the environment variable that holds the upstream key.
-    #[serde(default)]
-    pub api_key_env: Option<String>,
-    /// `max_tokens` (default) or `max_completion_tokens`.
-    #[serde(default)]
-    pub max_tokens_field: Option<MaxTokensField>,
-    /// Seconds until the upstream must answer (default 300).
-    #[serde(default)]
-    pub request_timeout_secs: Option<u64>,
-    /// Longest silence between streamed chunks (default 120).
-    #[serde(default)]
-    pub idle_timeout_secs: Option<u64>,
-    /// PEM file of extra CA certificates to trust for this upstream
-    /// (self-hosted models behind a private CA).
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// Models listed by `GET /v1/models` (others can still be called
-    /// unless `strict_models`).
-    #[serde(default)]
-    pub models: Vec<String>,
-    /// Also list what the upstream's own `GET {base_url}/models` names
-    /// (cached for five minutes; an unreachable upstream is left out of
-    /// the listing and logged).
-    #[serde(default)]
-    pub discover_models: bool,
-    /// Only listed (configured or discovered) models may be called;
-    /// others are a 404 `model_not_found` before any upstream call.
-    #[serde(default)]
-    pub strict_models: bool,
-}
-
-/// The name of the token-limit field the upstream takes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MaxTokensField {
-    /// `max_tokens` (most compatible servers).
-    #[default]
-    MaxTokens,
-    /// `max_completion_tokens` (OpenAI's current name).
-    MaxCompletionTokens,
-}
-
-impl ChatConfig {
-    /// OpenAI's public endpoint with the key in `OPENAI_API_KEY`.
-    pub fn openai_default() -> Self {
-        ChatConfig {
-            base_url: "https://api.openai.com/v1".into(),
-            api_key_env: Some("OPENAI_API_KEY".into()),
-            max_tokens_field: Some(MaxTokensField::MaxCompletionTokens),
-            request_timeout_secs: None,
-            idle_timeout_secs: None,
-            ca_file: None,
-            models: Vec::new(),
-            discover_models: false,
-            strict_models: false,
-        }
-    }
-}
-
-/// Resolved settings of one Chat Completions upstream.
-#[derive(Clone)]
-pub struct Settings {
-    /// Base URL including the version, e.g. `https://api.openai.com/v1`.
-    pub base_url: String,
-    /// Upstream API key, if any.
-    pub api_key: Option<String>,
-    /// Which token-limit field to send.
-    pub max_tokens_field: MaxTokensField,
-    /// Time allowed until the upstream answers (headers, or the whole body
-    /// when not streaming).
-    pub request_timeout: Duration,
-    /// Longest silence allowed between streamed chunks.
-    pub idle_timeout: Duration,
-    /// Extra trusted CA certificates (PEM), for upstreams behind a
-    /// private CA.
-    pub ca_pem: Option<Vec<u8>>,
-    /// Models to list.
-    pub models: Vec<String>,
-    /// Whether to list the upstream's own models too.
-    pub discover_models: bool,
-    /// Whether only listed models may be called.
-    pub strict_models: bool,
-}
-
-/// Never shows the key.
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("base_url", &self.base_url)
-            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
-            .field("max_tokens_field", &self.max_tokens_field)
-            .field("discover_models", &self.discover_models)
-            .field("strict_models", &self.strict_models)
-            .finish_non_exhaustive()
-    }
-}
 
 /// A Chat Completions upstream.
 pub struct OpenAiChat {
@@ -139,7 +37,9 @@ pub struct OpenAiChat {
     /// `…/models`, for discovery.
     models_path: PathAndQuery,
     discovered: ModelCache,
-    /// Headers of a non-streaming call (content type, accept, key).
+    keys: KeyPool,
+    /// Headers of a non-streaming call (content type, accept, and the key
+    /// when there is only one).
     json_headers: Vec<(HeaderName, HeaderValue)>,
     /// Headers of a streaming call.
     sse_headers: Vec<(HeaderName, HeaderValue)>,
@@ -153,53 +53,14 @@ const MAX_ANSWER_BYTES: usize = 64 << 20;
 const MAX_ERROR_BYTES: usize = 64 << 10;
 
 impl OpenAiChat {
-    /// The provider `name` for a configuration: reads the key from its
-    /// environment variable and the CA file, and checks the URL.
+    /// The provider `name` for a configuration: reads the keys from
+    /// their environment variables and the CA file, and checks the URL.
     pub fn from_config(
         name: &str,
         c: &ChatConfig,
+        ctx: &BuildContext,
     ) -> Result<Arc<dyn Provider>, String> {
-        let api_key = match &c.api_key_env {
-            Some(var) => Some(std::env::var(var).map_err(|_| {
-                format!(
-                    "providers.{name}: environment variable {var} is not set"
-                )
-            })?),
-            None => None,
-        };
-        let ca_pem = match &c.ca_file {
-            Some(f) => Some(std::fs::read(f).map_err(|e| {
-                format!(
-                    "providers.{name}: reading ca_file {}: {e}",
-                    f.display()
-                )
-            })?),
-            None => None,
-        };
-        let settings = Settings {
-            base_url: c.base_url.clone(),
-            api_key,
-            max_tokens_field: c.max_tokens_field.unwrap_or_default(),
-            request_timeout: Duration::from_secs(
-                c.request_timeout_secs.unwrap_or(300),
-            ),
-            idle_timeout: Duration::from_secs(
-                c.idle_timeout_secs.unwrap_or(120),
-            ),
-            ca_pem,
-            models: c.models.clone(),
-            discover_models: c.discover_models,
-            strict_models: c.strict_models,
-        };
-        if settings.strict_models
-            && settings.models.is_empty()
-            && !settings.discover_models
-        {
-            return Err(format!(
-                "providers.{name}: strict_models = true needs `models` or \
-                 discover_models = true (else no model could be called)"
-            ));
-        }
+        let settings = Settings::from_config(name, c, ctx)?;
         let mut p = OpenAiChat::new(settings)
             .map_err(|e| format!("providers.{name}: {e}"))?;
         p.name = name.to_string();
@@ -226,19 +87,25 @@ impl OpenAiChat {
             &uri,
             ClientOptions {
                 extra_roots_pem: cfg.ca_pem.clone(),
+                connect_timeout: cfg.connect_timeout,
                 ..ClientOptions::default()
             },
         )
         .map_err(|e| format!("invalid base_url '{}': {e}", cfg.base_url))?;
+        let keys = KeyPool::new(
+            cfg.api_keys.clone(),
+            KeyHeader::Bearer,
+            cfg.key_cooldown,
+        )?;
         let mut base = vec![(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )];
-        if let Some(key) = &cfg.api_key {
-            let mut v = HeaderValue::from_str(&format!("Bearer {key}"))
-                .map_err(|_| "upstream key is not a valid header value")?;
-            v.set_sensitive(true);
-            base.push((header::AUTHORIZATION, v));
+        if keys.len() == 1
+            && let Some(k) = keys.pick()
+        {
+            // One key: sent with the static headers, no per-call pick.
+            base.push(k.header);
         }
         let with_accept = |accept: &'static str| {
             let mut h = base.clone();
@@ -253,25 +120,75 @@ impl OpenAiChat {
             path,
             models_path,
             discovered: ModelCache::default(),
+            keys,
             http,
         })
     }
+
+    /// The headers of one call, and the pool key among them (several
+    /// keys rotate per call).
+    fn headers(
+        &self,
+        stream: bool,
+    ) -> (std::borrow::Cow<'_, [(HeaderName, HeaderValue)]>, Option<PoolKey>)
+    {
+        let base = if stream { &self.sse_headers } else { &self.json_headers };
+        if self.keys.len() <= 1 {
+            return (std::borrow::Cow::Borrowed(base.as_slice()), None);
+        }
+        let key = self.keys.pick();
+        let mut h = Vec::with_capacity(base.len() + 1);
+        h.extend_from_slice(base);
+        if let Some(k) = &key {
+            h.push(k.header.clone());
+        }
+        (std::borrow::Cow::Owned(h), key)
+    }
+
+    /// The time left for the first byte: the first-byte timeout, or less
+    /// when the total timeout ends sooner.
+    fn first_byte_budget(
+        &self,
+        deadline: Option<tokio::time::Instant>,
+    ) -> (Duration, ProviderError) {
+        let first = self.cfg.first_byte_timeout;
+        match deadline {
+            Some(d)
+                if d.saturating_duration_since(tokio::time::Instant::now())
+                    < first =>
+            {
+                (
+                    d.saturating_duration_since(tokio::time::Instant::now()),
+                    ProviderError::TotalTimeout(
+                        self.cfg.total_timeout.map_or(0, |t| t.as_secs()),
+                    ),
+                )
+            }
+            _ => (first, ProviderError::Timeout(first.as_secs())),
+        }
+    }
+
+    /// When the whole call must be over.
+    fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.cfg.total_timeout.map(|t| tokio::time::Instant::now() + t)
+    }
+
     async fn send(
         &self,
         body: &ChatRequest<'_>,
+        deadline: Option<tokio::time::Instant>,
     ) -> Result<Answer, ProviderError> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| ProviderError::Protocol(e.to_string()))?;
-        let headers =
-            if body.stream { &self.sse_headers } else { &self.json_headers };
-        let secs = self.cfg.request_timeout.as_secs();
+        let (headers, key) = self.headers(body.stream);
+        let (budget, timed_out) = self.first_byte_budget(deadline);
         let rsp = match tokio::time::timeout(
-            self.cfg.request_timeout,
-            self.http.post(&self.path, headers, bytes.into()),
+            budget,
+            self.http.post(&self.path, &headers, bytes.into()),
         )
         .await
         {
-            Err(_) => return Err(ProviderError::Timeout(secs)),
+            Err(_) => return Err(timed_out),
             Ok(Err(e)) => {
                 return Err(ProviderError::Unavailable(
                     self.scrub(&e.to_string()),
@@ -283,6 +200,9 @@ impl OpenAiChat {
             return Ok(rsp);
         }
         let status = rsp.status.as_u16();
+        if let Some(k) = &key {
+            self.keys.refused(k, status);
+        }
         let retry_after = rsp
             .headers
             .get(header::RETRY_AFTER)
@@ -310,9 +230,10 @@ impl OpenAiChat {
 
     /// The upstream's own model ids (`GET {base_url}/models`).
     async fn fetch_models(&self) -> Result<Vec<String>, String> {
+        let (headers, _) = self.headers(false);
         let rsp = self
             .http
-            .get(&self.models_path, &self.json_headers)
+            .get(&self.models_path, &headers)
             .await
             .map_err(|e| self.scrub(&e.to_string()))?;
         if !rsp.status.is_success() {
@@ -325,14 +246,9 @@ impl OpenAiChat {
         parse_model_list(&body)
     }
 
-    /// Removes the upstream key from a text we may pass on or log.
+    /// Removes the upstream keys from a text we may pass on or log.
     fn scrub(&self, s: &str) -> String {
-        match &self.cfg.api_key {
-            Some(k) if k.len() >= 4 && s.contains(k.as_str()) => {
-                s.replace(k.as_str(), "[redacted]")
-            }
-            _ => s.to_string(),
-        }
+        self.keys.scrub(s)
     }
 }
 
@@ -359,6 +275,14 @@ impl Provider for OpenAiChat {
         self.cfg.strict_models
     }
 
+    fn key_count(&self) -> usize {
+        self.keys.len().max(1)
+    }
+
+    fn keys_available(&self) -> usize {
+        self.keys.available()
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             images: true,
@@ -375,10 +299,13 @@ impl Provider for OpenAiChat {
         req: &ProviderRequest,
         _ctx: &CallContext,
     ) -> Result<EventStream, ProviderError> {
-        let rsp = self.send(&self.body(req, true)).await?;
+        let deadline = self.deadline();
+        let rsp = self.send(&self.body(req, true), deadline).await?;
         let reader = ChunkReader {
             sse: Box::pin(rsp.into_stream().eventsource()),
             idle: self.cfg.idle_timeout,
+            deadline,
+            total: self.cfg.total_timeout,
             parser: ChunkParser::default(),
             done: false,
             pending: VecDeque::new(),
@@ -404,16 +331,15 @@ impl Provider for OpenAiChat {
         req: &ProviderRequest,
         _ctx: &CallContext,
     ) -> Result<Completion, ProviderError> {
-        let rsp = self.send(&self.body(req, false)).await?;
-        let bytes = tokio::time::timeout(
-            self.cfg.request_timeout,
-            rsp.bytes(MAX_ANSWER_BYTES),
-        )
-        .await
-        .map_err(|_| {
-            ProviderError::Timeout(self.cfg.request_timeout.as_secs())
-        })?
-        .map_err(|e| ProviderError::Unavailable(self.scrub(&e.to_string())))?;
+        let deadline = self.deadline();
+        let rsp = self.send(&self.body(req, false), deadline).await?;
+        let (budget, timed_out) = self.first_byte_budget(deadline);
+        let bytes = tokio::time::timeout(budget, rsp.bytes(MAX_ANSWER_BYTES))
+            .await
+            .map_err(|_| timed_out)?
+            .map_err(|e| {
+                ProviderError::Unavailable(self.scrub(&e.to_string()))
+            })?;
         let body: ChatCompletion =
             serde_json::from_slice(&bytes).map_err(|e| {
                 ProviderError::Protocol(format!("unreadable answer: {e}"))
@@ -451,6 +377,9 @@ type SseStream = std::pin::Pin<
 struct ChunkReader {
     sse: SseStream,
     idle: Duration,
+    /// When the whole call must be over (`total_timeout_secs`).
+    deadline: Option<tokio::time::Instant>,
+    total: Option<Duration>,
     /// Item state of the answer (its `finished`: ending without `[DONE]`
     /// is fine).
     parser: ChunkParser,
@@ -490,10 +419,22 @@ impl ChunkReader {
 
     /// Reads one upstream event into `pending` (or ends the stream).
     async fn fill(&mut self) {
-        let ev = match tokio::time::timeout(self.idle, self.sse.next()).await {
-            Err(_) => {
-                return self.fail(ProviderError::Timeout(self.idle.as_secs()));
+        let (wait, timed_out) = match self.deadline {
+            Some(d)
+                if d.saturating_duration_since(tokio::time::Instant::now())
+                    < self.idle =>
+            {
+                (
+                    d.saturating_duration_since(tokio::time::Instant::now()),
+                    ProviderError::TotalTimeout(
+                        self.total.map_or(0, |t| t.as_secs()),
+                    ),
+                )
             }
+            _ => (self.idle, ProviderError::IdleTimeout(self.idle.as_secs())),
+        };
+        let ev = match tokio::time::timeout(wait, self.sse.next()).await {
+            Err(_) => return self.fail(timed_out),
             Ok(None) if self.parser.finished => {
                 self.done = true;
                 return;

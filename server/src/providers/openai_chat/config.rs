@@ -1,0 +1,235 @@
+//! `kind = "openai-chat"` configuration and its resolved settings (keys
+//! read from the environment, CA file read, timeouts with defaults).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::providers::BuildContext;
+
+/// `kind = "openai-chat"`: any OpenAI-compatible Chat Completions API.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatConfig {
+    /// Base URL including the version path, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Name of the environment variable that holds the upstream key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Several keys, rotated per request; a key that got 429, 401 or 403
+    /// is skipped for `[routing] key_cooldown_secs`. Not with
+    /// `api_key_env`.
+    #[serde(default)]
+    pub api_key_envs: Vec<String>,
+    /// `max_tokens` (default) or `max_completion_tokens`.
+    #[serde(default)]
+    pub max_tokens_field: Option<MaxTokensField>,
+    /// The first-byte timeout under its older name.
+    #[serde(default)]
+    pub request_timeout_secs: Option<u64>,
+    /// Seconds to open a connection, TCP and TLS (default 10).
+    #[serde(default)]
+    pub connect_timeout_secs: Option<u64>,
+    /// Seconds until the upstream's answer starts (default 300).
+    #[serde(default)]
+    pub first_byte_timeout_secs: Option<u64>,
+    /// Longest silence between streamed chunks (default 120).
+    #[serde(default)]
+    pub idle_timeout_secs: Option<u64>,
+    /// Seconds the whole call may take, streaming included (default: no
+    /// limit).
+    #[serde(default)]
+    pub total_timeout_secs: Option<u64>,
+    /// PEM file of extra CA certificates to trust for this upstream
+    /// (self-hosted models behind a private CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Models listed by `GET /v1/models` (others can still be called
+    /// unless `strict_models`).
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Also list what the upstream's own `GET {base_url}/models` names
+    /// (cached for five minutes; an unreachable upstream is left out of
+    /// the listing and logged).
+    #[serde(default)]
+    pub discover_models: bool,
+    /// Only listed (configured or discovered) models may be called;
+    /// others are a 404 `model_not_found` before any upstream call.
+    #[serde(default)]
+    pub strict_models: bool,
+}
+
+/// The name of the token-limit field the upstream takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxTokensField {
+    /// `max_tokens` (most compatible servers).
+    #[default]
+    MaxTokens,
+    /// `max_completion_tokens` (OpenAI's current name).
+    MaxCompletionTokens,
+}
+
+impl ChatConfig {
+    /// OpenAI's public endpoint with the key in `OPENAI_API_KEY`.
+    pub fn openai_default() -> Self {
+        ChatConfig {
+            base_url: "https://api.openai.com/v1".into(),
+            api_key_env: Some("OPENAI_API_KEY".into()),
+            api_key_envs: Vec::new(),
+            max_tokens_field: Some(MaxTokensField::MaxCompletionTokens),
+            request_timeout_secs: None,
+            connect_timeout_secs: None,
+            first_byte_timeout_secs: None,
+            idle_timeout_secs: None,
+            total_timeout_secs: None,
+            ca_file: None,
+            models: Vec::new(),
+            discover_models: false,
+            strict_models: false,
+        }
+    }
+
+    /// A keyless upstream at `base_url` with every default.
+    pub fn at(base_url: impl Into<String>) -> Self {
+        ChatConfig {
+            base_url: base_url.into(),
+            api_key_env: None,
+            max_tokens_field: None,
+            ..ChatConfig::openai_default()
+        }
+    }
+}
+
+/// Resolved settings of one Chat Completions upstream.
+#[derive(Clone)]
+pub struct Settings {
+    /// Base URL including the version, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Upstream API keys (none for a keyless upstream).
+    pub api_keys: Vec<String>,
+    /// Which token-limit field to send.
+    pub max_tokens_field: MaxTokensField,
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed until the upstream answers (headers, or the whole body
+    /// when not streaming).
+    pub first_byte_timeout: Duration,
+    /// Longest silence allowed between streamed chunks.
+    pub idle_timeout: Duration,
+    /// Time allowed for the whole call.
+    pub total_timeout: Option<Duration>,
+    /// How long a refused key is skipped.
+    pub key_cooldown: Duration,
+    /// Extra trusted CA certificates (PEM), for upstreams behind a
+    /// private CA.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Models to list.
+    pub models: Vec<String>,
+    /// Whether to list the upstream's own models too.
+    pub discover_models: bool,
+    /// Whether only listed models may be called.
+    pub strict_models: bool,
+}
+
+/// Never shows the keys.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("base_url", &self.base_url)
+            .field("api_keys", &self.api_keys.len())
+            .field("max_tokens_field", &self.max_tokens_field)
+            .field("discover_models", &self.discover_models)
+            .field("strict_models", &self.strict_models)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// Resolves `c` (the provider `name`): errors name the field.
+    pub fn from_config(
+        name: &str,
+        c: &ChatConfig,
+        ctx: &BuildContext,
+    ) -> Result<Settings, String> {
+        let field = |f: &str| format!("providers.{name}.{f}");
+        if c.api_key_env.is_some() && !c.api_key_envs.is_empty() {
+            return Err(format!(
+                "{}: set either api_key_env or api_key_envs, not both",
+                field("api_key_envs")
+            ));
+        }
+        if c.request_timeout_secs.is_some()
+            && c.first_byte_timeout_secs.is_some()
+        {
+            return Err(format!(
+                "{}: request_timeout_secs is its older name; set only one",
+                field("first_byte_timeout_secs")
+            ));
+        }
+        let vars: Vec<String> = match &c.api_key_env {
+            Some(v) => vec![v.clone()],
+            None => c.api_key_envs.clone(),
+        };
+        let api_keys = vars
+            .iter()
+            .map(|var| {
+                std::env::var(var).map_err(|_| {
+                    format!(
+                        "providers.{name}: environment variable {var} is not set"
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let ca_pem = match &c.ca_file {
+            Some(f) => Some(std::fs::read(f).map_err(|e| {
+                format!("{}: reading {}: {e}", field("ca_file"), f.display())
+            })?),
+            None => None,
+        };
+        let secs = |v: Option<u64>, default: u64, f: &str| {
+            let s = v.unwrap_or(default);
+            if s == 0 {
+                Err(format!("{}: must be at least 1", field(f)))
+            } else {
+                Ok(Duration::from_secs(s))
+            }
+        };
+        let settings = Settings {
+            base_url: c.base_url.clone(),
+            api_keys,
+            max_tokens_field: c.max_tokens_field.unwrap_or_default(),
+            connect_timeout: secs(
+                c.connect_timeout_secs,
+                10,
+                "connect_timeout_secs",
+            )?,
+            first_byte_timeout: secs(
+                c.first_byte_timeout_secs.or(c.request_timeout_secs),
+                300,
+                "first_byte_timeout_secs",
+            )?,
+            idle_timeout: secs(c.idle_timeout_secs, 120, "idle_timeout_secs")?,
+            total_timeout: match c.total_timeout_secs {
+                Some(t) => Some(secs(Some(t), 0, "total_timeout_secs")?),
+                None => None,
+            },
+            key_cooldown: ctx.key_cooldown,
+            ca_pem,
+            models: c.models.clone(),
+            discover_models: c.discover_models,
+            strict_models: c.strict_models,
+        };
+        if settings.strict_models
+            && settings.models.is_empty()
+            && !settings.discover_models
+        {
+            return Err(format!(
+                "providers.{name}: strict_models = true needs `models` or \
+                 discover_models = true (else no model could be called)"
+            ));
+        }
+        Ok(settings)
+    }
+}

@@ -6,6 +6,10 @@
 //! (redirect policy, pending request), and redirect, retry and legacy-pool
 //! layers ran for an origin that never changes. Here the origin is parsed
 //! once and a request is a header map, a body and a pooled sender.
+//!
+//! Behind an HTTP proxy ([`ProxyChoice`]) a pooled connection is a
+//! `CONNECT` tunnel (https) or a connection to the proxy carrying
+//! absolute-form requests (http).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use http::header::{self, HeaderName, HeaderValue};
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Method, Request, StatusCode, Uri};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Full};
@@ -23,6 +27,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+
+pub use super::proxy::ProxyChoice;
+use super::proxy::{ProxyEnv, ProxyUrl};
 
 type Sender = SendRequest<Full<Bytes>>;
 
@@ -62,6 +69,9 @@ pub struct ClientOptions {
     pub max_idle: usize,
     /// Extra trusted CA certificates (PEM), for private upstreams.
     pub extra_roots_pem: Option<Vec<u8>>,
+    /// The outbound HTTP proxy, resolved once by [`Client::new`]
+    /// (default: [`ProxyChoice::Direct`], whatever the environment says).
+    pub proxy: ProxyChoice,
 }
 
 impl Default for ClientOptions {
@@ -71,6 +81,7 @@ impl Default for ClientOptions {
             idle_timeout: Duration::from_secs(60),
             max_idle: 1024,
             extra_roots_pem: None,
+            proxy: ProxyChoice::Direct,
         }
     }
 }
@@ -81,8 +92,35 @@ pub struct Client {
     port: u16,
     authority: HeaderValue,
     tls: Option<(TlsConnector, ServerName<'static>)>,
+    route: Route,
     pool: Arc<Pool>,
     connect_timeout: Duration,
+}
+
+/// How connections reach the origin.
+enum Route {
+    Direct,
+    /// https: TLS inside a `CONNECT` tunnel to `target` (`host:port`).
+    Tunnel {
+        proxy: ProxyUrl,
+        target: String,
+    },
+    /// http: requests in absolute form (`http://origin/path`) to the proxy.
+    Forward {
+        proxy: ProxyUrl,
+        origin: Authority,
+    },
+}
+
+impl Route {
+    fn proxy(&self) -> Option<&ProxyUrl> {
+        match self {
+            Route::Direct => None,
+            Route::Tunnel { proxy, .. } | Route::Forward { proxy, .. } => {
+                Some(proxy)
+            }
+        }
+    }
 }
 
 impl Client {
@@ -103,6 +141,41 @@ impl Client {
         let port = auth.port_u16().unwrap_or(if https { 443 } else { 80 });
         let authority = HeaderValue::from_str(auth.as_str())
             .map_err(|_| "the URL's host is not a valid header value")?;
+        let proxy = match &opts.proxy {
+            ProxyChoice::Direct => None,
+            ProxyChoice::Url(url) => Some(
+                ProxyUrl::parse(url)
+                    .map_err(|e| format!("invalid proxy: {e}"))?,
+            ),
+            ProxyChoice::Environment => {
+                match ProxyEnv::from_process().proxy_for(https, host, port) {
+                    None => None,
+                    Some(p) => Some(ProxyUrl::parse(p.url).map_err(|e| {
+                        format!(
+                            "{} is not a usable proxy: {e}; fix it, or list \
+                             the upstream in NO_PROXY",
+                            p.variable
+                        )
+                    })?),
+                }
+            }
+        };
+        let route = match proxy {
+            None => Route::Direct,
+            Some(proxy) => {
+                tracing::info!(
+                    upstream = %super::proxy::authority(host, port),
+                    proxy = %proxy.authority(),
+                    "upstream connections go through a proxy"
+                );
+                if https {
+                    let target = super::proxy::authority(host, port);
+                    Route::Tunnel { proxy, target }
+                } else {
+                    Route::Forward { proxy, origin: auth.clone() }
+                }
+            }
+        };
         let tls = if https {
             let name = ServerName::try_from(host.to_string())
                 .map_err(|e| format!("invalid TLS server name: {e}"))?;
@@ -115,6 +188,7 @@ impl Client {
             port,
             authority,
             tls,
+            route,
             pool: Arc::new(Pool {
                 idle: Mutex::new(Vec::new()),
                 max_idle: opts.max_idle,
@@ -152,13 +226,28 @@ impl Client {
         headers: &[(HeaderName, HeaderValue)],
         body: Bytes,
     ) -> Result<Answer, ClientError> {
+        // hyper sends the URI as it is: a proxy wants the absolute form.
+        let uri = match &self.route {
+            Route::Forward { origin, .. } => Uri::builder()
+                .scheme(Scheme::HTTP)
+                .authority(origin.clone())
+                .path_and_query(path.clone())
+                .build()
+                .map_err(|e| ClientError::Io(e.to_string()))?,
+            _ => Uri::from(path.clone()),
+        };
         let mut req = Request::builder()
             .method(method)
-            .uri(Uri::from(path.clone()))
+            .uri(uri)
             .header(header::HOST, self.authority.clone())
             .body(Full::new(body))
             .map_err(|e| ClientError::Io(e.to_string()))?;
         req.headers_mut().extend(headers.iter().cloned());
+        if let Route::Forward { proxy, .. } = &self.route
+            && let Some(auth) = &proxy.authorization
+        {
+            req.headers_mut().insert(header::PROXY_AUTHORIZATION, auth.clone());
+        }
         loop {
             let (mut sender, pooled) = match self.pool.take() {
                 Some(s) => (s, true),
@@ -193,10 +282,23 @@ impl Client {
 
     async fn connect(&self) -> Result<Sender, ClientError> {
         let connecting = async {
-            let tcp = TcpStream::connect((self.host.as_str(), self.port))
-                .await
-                .map_err(|e| ClientError::Connect(e.to_string()))?;
+            let mut tcp = match self.route.proxy() {
+                None => TcpStream::connect((self.host.as_str(), self.port))
+                    .await
+                    .map_err(|e| ClientError::Connect(e.to_string()))?,
+                Some(p) => TcpStream::connect((p.host.as_str(), p.port))
+                    .await
+                    .map_err(|e| {
+                        ClientError::Connect(format!(
+                            "proxy {}: {e}",
+                            p.authority()
+                        ))
+                    })?,
+            };
             let _ = tcp.set_nodelay(true);
+            if let Route::Tunnel { proxy, target } = &self.route {
+                super::proxy::connect_tunnel(&mut tcp, proxy, target).await?;
+            }
             match &self.tls {
                 None => handshake(tcp).await,
                 Some((tls, name)) => {
@@ -211,8 +313,12 @@ impl Client {
         match tokio::time::timeout(self.connect_timeout, connecting).await {
             Ok(r) => r,
             Err(_) => Err(ClientError::Connect(format!(
-                "no connection within {} s",
-                self.connect_timeout.as_secs()
+                "no connection within {} s{}",
+                self.connect_timeout.as_secs(),
+                match self.route.proxy() {
+                    Some(p) => format!(" (through proxy {})", p.authority()),
+                    None => String::new(),
+                }
             ))),
         }
     }

@@ -9,6 +9,7 @@ pub mod echo;
 mod error;
 mod events;
 pub mod openai_chat;
+pub mod proxy;
 mod registry;
 mod request;
 

@@ -113,6 +113,51 @@ enum Route {
 }
 
 impl Route {
+    /// The route to the origin `auth` (`port` filled in), with `env` read
+    /// only for [`ProxyChoice::Environment`].
+    fn resolve(
+        choice: &ProxyChoice,
+        env: impl FnOnce() -> ProxyEnv,
+        https: bool,
+        auth: &Authority,
+        port: u16,
+    ) -> Result<Route, String> {
+        let host = auth.host().trim_start_matches('[').trim_end_matches(']');
+        let proxy = match choice {
+            ProxyChoice::Direct => None,
+            ProxyChoice::Url(url) => Some(
+                ProxyUrl::parse(url)
+                    .map_err(|e| format!("invalid proxy: {e}"))?,
+            ),
+            ProxyChoice::Environment => {
+                match env().proxy_for(https, host, port) {
+                    None => None,
+                    Some(p) => Some(ProxyUrl::parse(p.url).map_err(|e| {
+                        format!(
+                            "{} is not a usable proxy: {e}; fix it, or list \
+                         the upstream in NO_PROXY",
+                            p.variable
+                        )
+                    })?),
+                }
+            }
+        };
+        let Some(proxy) = proxy else {
+            return Ok(Route::Direct);
+        };
+        let target = super::proxy::authority(host, port);
+        tracing::info!(
+            upstream = %target,
+            proxy = %proxy.authority(),
+            "upstream connections go through a proxy"
+        );
+        Ok(if https {
+            Route::Tunnel { proxy, target }
+        } else {
+            Route::Forward { proxy, origin: auth.clone() }
+        })
+    }
+
     fn proxy(&self) -> Option<&ProxyUrl> {
         match self {
             Route::Direct => None,
@@ -141,41 +186,13 @@ impl Client {
         let port = auth.port_u16().unwrap_or(if https { 443 } else { 80 });
         let authority = HeaderValue::from_str(auth.as_str())
             .map_err(|_| "the URL's host is not a valid header value")?;
-        let proxy = match &opts.proxy {
-            ProxyChoice::Direct => None,
-            ProxyChoice::Url(url) => Some(
-                ProxyUrl::parse(url)
-                    .map_err(|e| format!("invalid proxy: {e}"))?,
-            ),
-            ProxyChoice::Environment => {
-                match ProxyEnv::from_process().proxy_for(https, host, port) {
-                    None => None,
-                    Some(p) => Some(ProxyUrl::parse(p.url).map_err(|e| {
-                        format!(
-                            "{} is not a usable proxy: {e}; fix it, or list \
-                             the upstream in NO_PROXY",
-                            p.variable
-                        )
-                    })?),
-                }
-            }
-        };
-        let route = match proxy {
-            None => Route::Direct,
-            Some(proxy) => {
-                tracing::info!(
-                    upstream = %super::proxy::authority(host, port),
-                    proxy = %proxy.authority(),
-                    "upstream connections go through a proxy"
-                );
-                if https {
-                    let target = super::proxy::authority(host, port);
-                    Route::Tunnel { proxy, target }
-                } else {
-                    Route::Forward { proxy, origin: auth.clone() }
-                }
-            }
-        };
+        let route = Route::resolve(
+            &opts.proxy,
+            ProxyEnv::from_process,
+            https,
+            auth,
+            port,
+        )?;
         let tls = if https {
             let name = ServerName::try_from(host.to_string())
                 .map_err(|e| format!("invalid TLS server name: {e}"))?;
@@ -487,5 +504,153 @@ impl Answer {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(choice: &ProxyChoice, env: ProxyEnv, base: &str) -> Route {
+        let uri: Uri = base.parse().expect("URI");
+        let https = uri.scheme() == Some(&Scheme::HTTPS);
+        let auth = uri.authority().expect("authority");
+        let port = auth.port_u16().unwrap_or(if https { 443 } else { 80 });
+        Route::resolve(choice, || env, https, auth, port).expect("route")
+    }
+
+    fn env(https: &str, http: &str, no_proxy: &str) -> ProxyEnv {
+        let some = |v: &str| (!v.is_empty()).then(|| v.to_string());
+        ProxyEnv {
+            https_proxy: some(https),
+            http_proxy: some(http),
+            all_proxy: None,
+            no_proxy: some(no_proxy),
+        }
+    }
+
+    /// `Tunnel <proxy> <target>`, `Forward <proxy> <origin>` or `Direct`.
+    fn describe(r: &Route) -> String {
+        match r {
+            Route::Direct => "Direct".into(),
+            Route::Tunnel { proxy, target } => {
+                format!("Tunnel {} {target}", proxy.authority())
+            }
+            Route::Forward { proxy, origin } => {
+                format!("Forward {} {origin}", proxy.authority())
+            }
+        }
+    }
+
+    #[test]
+    fn client_routes_follow_the_proxy_choice() {
+        let corp = ProxyChoice::Url("http://u:p@proxy.corp:3128".into());
+        let both = env("http://s:1", "http://p:2", "");
+        // (choice, env, base URL, route)
+        let table: &[(&ProxyChoice, ProxyEnv, &str, &str)] = &[
+            (&ProxyChoice::Direct, both.clone(), "https://api.x/v1", "Direct"),
+            (
+                &corp,
+                both.clone(),
+                "https://api.x/v1",
+                "Tunnel proxy.corp:3128 api.x:443",
+            ),
+            (
+                &corp,
+                both.clone(),
+                "http://10.0.0.1:8000/v1",
+                "Forward proxy.corp:3128 10.0.0.1:8000",
+            ),
+            (
+                &corp,
+                both.clone(),
+                "https://[::1]:8443",
+                "Tunnel proxy.corp:3128 [::1]:8443",
+            ),
+            // An explicit proxy ignores NO_PROXY.
+            (
+                &corp,
+                env("", "", "*"),
+                "https://api.x",
+                "Tunnel proxy.corp:3128 api.x:443",
+            ),
+            (
+                &ProxyChoice::Environment,
+                both.clone(),
+                "https://api.x/v1",
+                "Tunnel s:1 api.x:443",
+            ),
+            (
+                &ProxyChoice::Environment,
+                both.clone(),
+                "http://api.x/v1",
+                "Forward p:2 api.x",
+            ),
+            (
+                &ProxyChoice::Environment,
+                env("http://s:1", "", ""),
+                "http://api.x/v1",
+                "Direct",
+            ),
+            (
+                &ProxyChoice::Environment,
+                env("http://s:1", "", "x"),
+                "https://api.x/v1",
+                "Direct",
+            ),
+            (
+                &ProxyChoice::Environment,
+                env("http://s:1", "", "api.x:8443"),
+                "https://api.x/v1",
+                "Tunnel s:1 api.x:443",
+            ),
+            (
+                &ProxyChoice::Environment,
+                env("http://s:1", "", ""),
+                "https://localhost:8443/v1",
+                "Tunnel s:1 localhost:8443",
+            ),
+        ];
+        let wrong: Vec<_> = table
+            .iter()
+            .filter_map(|(choice, env, base, want)| {
+                let got = describe(&route(choice, env.clone(), base));
+                (got != *want).then(|| format!("{choice:?} {base}: {got}"))
+            })
+            .collect();
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    #[test]
+    fn client_new_refuses_an_unusable_environment_proxy_naming_the_variable() {
+        let uri: Uri = "https://api.x/v1".parse().expect("URI");
+        let auth = uri.authority().expect("authority");
+        let env = ProxyEnv {
+            all_proxy: Some("socks5://user:hunter2@proxy:1080".into()),
+            ..ProxyEnv::default()
+        };
+        let Err(e) =
+            Route::resolve(&ProxyChoice::Environment, || env, true, auth, 443)
+        else {
+            panic!("a socks5 proxy should be refused");
+        };
+        assert!(e.contains("ALL_PROXY") && e.contains("NO_PROXY"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn client_environment_is_read_only_for_the_environment_choice() {
+        let uri: Uri = "https://api.x/v1".parse().expect("URI");
+        let auth = uri.authority().expect("authority");
+        for choice in [ProxyChoice::Direct, ProxyChoice::Url("p:1".into())] {
+            let r = Route::resolve(
+                &choice,
+                || panic!("{choice:?} read the environment"),
+                true,
+                auth,
+                443,
+            );
+            assert!(r.is_ok());
+        }
     }
 }

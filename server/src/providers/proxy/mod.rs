@@ -1,21 +1,19 @@
 //! Outbound HTTP proxies for the upstream client: which proxy an origin
 //! uses (explicit, or `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` minus
-//! `NO_PROXY`), and the `CONNECT` handshake that opens a tunnel through it.
+//! `NO_PROXY`), and the `CONNECT` handshake that opens a tunnel through it
+//! (`tunnel.rs`).
 //!
 //! Resolution happens once per client (its origin is fixed); the
 //! environment is read into a [`ProxyEnv`] so the rules are testable
 //! without touching the process environment.
 
+mod tunnel;
+
 use std::net::IpAddr;
 
 use http::HeaderValue;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use super::client::ClientError;
-
-/// Largest `CONNECT` answer head read from a proxy.
-const MAX_CONNECT_ANSWER: usize = 8 * 1024;
+pub(crate) use tunnel::connect_tunnel;
 
 /// Which proxy, if any, a [`Client`](super::client::Client) goes through.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -311,85 +309,6 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// Asks the proxy on `tcp` for a tunnel to `target` (`host:port`) and
-/// waits for its answer; on 2xx the stream is the tunnel. The caller
-/// bounds the time taken.
-pub(crate) async fn connect_tunnel(
-    tcp: &mut TcpStream,
-    proxy: &ProxyUrl,
-    target: &str,
-) -> Result<(), ClientError> {
-    let name = proxy.authority();
-    let io_error =
-        |e: std::io::Error| ClientError::Connect(format!("proxy {name}: {e}"));
-    let mut head =
-        format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n").into_bytes();
-    if let Some(auth) = &proxy.authorization {
-        head.extend_from_slice(b"Proxy-Authorization: ");
-        head.extend_from_slice(auth.as_bytes());
-        head.extend_from_slice(b"\r\n");
-    }
-    head.extend_from_slice(b"\r\n");
-    tcp.write_all(&head).await.map_err(io_error)?;
-
-    let mut buf = Vec::with_capacity(1024);
-    let end = loop {
-        if buf.len() >= MAX_CONNECT_ANSWER {
-            return Err(ClientError::Connect(format!(
-                "proxy {name}: its CONNECT answer exceeds \
-                 {MAX_CONNECT_ANSWER} bytes"
-            )));
-        }
-        let mut chunk = [0u8; 1024];
-        let room = (MAX_CONNECT_ANSWER - buf.len()).min(chunk.len());
-        let n = tcp.read(&mut chunk[..room]).await.map_err(io_error)?;
-        if n == 0 {
-            return Err(ClientError::Connect(format!(
-                "proxy {name} closed the connection before answering CONNECT"
-            )));
-        }
-        let from = buf.len().saturating_sub(3);
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
-            break from + i + 4;
-        }
-    };
-    let status = connect_status(&buf[..end]).ok_or_else(|| {
-        ClientError::Connect(format!(
-            "proxy {name} did not answer CONNECT with HTTP"
-        ))
-    })?;
-    if !status.is_success() {
-        return Err(ClientError::Connect(format!(
-            "proxy {name} refused the tunnel to {target}: {status}{}",
-            if status.as_u16() == 407 {
-                " (check the proxy's user and password)"
-            } else {
-                ""
-            }
-        )));
-    }
-    // TLS speaks first, so the upstream cannot have sent anything yet:
-    // bytes past the answer would be lost or misread.
-    if end != buf.len() {
-        return Err(ClientError::Connect(format!(
-            "proxy {name} sent data after its CONNECT answer"
-        )));
-    }
-    Ok(())
-}
-
-/// The status of an answer head (`HTTP/1.x NNN reason`).
-fn connect_status(head: &[u8]) -> Option<http::StatusCode> {
-    let line = head.split(|&b| b == b'\n').next()?;
-    let line = std::str::from_utf8(line).ok()?;
-    let mut parts = line.trim_end().splitn(3, ' ');
-    if !parts.next()?.starts_with("HTTP/1.") {
-        return None;
-    }
-    http::StatusCode::from_bytes(parts.next()?.as_bytes()).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -567,17 +486,5 @@ mod tests {
         for (input, want) in vectors {
             assert_eq!(base64(input.as_bytes()), want, "{input:?}");
         }
-    }
-
-    #[test]
-    fn connect_answer_status_line() {
-        let s = |h: &[u8]| connect_status(h).map(|s| s.as_u16());
-        assert_eq!(
-            s(b"HTTP/1.1 200 Connection established\r\n\r\n"),
-            Some(200)
-        );
-        assert_eq!(s(b"HTTP/1.0 200\r\n\r\n"), Some(200));
-        assert_eq!(s(b"HTTP/1.1 407 Proxy Auth\r\n\r\n"), Some(407));
-        assert_eq!(s(b"SSH-2.0-OpenSSH\r\n\r\n"), None);
     }
 }

@@ -134,8 +134,8 @@ impl Route {
                     None => None,
                     Some(p) => Some(ProxyUrl::parse(p.url).map_err(|e| {
                         format!(
-                            "{} is not a usable proxy: {e}; fix it, or list \
-                         the upstream in NO_PROXY",
+                            "{} is not a usable proxy: {e}; fix it, or \
+                             list the upstream in NO_PROXY",
                             p.variable
                         )
                     })?),

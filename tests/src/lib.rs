@@ -2,4 +2,5 @@
 
 pub mod harness;
 pub mod process;
+pub mod proxy;
 pub mod upstream;

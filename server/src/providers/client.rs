@@ -6,6 +6,10 @@
 //! (redirect policy, pending request), and redirect, retry and legacy-pool
 //! layers ran for an origin that never changes. Here the origin is parsed
 //! once and a request is a header map, a body and a pooled sender.
+//!
+//! Behind an HTTP proxy ([`ProxyChoice`]) a pooled connection is a
+//! `CONNECT` tunnel (https) or a connection to the proxy carrying
+//! absolute-form requests (http).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use http::header::{self, HeaderName, HeaderValue};
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Method, Request, StatusCode, Uri};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Full};
@@ -23,6 +27,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+
+pub use super::proxy::ProxyChoice;
+use super::proxy::{ProxyEnv, ProxyUrl};
 
 type Sender = SendRequest<Full<Bytes>>;
 
@@ -62,6 +69,9 @@ pub struct ClientOptions {
     pub max_idle: usize,
     /// Extra trusted CA certificates (PEM), for private upstreams.
     pub extra_roots_pem: Option<Vec<u8>>,
+    /// The outbound HTTP proxy, resolved once by [`Client::new`]
+    /// (default: [`ProxyChoice::Direct`], whatever the environment says).
+    pub proxy: ProxyChoice,
 }
 
 impl Default for ClientOptions {
@@ -71,6 +81,7 @@ impl Default for ClientOptions {
             idle_timeout: Duration::from_secs(60),
             max_idle: 1024,
             extra_roots_pem: None,
+            proxy: ProxyChoice::Direct,
         }
     }
 }
@@ -81,8 +92,80 @@ pub struct Client {
     port: u16,
     authority: HeaderValue,
     tls: Option<(TlsConnector, ServerName<'static>)>,
+    route: Route,
     pool: Arc<Pool>,
     connect_timeout: Duration,
+}
+
+/// How connections reach the origin.
+enum Route {
+    Direct,
+    /// https: TLS inside a `CONNECT` tunnel to `target` (`host:port`).
+    Tunnel {
+        proxy: ProxyUrl,
+        target: String,
+    },
+    /// http: requests in absolute form (`http://origin/path`) to the proxy.
+    Forward {
+        proxy: ProxyUrl,
+        origin: Authority,
+    },
+}
+
+impl Route {
+    /// The route to the origin `auth` (`port` filled in), with `env` read
+    /// only for [`ProxyChoice::Environment`].
+    fn resolve(
+        choice: &ProxyChoice,
+        env: impl FnOnce() -> ProxyEnv,
+        https: bool,
+        auth: &Authority,
+        port: u16,
+    ) -> Result<Route, String> {
+        let host = auth.host().trim_start_matches('[').trim_end_matches(']');
+        let proxy = match choice {
+            ProxyChoice::Direct => None,
+            ProxyChoice::Url(url) => Some(
+                ProxyUrl::parse(url)
+                    .map_err(|e| format!("invalid proxy: {e}"))?,
+            ),
+            ProxyChoice::Environment => {
+                match env().proxy_for(https, host, port) {
+                    None => None,
+                    Some(p) => Some(ProxyUrl::parse(p.url).map_err(|e| {
+                        format!(
+                            "{} is not a usable proxy: {e}; fix it, or \
+                             list the upstream in NO_PROXY",
+                            p.variable
+                        )
+                    })?),
+                }
+            }
+        };
+        let Some(proxy) = proxy else {
+            return Ok(Route::Direct);
+        };
+        let target = super::proxy::authority(host, port);
+        tracing::info!(
+            upstream = %target,
+            proxy = %proxy.authority(),
+            "upstream connections go through a proxy"
+        );
+        Ok(if https {
+            Route::Tunnel { proxy, target }
+        } else {
+            Route::Forward { proxy, origin: auth.clone() }
+        })
+    }
+
+    fn proxy(&self) -> Option<&ProxyUrl> {
+        match self {
+            Route::Direct => None,
+            Route::Tunnel { proxy, .. } | Route::Forward { proxy, .. } => {
+                Some(proxy)
+            }
+        }
+    }
 }
 
 impl Client {
@@ -103,6 +186,13 @@ impl Client {
         let port = auth.port_u16().unwrap_or(if https { 443 } else { 80 });
         let authority = HeaderValue::from_str(auth.as_str())
             .map_err(|_| "the URL's host is not a valid header value")?;
+        let route = Route::resolve(
+            &opts.proxy,
+            ProxyEnv::from_process,
+            https,
+            auth,
+            port,
+        )?;
         let tls = if https {
             let name = ServerName::try_from(host.to_string())
                 .map_err(|e| format!("invalid TLS server name: {e}"))?;
@@ -115,6 +205,7 @@ impl Client {
             port,
             authority,
             tls,
+            route,
             pool: Arc::new(Pool {
                 idle: Mutex::new(Vec::new()),
                 max_idle: opts.max_idle,
@@ -152,13 +243,28 @@ impl Client {
         headers: &[(HeaderName, HeaderValue)],
         body: Bytes,
     ) -> Result<Answer, ClientError> {
+        // hyper sends the URI as it is: a proxy wants the absolute form.
+        let uri = match &self.route {
+            Route::Forward { origin, .. } => Uri::builder()
+                .scheme(Scheme::HTTP)
+                .authority(origin.clone())
+                .path_and_query(path.clone())
+                .build()
+                .map_err(|e| ClientError::Io(e.to_string()))?,
+            _ => Uri::from(path.clone()),
+        };
         let mut req = Request::builder()
             .method(method)
-            .uri(Uri::from(path.clone()))
+            .uri(uri)
             .header(header::HOST, self.authority.clone())
             .body(Full::new(body))
             .map_err(|e| ClientError::Io(e.to_string()))?;
         req.headers_mut().extend(headers.iter().cloned());
+        if let Route::Forward { proxy, .. } = &self.route
+            && let Some(auth) = &proxy.authorization
+        {
+            req.headers_mut().insert(header::PROXY_AUTHORIZATION, auth.clone());
+        }
         loop {
             let (mut sender, pooled) = match self.pool.take() {
                 Some(s) => (s, true),
@@ -193,10 +299,23 @@ impl Client {
 
     async fn connect(&self) -> Result<Sender, ClientError> {
         let connecting = async {
-            let tcp = TcpStream::connect((self.host.as_str(), self.port))
-                .await
-                .map_err(|e| ClientError::Connect(e.to_string()))?;
+            let mut tcp = match self.route.proxy() {
+                None => TcpStream::connect((self.host.as_str(), self.port))
+                    .await
+                    .map_err(|e| ClientError::Connect(e.to_string()))?,
+                Some(p) => TcpStream::connect((p.host.as_str(), p.port))
+                    .await
+                    .map_err(|e| {
+                        ClientError::Connect(format!(
+                            "proxy {}: {e}",
+                            p.authority()
+                        ))
+                    })?,
+            };
             let _ = tcp.set_nodelay(true);
+            if let Route::Tunnel { proxy, target } = &self.route {
+                super::proxy::connect_tunnel(&mut tcp, proxy, target).await?;
+            }
             match &self.tls {
                 None => handshake(tcp).await,
                 Some((tls, name)) => {
@@ -211,8 +330,12 @@ impl Client {
         match tokio::time::timeout(self.connect_timeout, connecting).await {
             Ok(r) => r,
             Err(_) => Err(ClientError::Connect(format!(
-                "no connection within {} s",
-                self.connect_timeout.as_secs()
+                "no connection within {} s{}",
+                self.connect_timeout.as_secs(),
+                match self.route.proxy() {
+                    Some(p) => format!(" (through proxy {})", p.authority()),
+                    None => String::new(),
+                }
             ))),
         }
     }
@@ -381,5 +504,153 @@ impl Answer {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(choice: &ProxyChoice, env: ProxyEnv, base: &str) -> Route {
+        let uri: Uri = base.parse().expect("URI");
+        let https = uri.scheme() == Some(&Scheme::HTTPS);
+        let auth = uri.authority().expect("authority");
+        let port = auth.port_u16().unwrap_or(if https { 443 } else { 80 });
+        Route::resolve(choice, || env, https, auth, port).expect("route")
+    }
+
+    fn env(https: &str, http: &str, no_proxy: &str) -> ProxyEnv {
+        let some = |v: &str| (!v.is_empty()).then(|| v.to_string());
+        ProxyEnv {
+            https_proxy: some(https),
+            http_proxy: some(http),
+            all_proxy: None,
+            no_proxy: some(no_proxy),
+        }
+    }
+
+    /// `Tunnel <proxy> <target>`, `Forward <proxy> <origin>` or `Direct`.
+    fn describe(r: &Route) -> String {
+        match r {
+            Route::Direct => "Direct".into(),
+            Route::Tunnel { proxy, target } => {
+                format!("Tunnel {} {target}", proxy.authority())
+            }
+            Route::Forward { proxy, origin } => {
+                format!("Forward {} {origin}", proxy.authority())
+            }
+        }
+    }
+
+    #[test]
+    fn client_routes_follow_the_proxy_choice() {
+        let corp = ProxyChoice::Url("http://u:p@proxy.corp:3128".into());
+        let both = env("http://s:1", "http://p:2", "");
+        // (choice, env, base URL, route)
+        let table: &[(&ProxyChoice, ProxyEnv, &str, &str)] = &[
+            (&ProxyChoice::Direct, both.clone(), "https://api.x/v1", "Direct"),
+            (
+                &corp,
+                both.clone(),
+                "https://api.x/v1",
+                "Tunnel proxy.corp:3128 api.x:443",
+            ),
+            (
+                &corp,
+                both.clone(),
+                "http://10.0.0.1:8000/v1",
+                "Forward proxy.corp:3128 10.0.0.1:8000",
+            ),
+            (
+                &corp,
+                both.clone(),
+                "https://[::1]:8443",
+                "Tunnel proxy.corp:3128 [::1]:8443",
+            ),
+            // An explicit proxy ignores NO_PROXY.
+            (
+                &corp,
+                env("", "", "*"),
+                "https://api.x",
+                "Tunnel proxy.corp:3128 api.x:443",
+            ),
+            (
+                &ProxyChoice::Environment,
+                both.clone(),
+                "https://api.x/v1",
+                "Tunnel s:1 api.x:443",
+            ),
+            (
+                &ProxyChoice::Environment,
+                both.clone(),
+                "http://api.x/v1",
+                "Forward p:2 api.x",
+            ),
+            (
+                &ProxyChoice::Environment,
+                env("http://s:1", "", ""),
+                "http://api.x/v1",
+                "Direct",
+            ),
+            (
+                &ProxyChoice::Environment,
+                env("http://s:1", "", "x"),
+                "https://api.x/v1",
+                "Direct",
+            ),
+            (
+                &ProxyChoice::Environment,
+                env("http://s:1", "", "api.x:8443"),
+                "https://api.x/v1",
+                "Tunnel s:1 api.x:443",
+            ),
+            (
+                &ProxyChoice::Environment,
+                env("http://s:1", "", ""),
+                "https://localhost:8443/v1",
+                "Tunnel s:1 localhost:8443",
+            ),
+        ];
+        let wrong: Vec<_> = table
+            .iter()
+            .filter_map(|(choice, env, base, want)| {
+                let got = describe(&route(choice, env.clone(), base));
+                (got != *want).then(|| format!("{choice:?} {base}: {got}"))
+            })
+            .collect();
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    #[test]
+    fn client_new_refuses_an_unusable_environment_proxy_naming_the_variable() {
+        let uri: Uri = "https://api.x/v1".parse().expect("URI");
+        let auth = uri.authority().expect("authority");
+        let env = ProxyEnv {
+            all_proxy: Some("socks5://user:hunter2@proxy:1080".into()),
+            ..ProxyEnv::default()
+        };
+        let Err(e) =
+            Route::resolve(&ProxyChoice::Environment, || env, true, auth, 443)
+        else {
+            panic!("a socks5 proxy should be refused");
+        };
+        assert!(e.contains("ALL_PROXY") && e.contains("NO_PROXY"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn client_environment_is_read_only_for_the_environment_choice() {
+        let uri: Uri = "https://api.x/v1".parse().expect("URI");
+        let auth = uri.authority().expect("authority");
+        for choice in [ProxyChoice::Direct, ProxyChoice::Url("p:1".into())] {
+            let r = Route::resolve(
+                &choice,
+                || panic!("{choice:?} read the environment"),
+                true,
+                auth,
+                443,
+            );
+            assert!(r.is_ok());
+        }
     }
 }

@@ -10,6 +10,7 @@ mod error;
 mod events;
 pub mod keys;
 pub mod openai_chat;
+pub mod proxy;
 mod registry;
 mod request;
 

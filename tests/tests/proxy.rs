@@ -285,3 +285,41 @@ async fn invalid_proxy_url_is_refused_without_echoing_it() {
     assert!(msg.contains("http://"), "{msg}");
     assert!(!msg.contains("hunter2"), "{msg}");
 }
+
+/// The whole gateway with `proxy = "…"` on a provider: both front ends
+/// reach the upstream through the proxy.
+#[tokio::test]
+async fn a_provider_configured_with_a_proxy_is_reached_through_it() {
+    use maniac_server::providers::ProviderConfig;
+    use maniac_server::providers::openai_chat::ChatConfig;
+    use maniac_tests::harness::{Gateway, Options};
+
+    let proxy = FakeProxy::start().await;
+    let up = FakeUpstream::start().await;
+    let Some(gw) = Gateway::start_with(Options {
+        extra_providers: vec![(
+            "proxied".into(),
+            ProviderConfig::OpenAiChat(ChatConfig {
+                proxy: Some(proxy.url()),
+                ..ChatConfig::at(up.base_url())
+            }),
+        )],
+        ..Options::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let body = json!({"model": "proxied/m", "input": "via proxy"});
+    let v: Value =
+        gw.post(&gw.key, "/v1/responses", &body).await.json().await.unwrap();
+    assert_eq!(v["output"][0]["content"][0]["text"], "You said: via proxy");
+    let lines = proxy.request_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0]
+            .starts_with(&format!("POST {}/chat/completions", up.base_url())),
+        "{lines:?}"
+    );
+    assert_eq!(up.request_count(), 1);
+}

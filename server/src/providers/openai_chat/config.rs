@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::providers::BuildContext;
+use crate::providers::client::ProxyChoice;
 
 /// `kind = "openai-chat"`: any OpenAI-compatible Chat Completions API.
 #[derive(Clone, Debug, Deserialize)]
@@ -45,6 +46,10 @@ pub struct ChatConfig {
     /// (self-hosted models behind a private CA).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Outbound HTTP proxy (`http://[user:pass@]host:port`; CONNECT for
+    /// https upstreams). Unset: `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`.
+    #[serde(default)]
+    pub proxy: Option<String>,
     /// Models listed by `GET /v1/models` (others can still be called
     /// unless `strict_models`).
     #[serde(default)]
@@ -85,6 +90,7 @@ impl ChatConfig {
             idle_timeout_secs: None,
             total_timeout_secs: None,
             ca_file: None,
+            proxy: None,
             models: Vec::new(),
             discover_models: false,
             strict_models: false,
@@ -125,6 +131,9 @@ pub struct Settings {
     /// Extra trusted CA certificates (PEM), for upstreams behind a
     /// private CA.
     pub ca_pem: Option<Vec<u8>>,
+    /// How to reach the upstream: directly, through the configured proxy
+    /// or through the environment's.
+    pub proxy: ProxyChoice,
     /// Models to list.
     pub models: Vec<String>,
     /// Whether to list the upstream's own models too.
@@ -217,6 +226,10 @@ impl Settings {
             },
             key_cooldown: ctx.key_cooldown,
             ca_pem,
+            proxy: c
+                .proxy
+                .clone()
+                .map_or(ProxyChoice::Environment, ProxyChoice::Url),
             models: c.models.clone(),
             discover_models: c.discover_models,
             strict_models: c.strict_models,

@@ -88,10 +88,11 @@ impl OpenAiChat {
             ClientOptions {
                 extra_roots_pem: cfg.ca_pem.clone(),
                 connect_timeout: cfg.connect_timeout,
+                proxy: cfg.proxy.clone(),
                 ..ClientOptions::default()
             },
         )
-        .map_err(|e| format!("invalid base_url '{}': {e}", cfg.base_url))?;
+        .map_err(|e| format!("base_url '{}': {e}", cfg.base_url))?;
         let keys = KeyPool::new(
             cfg.api_keys.clone(),
             KeyHeader::Bearer,

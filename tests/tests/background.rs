@@ -486,3 +486,31 @@ async fn a_run_queued_by_the_previous_version_is_executed() {
     assert_eq!(done["output"][0]["content"][0]["text"], "You said: legacy run");
     assert_eq!(gw.upstream.count_containing("legacy run"), 1);
 }
+
+#[tokio::test]
+async fn starting_after_the_largest_sequence_number_replays_nothing_and_follows()
+ {
+    let gw = gateway!();
+    let r = submit(&gw, "SLOW:40 WORDS:12").await;
+    let id = r["id"].as_str().unwrap();
+    let rsp = gw
+        .get(
+            &gw.key,
+            &format!(
+                "/v1/responses/{id}?stream=true&starting_after={}",
+                i64::MAX
+            ),
+        )
+        .await;
+    assert_eq!(rsp.status(), 200);
+    let body = rsp.text().await.unwrap();
+    assert!(!body.contains("data:"), "events replayed: {body}");
+    // The stream followed the run to its end instead of stopping early.
+    let done: Value = gw
+        .get(&gw.key, &format!("/v1/responses/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(done["status"], "completed", "{done}");
+}

@@ -84,8 +84,10 @@ impl Feed {
     pub fn read_after(&self, after: i64) -> FeedRead {
         let closed = self.closed.load(Ordering::SeqCst);
         let tail = lock(&self.tail);
-        let first = tail.front().map_or(after + 1, |e| e.seq);
-        let behind = after.saturating_add(1) < first;
+        // Saturating: `after` comes from the client (`starting_after`
+        // may be i64::MAX).
+        let next = after.saturating_add(1);
+        let behind = tail.front().is_some_and(|e| next < e.seq);
         let frames: Vec<Bytes> = tail
             .iter()
             .filter(|e| e.seq > after)

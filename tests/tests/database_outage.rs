@@ -147,6 +147,15 @@ async fn database_outage_gives_503_and_recovers_without_restart() {
             .await
             .unwrap();
         assert_eq!(rsp.status(), 503);
+        // A token that is not key-shaped is refused without the database:
+        // a flood of them costs no query.
+        let rsp = client
+            .get(format!("{base}/v1/responses/{id}"))
+            .bearer_auth("sk-random-garbage-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rsp.status(), 401);
     }
 
     proxy.restore();

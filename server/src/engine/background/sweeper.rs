@@ -48,7 +48,13 @@ impl Engine {
         let every = Duration::from_millis(
             (self.inner.config.lease_ms / 2).clamp(200, 10_000) as u64,
         );
+        // Both loops stop when shutdown starts (draining): a stopping
+        // replica leaves other replicas' dead runs and old logs to the
+        // replicas that stay.
         loop {
+            if self.inner.draining.is_cancelled() {
+                return;
+            }
             match self.inner.store.expired_runs(now_ms()).await {
                 Ok(runs) => {
                     for run in runs {
@@ -59,7 +65,7 @@ impl Engine {
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
-                _ = self.inner.abort.cancelled() => return,
+                _ = self.inner.draining.cancelled() => return,
             }
         }
     }
@@ -107,6 +113,9 @@ impl Engine {
     pub(super) async fn prune_loop(&self) {
         let every = Duration::from_secs(600);
         loop {
+            if self.inner.draining.is_cancelled() {
+                return;
+            }
             let before = now_ms() - self.inner.config.event_retention_ms;
             match self.inner.store.prune_events(before).await {
                 Ok(0) => {}
@@ -115,7 +124,7 @@ impl Engine {
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
-                _ = self.inner.abort.cancelled() => return,
+                _ = self.inner.draining.cancelled() => return,
             }
         }
     }

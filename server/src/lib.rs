@@ -15,6 +15,7 @@ pub mod logging;
 mod nodelay;
 pub mod providers;
 pub mod routing;
+pub mod secret;
 pub mod server;
 mod slog_bridge;
 pub mod store;

@@ -192,7 +192,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .unwrap_or_else(|| DEFAULT_DB.to_string());
             let internal_key = std::env::var("MANIAC_INTERNAL_KEY")
                 .ok()
-                .filter(|k| !k.is_empty());
+                .filter(|k| !k.is_empty())
+                .map(maniac_server::secret::Secret::new);
             let running = server::start(ServeOptions {
                 listen,
                 database_url,

@@ -23,7 +23,7 @@ pub struct ServeOptions {
     /// File configuration (providers, background, pool).
     pub file: FileConfig,
     /// Internal service key, if any.
-    pub internal_key: Option<String>,
+    pub internal_key: Option<crate::secret::Secret>,
 }
 
 /// A running gateway.
@@ -73,7 +73,10 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
         engine: engine.clone(),
         keys: KeyCache::new(store.clone()),
         readiness: crate::health::Readiness::new(store),
-        internal_key_hash: opts.internal_key.as_deref().map(crate::auth::hash),
+        internal_key_hash: opts
+            .internal_key
+            .as_ref()
+            .map(|k| crate::auth::hash(k.expose())),
     };
     let api = maniac_api_mod::api_description::<ManiacApiImpl>()
         .map_err(|e| anyhow::anyhow!("API description: {e}"))?;

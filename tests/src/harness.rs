@@ -268,7 +268,7 @@ impl Gateway {
             listen: "127.0.0.1:0".parse().expect("addr"),
             database_url: db.url.clone(),
             file,
-            internal_key: o.internal_key.clone(),
+            internal_key: o.internal_key.clone().map(Into::into),
         })
         .await
         .expect("gateway starts");

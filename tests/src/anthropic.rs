@@ -41,7 +41,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{
+    HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header,
+};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -121,10 +123,8 @@ impl FakeAnthropic {
             .await
             .expect("fake anthropic binds 127.0.0.1:0");
         let addr = listener.local_addr().expect("bound address");
-        let state = Arc::new(State {
-            key: key.map(str::to_owned),
-            ..State::default()
-        });
+        let state =
+            Arc::new(State { key: key.map(str::to_owned), ..State::default() });
         let task = tokio::spawn(accept_loop(listener, state.clone()));
         FakeAnthropic { addr, state, task }
     }
@@ -180,13 +180,15 @@ fn answer(
     *rsp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     rsp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    rsp.headers_mut().insert("request-id", HeaderValue::from_static("req_fake"));
+    rsp.headers_mut()
+        .insert("request-id", HeaderValue::from_static("req_fake"));
     rsp
 }
 
 /// Anthropic's error shape.
 fn error(status: u16, kind: &str, message: &str) -> Response<Full<Bytes>> {
-    let body = json!({"type": "error", "error": {"type": kind, "message": message}});
+    let body =
+        json!({"type": "error", "error": {"type": kind, "message": message}});
     answer(status, "application/json", body.to_string())
 }
 
@@ -203,11 +205,11 @@ async fn handle(
         Err(_) => Bytes::new(),
     };
     let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-    state
-        .requests
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(Recorded { route, headers: headers.clone(), body: body.clone() });
+    state.requests.lock().unwrap_or_else(|e| e.into_inner()).push(Recorded {
+        route,
+        headers: headers.clone(),
+        body: body.clone(),
+    });
     let got_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
     if let Some(key) = &state.key
         && got_key != Some(key.as_str())
@@ -225,8 +227,10 @@ async fn handle(
         (Method::GET, "/v1/models") => {
             let data: Vec<Value> = MODELS
                 .iter()
-                .map(|id| json!({"type": "model", "id": id, "display_name": id,
-                                 "created_at": "2025-01-01T00:00:00Z"}))
+                .map(|id| {
+                    json!({"type": "model", "id": id, "display_name": id,
+                                 "created_at": "2025-01-01T00:00:00Z"})
+                })
                 .collect();
             let body = json!({"data": data, "has_more": false,
                 "first_id": MODELS[0], "last_id": MODELS[MODELS.len() - 1]});
@@ -280,7 +284,9 @@ fn validate(b: &Value) -> Result<(), String> {
         None | Some(Value::String(_)) => {}
         Some(Value::Array(parts)) => {
             for p in parts {
-                if kind(p) != "text" || p["text"].as_str().is_none_or(str::is_empty) {
+                if kind(p) != "text"
+                    || p["text"].as_str().is_none_or(str::is_empty)
+                {
                     return Err("system: blocks must be non-empty text".into());
                 }
             }
@@ -292,12 +298,16 @@ fn validate(b: &Value) -> Result<(), String> {
         if t["name"].as_str().is_none_or(str::is_empty)
             || t["input_schema"]["type"] != "object"
         {
-            return Err(format!("tools.{i}: needs a name and an object input_schema"));
+            return Err(format!(
+                "tools.{i}: needs a name and an object input_schema"
+            ));
         }
     }
     let choice = b.get("tool_choice");
     if choice.is_some() && tools.is_empty() {
-        return Err("tool_choice: may only be specified while providing tools".into());
+        return Err(
+            "tool_choice: may only be specified while providing tools".into()
+        );
     }
     let thinking = match b.get("thinking") {
         None => false,
@@ -307,7 +317,10 @@ fn validate(b: &Value) -> Result<(), String> {
                 return Err("thinking.budget_tokens: must be >= 1024".into());
             }
             if budget >= max_tokens {
-                return Err("max_tokens must be greater than thinking.budget_tokens".into());
+                return Err(
+                    "max_tokens must be greater than thinking.budget_tokens"
+                        .into(),
+                );
             }
             true
         }
@@ -317,14 +330,20 @@ fn validate(b: &Value) -> Result<(), String> {
     if thinking
         && choice.is_some_and(|c| c["type"] == "any" || c["type"] == "tool")
     {
-        return Err("Thinking may not be enabled when tool_choice forces tool use.".into());
+        return Err(
+            "Thinking may not be enabled when tool_choice forces tool use."
+                .into(),
+        );
     }
     if let Some(f) = b["output_config"].get("format")
         && (f["type"] != "json_schema" || !f["schema"].is_object())
     {
-        return Err("output_config.format: needs type json_schema and a schema".into());
+        return Err(
+            "output_config.format: needs type json_schema and a schema".into(),
+        );
     }
-    let messages = b["messages"].as_array().ok_or("messages: Field required")?;
+    let messages =
+        b["messages"].as_array().ok_or("messages: Field required")?;
     if messages.is_empty() {
         return Err("messages: at least one message is required".into());
     }
@@ -333,7 +352,9 @@ fn validate(b: &Value) -> Result<(), String> {
     for (i, m) in messages.iter().enumerate() {
         let role = m["role"].as_str().unwrap_or("");
         if role != "user" && role != "assistant" {
-            return Err(format!("messages.{i}.role: must be user or assistant"));
+            return Err(format!(
+                "messages.{i}.role: must be user or assistant"
+            ));
         }
         if role == prev_role {
             return Err(format!(
@@ -352,14 +373,20 @@ fn validate(b: &Value) -> Result<(), String> {
             match kind(blk) {
                 "text" => {
                     if blk["text"].as_str().is_none_or(str::is_empty) {
-                        return Err(format!("{at}: text content blocks must be non-empty"));
+                        return Err(format!(
+                            "{at}: text content blocks must be non-empty"
+                        ));
                     }
                 }
                 "image" | "document" => {
                     let s = &blk["source"];
                     let ok = match s["type"].as_str() {
-                        Some("base64") => s["media_type"].is_string() && s["data"].is_string(),
-                        Some("url") => s["url"].as_str().is_some_and(|u| u.starts_with("http")),
+                        Some("base64") => {
+                            s["media_type"].is_string() && s["data"].is_string()
+                        }
+                        Some("url") => s["url"]
+                            .as_str()
+                            .is_some_and(|u| u.starts_with("http")),
                         _ => false,
                     };
                     if !ok || role != "user" {
@@ -378,7 +405,8 @@ fn validate(b: &Value) -> Result<(), String> {
                             "{at}: tool_result blocks must come first in a user message"
                         ));
                     }
-                    let id = blk["tool_use_id"].as_str().unwrap_or("").to_string();
+                    let id =
+                        blk["tool_use_id"].as_str().unwrap_or("").to_string();
                     if !prev_calls.contains(&id) {
                         return Err(format!(
                             "{at}: unexpected `tool_use_id` found in `tool_result` blocks: {id}. \
@@ -391,23 +419,31 @@ fn validate(b: &Value) -> Result<(), String> {
                 "thinking" => {
                     let text = blk["thinking"].as_str().unwrap_or("");
                     if role != "assistant"
-                        || blk["signature"].as_str() != Some(signature(text).as_str())
+                        || blk["signature"].as_str()
+                            != Some(signature(text).as_str())
                     {
-                        return Err(format!("{at}: Invalid `signature` in `thinking` block"));
+                        return Err(format!(
+                            "{at}: Invalid `signature` in `thinking` block"
+                        ));
                     }
                 }
                 "redacted_thinking" => {
                     if role != "assistant" || blk["data"] != REDACTED {
-                        return Err(format!("{at}: invalid redacted_thinking data"));
+                        return Err(format!(
+                            "{at}: invalid redacted_thinking data"
+                        ));
                     }
                 }
-                other => return Err(format!("{at}: unknown block type `{other}`")),
+                other => {
+                    return Err(format!("{at}: unknown block type `{other}`"));
+                }
             }
             if kind(blk) != "tool_result" {
                 seen_other = true;
             }
         }
-        if let Some(missing) = prev_calls.iter().find(|c| !results.contains(c)) {
+        if let Some(missing) = prev_calls.iter().find(|c| !results.contains(c))
+        {
             return Err(format!(
                 "messages.{i}: `tool_use` ids were found without `tool_result` blocks \
                  immediately after: {missing}"
@@ -428,7 +464,9 @@ fn validate(b: &Value) -> Result<(), String> {
         prev_calls = calls;
     }
     if !prev_calls.is_empty() {
-        return Err("the last message has tool_use blocks without results".into());
+        return Err(
+            "the last message has tool_use blocks without results".into()
+        );
     }
     Ok(())
 }
@@ -462,7 +500,7 @@ fn word_count(s: &str) -> i64 {
     s.split_whitespace().count() as i64
 }
 
-fn plan(b: &Value, id: u64) -> Result<Plan, Response<Full<Bytes>>> {
+fn plan(b: &Value, id: u64) -> Result<Plan, Box<Response<Full<Bytes>>>> {
     let messages = b["messages"].as_array().cloned().unwrap_or_default();
     let last_user = messages
         .iter()
@@ -483,25 +521,35 @@ fn plan(b: &Value, id: u64) -> Result<Plan, Response<Full<Bytes>>> {
         (!results.is_empty()).then(|| results.join(" "))
     };
     for (marker, status, kind, message) in [
-        ("FAULT:429", 429, "rate_limit_error", "Number of request tokens has exceeded your rate limit."),
+        (
+            "FAULT:429",
+            429,
+            "rate_limit_error",
+            "Number of request tokens has exceeded your rate limit.",
+        ),
         ("FAULT:529", 529, "overloaded_error", "Overloaded"),
         ("FAULT:500", 500, "api_error", "Internal server error"),
     ] {
         if text.contains(marker) {
             let mut rsp = error(status, kind, message);
             if status == 429 {
-                rsp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
+                rsp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
             }
-            return Err(rsp);
+            return Err(Box::new(rsp));
         }
     }
     let stream = b["stream"] == true;
     let mid_error = text.contains("MIDERROR");
     if mid_error && !stream {
-        return Err(error(529, "overloaded_error", "Overloaded"));
+        return Err(Box::new(error(529, "overloaded_error", "Overloaded")));
     }
     let mut input = word_count(
-        &messages.iter().map(|m| text_of(&blocks(&m["content"]))).collect::<Vec<_>>().join(" "),
+        &messages
+            .iter()
+            .map(|m| text_of(&blocks(&m["content"])))
+            .collect::<Vec<_>>()
+            .join(" "),
     );
     match &b["system"] {
         Value::String(s) => input += word_count(s),
@@ -510,7 +558,8 @@ fn plan(b: &Value, id: u64) -> Result<Plan, Response<Full<Bytes>>> {
     }
     let tools = b["tools"].as_array().cloned().unwrap_or_default();
     let choice = b["tool_choice"]["type"].as_str().unwrap_or("auto");
-    let call = if tools.is_empty() || tool_output.is_some() || choice == "none" {
+    let call = if tools.is_empty() || tool_output.is_some() || choice == "none"
+    {
         None
     } else if choice == "tool" {
         b["tool_choice"]["name"].as_str().map(str::to_owned)
@@ -530,7 +579,8 @@ fn plan(b: &Value, id: u64) -> Result<Plan, Response<Full<Bytes>>> {
     } else {
         format!("You said: {text}")
     };
-    let mut words: Vec<String> = reply.split_inclusive(' ').map(str::to_owned).collect();
+    let mut words: Vec<String> =
+        reply.split_inclusive(' ').map(str::to_owned).collect();
     let max = b["max_tokens"].as_i64().unwrap_or(i64::MAX).max(0) as usize;
     let stop_reason = if call.is_some() {
         words.clear();
@@ -574,7 +624,8 @@ impl Plan {
     }
 
     fn usage(&self, output: i64) -> Value {
-        let (read, write) = if self.cache { (CACHE_READ, CACHE_WRITE) } else { (0, 0) };
+        let (read, write) =
+            if self.cache { (CACHE_READ, CACHE_WRITE) } else { (0, 0) };
         json!({"input_tokens": self.input, "cache_read_input_tokens": read,
                "cache_creation_input_tokens": write, "output_tokens": output})
     }
@@ -592,11 +643,15 @@ fn messages(b: &Value, id: u64, got_key: &str) -> Response<Full<Bytes>> {
         .unwrap_or_default();
     if text.contains("FAULT:401") {
         // Like an upstream that quotes the key it refused.
-        return error(401, "authentication_error", &format!("invalid x-api-key: {got_key}"));
+        return error(
+            401,
+            "authentication_error",
+            &format!("invalid x-api-key: {got_key}"),
+        );
     }
     let p = match plan(b, id) {
         Ok(p) => p,
-        Err(rsp) => return rsp,
+        Err(rsp) => return *rsp,
     };
     if p.stream { stream(&p) } else { whole(&p) }
 }
@@ -722,7 +777,9 @@ pub fn install_test_key() {
 }
 
 /// A provider configuration for `fake` with the test key.
-pub fn config(fake: &FakeAnthropic) -> maniac_server::providers::anthropic::AnthropicConfig {
+pub fn config(
+    fake: &FakeAnthropic,
+) -> maniac_server::providers::anthropic::AnthropicConfig {
     install_test_key();
     maniac_server::providers::anthropic::AnthropicConfig {
         base_url: Some(fake.base_url()),

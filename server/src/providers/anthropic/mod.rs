@@ -173,26 +173,33 @@ impl Anthropic {
             .as_deref()
             .unwrap_or(DEFAULT_BASE_URL)
             .trim_end_matches('/');
-        let parse = |suffix: &str| -> Result<(http::Uri, PathAndQuery), String> {
-            let uri: http::Uri = format!("{base}{suffix}")
-                .parse()
-                .map_err(|e| format!("invalid base_url '{base}': {e}"))?;
-            let path = uri
-                .path_and_query()
-                .cloned()
-                .ok_or_else(|| format!("invalid base_url '{base}'"))?;
-            Ok((uri, path))
-        };
+        let parse =
+            |suffix: &str| -> Result<(http::Uri, PathAndQuery), String> {
+                let uri: http::Uri = format!("{base}{suffix}")
+                    .parse()
+                    .map_err(|e| format!("invalid base_url '{base}': {e}"))?;
+                let path = uri
+                    .path_and_query()
+                    .cloned()
+                    .ok_or_else(|| format!("invalid base_url '{base}'"))?;
+                Ok((uri, path))
+            };
         let (uri, path) = parse("/v1/messages").map_err(err)?;
         let (_, models_path) = parse("/v1/models?limit=1000").map_err(err)?;
         let http = Client::new(
             &uri,
-            ClientOptions { extra_roots_pem: ca_pem, ..ClientOptions::default() },
+            ClientOptions {
+                extra_roots_pem: ca_pem,
+                ..ClientOptions::default()
+            },
         )
         .map_err(|e| err(format!("invalid base_url '{base}': {e}")))?;
         let version = c.anthropic_version.as_deref().unwrap_or(DEFAULT_VERSION);
         let mut headers = vec![
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
             (
                 HeaderName::from_static("anthropic-version"),
                 HeaderValue::from_str(version).map_err(|_| {

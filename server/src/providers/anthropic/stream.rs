@@ -138,8 +138,13 @@ fn finish_reason(s: &str) -> FinishReason {
 #[derive(Debug)]
 enum Kind {
     Text,
-    Thinking { signature: String },
-    Tool { arguments_sent: bool, input: Option<Value> },
+    Thinking {
+        signature: String,
+    },
+    Tool {
+        arguments_sent: bool,
+        input: Option<Value>,
+    },
     /// A block we do not show; its deltas are dropped.
     Ignored,
 }
@@ -413,7 +418,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn run(events: &[Value]) -> (Vec<ProviderEvent>, Result<(), ProviderError>) {
+    fn run(
+        events: &[Value],
+    ) -> (Vec<ProviderEvent>, Result<(), ProviderError>) {
         let mut p = EventParser::default();
         let mut out = Vec::new();
         for e in events {
@@ -435,7 +442,9 @@ mod tests {
     #[test]
     fn thinking_then_text_then_tool_use_stream_as_items() {
         let (evs, r) = run(&[
-            start(json!({"input_tokens": 10, "cache_read_input_tokens": 5, "output_tokens": 1})),
+            start(
+                json!({"input_tokens": 10, "cache_read_input_tokens": 5, "output_tokens": 1}),
+            ),
             json!({"type": "content_block_start", "index": 0,
                    "content_block": {"type": "thinking", "thinking": ""}}),
             json!({"type": "ping"}),
@@ -477,7 +486,10 @@ mod tests {
             vec![
                 usage(1),
                 ItemStarted { index: 0, kind: ItemKind::Reasoning },
-                Delta { index: 0, delta: super::Delta::ReasoningText("hmm".into()) },
+                Delta {
+                    index: 0,
+                    delta: super::Delta::ReasoningText("hmm".into())
+                },
                 Delta {
                     index: 0,
                     delta: super::Delta::EncryptedReasoning(
@@ -495,7 +507,10 @@ mod tests {
                         name: "f".into()
                     }
                 },
-                Delta { index: 2, delta: super::Delta::Arguments("{\"q\":".into()) },
+                Delta {
+                    index: 2,
+                    delta: super::Delta::Arguments("{\"q\":".into())
+                },
                 Delta { index: 2, delta: super::Delta::Arguments("1}".into()) },
                 Finish(FinishReason::ToolCalls),
                 ItemDone { index: 2 },
@@ -559,7 +574,8 @@ mod tests {
         let mut p = EventParser::default();
         let mut out = Vec::new();
         let unknown: StreamEvent =
-            serde_json::from_value(json!({"type": "brand_new", "x": 1})).unwrap();
+            serde_json::from_value(json!({"type": "brand_new", "x": 1}))
+                .unwrap();
         p.event(unknown, &mut out).unwrap();
         let err: StreamEvent = serde_json::from_value(json!({"type": "error",
             "error": {"type": "overloaded_error", "message": "Overloaded"}}))
@@ -590,7 +606,9 @@ mod tests {
         use ProviderEvent::{Delta, Finish, ItemDone, Usage};
         assert!(c.events.contains(&Delta {
             index: 0,
-            delta: super::Delta::EncryptedReasoning("anthropic:redacted:BLOB".into())
+            delta: super::Delta::EncryptedReasoning(
+                "anthropic:redacted:BLOB".into()
+            )
         }));
         assert!(c.events.contains(&Delta {
             index: 2,

@@ -53,7 +53,10 @@ pub(super) fn decode(encrypted: &str) -> Option<Replay<'_>> {
 /// is clamped to `max_tokens - 1`, and when that is below 1024 the
 /// budget stays 1024 and `max_tokens` is raised to 1025 so it fits
 /// (thinking counts towards `max_tokens`).
-pub(super) fn budget(effort: Option<&str>, max_tokens: i64) -> Option<(i64, i64)> {
+pub(super) fn budget(
+    effort: Option<&str>,
+    max_tokens: i64,
+) -> Option<(i64, i64)> {
     let wanted = match effort? {
         "minimal" | "low" => MIN_BUDGET,
         "medium" => 4096,

@@ -127,16 +127,17 @@ impl<'a> MessagesRequest<'a> {
         default_max_tokens: i64,
     ) -> Result<Self, ProviderError> {
         let s = &req.sampling;
-        let mut max_tokens =
-            s.max_output_tokens.filter(|m| *m > 0).unwrap_or(default_max_tokens);
-        let thinking = thinking::budget(
-            req.reasoning_effort.as_deref(),
-            max_tokens,
-        )
-        .map(|(budget, max)| {
-            max_tokens = max;
-            json!({"type": "enabled", "budget_tokens": budget})
-        });
+        let mut max_tokens = s
+            .max_output_tokens
+            .filter(|m| *m > 0)
+            .unwrap_or(default_max_tokens);
+        let thinking =
+            thinking::budget(req.reasoning_effort.as_deref(), max_tokens).map(
+                |(budget, max)| {
+                    max_tokens = max;
+                    json!({"type": "enabled", "budget_tokens": budget})
+                },
+            );
         let (system_parts, messages) = translate(req)?;
         let mut system_parts = system_parts;
         if matches!(req.output_format, Some(TextFormat::JsonObject)) {
@@ -198,7 +199,10 @@ fn tool(t: &FunctionTool) -> Tool<'_> {
 
 /// `tool_choice`, with `disable_parallel_tool_use` when parallel calls are
 /// off (on `auto` when no choice is given).
-fn tool_choice(choice: Option<&ToolChoice>, parallel: Option<bool>) -> Option<Value> {
+fn tool_choice(
+    choice: Option<&ToolChoice>,
+    parallel: Option<bool>,
+) -> Option<Value> {
     let serial = parallel == Some(false);
     let mut v = match choice {
         None if serial => json!({"type": "auto"}),
@@ -290,7 +294,10 @@ fn translate(
                 });
             }
             TranscriptItem::Reasoning { text, encrypted_content, .. } => {
-                let block = match encrypted_content.as_deref().and_then(thinking::decode) {
+                let block = match encrypted_content
+                    .as_deref()
+                    .and_then(thinking::decode)
+                {
                     Some(Replay::Thinking(signature)) => {
                         Block::Thinking { thinking: text, signature }
                     }
@@ -346,8 +353,7 @@ fn user_blocks(
                 out.push(Block::Image { source });
             }
             ContentPart::InputFile { file_data, file_url, .. } => {
-                let source = match (file_data.as_deref(), file_url.as_deref())
-                {
+                let source = match (file_data.as_deref(), file_url.as_deref()) {
                     (Some(d), _) => source(d).or(Some(Source::Base64 {
                         media_type: "application/pdf",
                         data: d,
@@ -545,7 +551,11 @@ mod tests {
             (None, None, None),
             (Some(ToolChoice::Auto), None, Some(json!({"type": "auto"}))),
             (Some(ToolChoice::Required), None, Some(json!({"type": "any"}))),
-            (Some(ToolChoice::None), Some(false), Some(json!({"type": "none"}))),
+            (
+                Some(ToolChoice::None),
+                Some(false),
+                Some(json!({"type": "none"})),
+            ),
             (
                 Some(ToolChoice::Function("f".into())),
                 Some(false),
@@ -553,7 +563,11 @@ mod tests {
                     json!({"type": "tool", "name": "f", "disable_parallel_tool_use": true}),
                 ),
             ),
-            (Some(ToolChoice::Required), Some(true), Some(json!({"type": "any"}))),
+            (
+                Some(ToolChoice::Required),
+                Some(true),
+                Some(json!({"type": "any"})),
+            ),
         ];
         for (choice, parallel, want) in cases {
             assert_eq!(
@@ -569,11 +583,15 @@ mod tests {
         let cases = [
             (
                 "data:image/png;base64,AAAA",
-                Some(json!({"type": "base64", "media_type": "image/png", "data": "AAAA"})),
+                Some(
+                    json!({"type": "base64", "media_type": "image/png", "data": "AAAA"}),
+                ),
             ),
             (
                 "https://example.com/cat.jpg",
-                Some(json!({"type": "url", "url": "https://example.com/cat.jpg"})),
+                Some(
+                    json!({"type": "url", "url": "https://example.com/cat.jpg"}),
+                ),
             ),
             ("data:image/png,notbase64", None),
             ("ftp://example.com/x.png", None),
@@ -622,7 +640,10 @@ mod tests {
             ..ProviderRequest::default()
         };
         let b = body(&req);
-        assert_eq!(b["thinking"], json!({"type": "enabled", "budget_tokens": 1024}));
+        assert_eq!(
+            b["thinking"],
+            json!({"type": "enabled", "budget_tokens": 1024})
+        );
         assert_eq!(b["max_tokens"], 1025);
         assert_eq!(
             b["output_config"],

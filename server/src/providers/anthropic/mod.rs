@@ -173,6 +173,12 @@ impl Anthropic {
             .as_deref()
             .unwrap_or(DEFAULT_BASE_URL)
             .trim_end_matches('/');
+        if base.ends_with("/v1") {
+            return Err(err(format!(
+                "base_url '{base}' must not include the version path: remove \
+                 the trailing /v1 (the gateway appends /v1/messages)"
+            )));
+        }
         let parse =
             |suffix: &str| -> Result<(http::Uri, PathAndQuery), String> {
                 let uri: http::Uri = format!("{base}{suffix}")
@@ -484,5 +490,89 @@ impl EventReader {
             self.done = true;
             self.drain_rest();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml_text: &str) -> Result<ProviderConfig, String> {
+        toml::from_str(toml_text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn config_parses_every_field_and_refuses_unknown_ones() {
+        let c = parse(
+            r#"
+            kind = "anthropic"
+            base_url = "http://127.0.0.1:9"
+            anthropic_version = "2023-06-01"
+            default_max_tokens = 1000
+            beta = ["a", "b"]
+            request_timeout_secs = 5
+            idle_timeout_secs = 6
+            models = ["claude-x"]
+            discover_models = true
+            strict_models = true
+            "#,
+        )
+        .unwrap();
+        let ProviderConfig::Anthropic(a) = &c else {
+            panic!("{c:?}");
+        };
+        assert_eq!(a.beta, ["a", "b"]);
+        assert_eq!(a.default_max_tokens, Some(1000));
+        assert!(c.build("claude").is_ok());
+        let err = parse("kind = \"anthropic\"\nmax_tokens = 5\n").unwrap_err();
+        assert!(err.contains("max_tokens"), "{err}");
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_what_to_do() {
+        let cases = [
+            (
+                r#"kind = "anthropic"
+                   base_url = "https://api.anthropic.com/v1""#,
+                "remove the trailing /v1",
+            ),
+            (
+                r#"kind = "anthropic"
+                strict_models = true"#,
+                "strict_models",
+            ),
+            (
+                r#"kind = "anthropic"
+                default_max_tokens = 0"#,
+                "default_max_tokens",
+            ),
+            (
+                r#"kind = "anthropic"
+                   api_key_env = "MANIAC_UNIT_TEST_UNSET_VARIABLE""#,
+                "MANIAC_UNIT_TEST_UNSET_VARIABLE is not set",
+            ),
+            (
+                r#"kind = "anthropic"
+                base_url = "ftp://x""#,
+                "http",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = match parse(text).unwrap().build("claude") {
+                Ok(_) => panic!("{text}: accepted"),
+                Err(e) => e,
+            };
+            assert!(err.starts_with("providers.claude: "), "{err}");
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_key_header_is_sensitive() {
+        let (name, value) = key_header("sk-ant-secret").unwrap();
+        assert_eq!(name, "x-api-key");
+        assert!(value.is_sensitive());
+        assert!(!format!("{value:?}").contains("secret"));
+        assert!(key_header("bad\nkey").is_err());
     }
 }

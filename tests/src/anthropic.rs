@@ -35,6 +35,9 @@
 //!
 //! `GET /v1/models` answers Anthropic's list shape with [`MODELS`].
 
+mod reply;
+mod validate;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -171,7 +174,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
     }
 }
 
-fn answer(
+pub(crate) fn answer(
     status: u16,
     content_type: &'static str,
     body: impl Into<Bytes>,
@@ -186,7 +189,11 @@ fn answer(
 }
 
 /// Anthropic's error shape.
-fn error(status: u16, kind: &str, message: &str) -> Response<Full<Bytes>> {
+pub(crate) fn error(
+    status: u16,
+    kind: &str,
+    message: &str,
+) -> Response<Full<Bytes>> {
     let body =
         json!({"type": "error", "error": {"type": kind, "message": message}});
     answer(status, "application/json", body.to_string())
@@ -244,17 +251,17 @@ async fn handle(
                     "the body is not JSON",
                 ));
             }
-            if let Err(m) = validate(&body) {
+            if let Err(m) = validate::validate(&body) {
                 return Ok(error(400, "invalid_request_error", &m));
             }
             let id = state.next_id.fetch_add(1, Ordering::Relaxed);
-            Ok(messages(&body, id, got_key.unwrap_or("")))
+            Ok(reply::messages(&body, id, got_key.unwrap_or("")))
         }
         _ => Ok(error(404, "not_found_error", "Not found")),
     }
 }
 
-fn blocks(content: &Value) -> Vec<Value> {
+pub(crate) fn blocks(content: &Value) -> Vec<Value> {
     match content {
         Value::String(s) => vec![json!({"type": "text", "text": s})],
         Value::Array(a) => a.clone(),
@@ -262,502 +269,8 @@ fn blocks(content: &Value) -> Vec<Value> {
     }
 }
 
-fn kind(b: &Value) -> &str {
+pub(crate) fn kind(b: &Value) -> &str {
     b["type"].as_str().unwrap_or("")
-}
-
-/// Anthropic's checks, as far as a translation could fail them.
-fn validate(b: &Value) -> Result<(), String> {
-    if b["model"].as_str().is_none_or(str::is_empty) {
-        return Err("model: Field required".into());
-    }
-    let max_tokens = b["max_tokens"]
-        .as_i64()
-        .filter(|m| *m >= 1)
-        .ok_or("max_tokens: Field required")?;
-    if let Some(t) = b.get("temperature").and_then(Value::as_f64)
-        && !(0.0..=1.0).contains(&t)
-    {
-        return Err("temperature: must be between 0 and 1".into());
-    }
-    match b.get("system") {
-        None | Some(Value::String(_)) => {}
-        Some(Value::Array(parts)) => {
-            for p in parts {
-                if kind(p) != "text"
-                    || p["text"].as_str().is_none_or(str::is_empty)
-                {
-                    return Err("system: blocks must be non-empty text".into());
-                }
-            }
-        }
-        Some(_) => return Err("system: must be a string or blocks".into()),
-    }
-    let tools = b["tools"].as_array().cloned().unwrap_or_default();
-    for (i, t) in tools.iter().enumerate() {
-        if t["name"].as_str().is_none_or(str::is_empty)
-            || t["input_schema"]["type"] != "object"
-        {
-            return Err(format!(
-                "tools.{i}: needs a name and an object input_schema"
-            ));
-        }
-    }
-    let choice = b.get("tool_choice");
-    if choice.is_some() && tools.is_empty() {
-        return Err(
-            "tool_choice: may only be specified while providing tools".into()
-        );
-    }
-    let thinking = match b.get("thinking") {
-        None => false,
-        Some(t) if t["type"] == "enabled" => {
-            let budget = t["budget_tokens"].as_i64().unwrap_or(0);
-            if budget < 1024 {
-                return Err("thinking.budget_tokens: must be >= 1024".into());
-            }
-            if budget >= max_tokens {
-                return Err(
-                    "max_tokens must be greater than thinking.budget_tokens"
-                        .into(),
-                );
-            }
-            true
-        }
-        Some(t) if t["type"] == "disabled" => false,
-        Some(_) => return Err("thinking: unknown type".into()),
-    };
-    if thinking
-        && choice.is_some_and(|c| c["type"] == "any" || c["type"] == "tool")
-    {
-        return Err(
-            "Thinking may not be enabled when tool_choice forces tool use."
-                .into(),
-        );
-    }
-    if let Some(f) = b["output_config"].get("format")
-        && (f["type"] != "json_schema" || !f["schema"].is_object())
-    {
-        return Err(
-            "output_config.format: needs type json_schema and a schema".into(),
-        );
-    }
-    let messages =
-        b["messages"].as_array().ok_or("messages: Field required")?;
-    if messages.is_empty() {
-        return Err("messages: at least one message is required".into());
-    }
-    let mut prev_role = "";
-    let mut prev_calls: Vec<String> = Vec::new();
-    for (i, m) in messages.iter().enumerate() {
-        let role = m["role"].as_str().unwrap_or("");
-        if role != "user" && role != "assistant" {
-            return Err(format!(
-                "messages.{i}.role: must be user or assistant"
-            ));
-        }
-        if role == prev_role {
-            return Err(format!(
-                "messages.{i}: roles must alternate between \"user\" and \"assistant\""
-            ));
-        }
-        let content = blocks(&m["content"]);
-        if content.is_empty() {
-            return Err(format!("messages.{i}: content must be non-empty"));
-        }
-        let mut calls = Vec::new();
-        let mut results = Vec::new();
-        let mut seen_other = false;
-        for (j, blk) in content.iter().enumerate() {
-            let at = format!("messages.{i}.content.{j}");
-            match kind(blk) {
-                "text" => {
-                    if blk["text"].as_str().is_none_or(str::is_empty) {
-                        return Err(format!(
-                            "{at}: text content blocks must be non-empty"
-                        ));
-                    }
-                }
-                "image" | "document" => {
-                    let s = &blk["source"];
-                    let ok = match s["type"].as_str() {
-                        Some("base64") => {
-                            s["media_type"].is_string() && s["data"].is_string()
-                        }
-                        Some("url") => s["url"]
-                            .as_str()
-                            .is_some_and(|u| u.starts_with("http")),
-                        _ => false,
-                    };
-                    if !ok || role != "user" {
-                        return Err(format!("{at}.source: invalid"));
-                    }
-                }
-                "tool_use" => {
-                    if role != "assistant" || !blk["input"].is_object() {
-                        return Err(format!("{at}: invalid tool_use"));
-                    }
-                    calls.push(blk["id"].as_str().unwrap_or("").to_string());
-                }
-                "tool_result" => {
-                    if role != "user" || seen_other {
-                        return Err(format!(
-                            "{at}: tool_result blocks must come first in a user message"
-                        ));
-                    }
-                    let id =
-                        blk["tool_use_id"].as_str().unwrap_or("").to_string();
-                    if !prev_calls.contains(&id) {
-                        return Err(format!(
-                            "{at}: unexpected `tool_use_id` found in `tool_result` blocks: {id}. \
-                             Each `tool_result` block must have a corresponding `tool_use` \
-                             block in the previous message."
-                        ));
-                    }
-                    results.push(id);
-                }
-                "thinking" => {
-                    let text = blk["thinking"].as_str().unwrap_or("");
-                    if role != "assistant"
-                        || blk["signature"].as_str()
-                            != Some(signature(text).as_str())
-                    {
-                        return Err(format!(
-                            "{at}: Invalid `signature` in `thinking` block"
-                        ));
-                    }
-                }
-                "redacted_thinking" => {
-                    if role != "assistant" || blk["data"] != REDACTED {
-                        return Err(format!(
-                            "{at}: invalid redacted_thinking data"
-                        ));
-                    }
-                }
-                other => {
-                    return Err(format!("{at}: unknown block type `{other}`"));
-                }
-            }
-            if kind(blk) != "tool_result" {
-                seen_other = true;
-            }
-        }
-        if let Some(missing) = prev_calls.iter().find(|c| !results.contains(c))
-        {
-            return Err(format!(
-                "messages.{i}: `tool_use` ids were found without `tool_result` blocks \
-                 immediately after: {missing}"
-            ));
-        }
-        if thinking
-            && !calls.is_empty()
-            && !matches!(kind(&content[0]), "thinking" | "redacted_thinking")
-        {
-            return Err(format!(
-                "messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, \
-                 but found `{}`. When `thinking` is enabled, a final `assistant` message \
-                 must start with a thinking block.",
-                kind(&content[0])
-            ));
-        }
-        prev_role = role;
-        prev_calls = calls;
-    }
-    if !prev_calls.is_empty() {
-        return Err(
-            "the last message has tool_use blocks without results".into()
-        );
-    }
-    Ok(())
-}
-
-/// What the answer will be.
-struct Plan {
-    id: u64,
-    model: String,
-    stream: bool,
-    think: bool,
-    redact: bool,
-    /// Reply words (with their spaces).
-    words: Vec<String>,
-    call: Option<(String, String)>,
-    stop_reason: &'static str,
-    input: i64,
-    cache: bool,
-    mid_error: bool,
-}
-
-fn text_of(blocks: &[Value]) -> String {
-    blocks
-        .iter()
-        .filter(|b| kind(b) == "text")
-        .filter_map(|b| b["text"].as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn word_count(s: &str) -> i64 {
-    s.split_whitespace().count() as i64
-}
-
-fn plan(b: &Value, id: u64) -> Result<Plan, Box<Response<Full<Bytes>>>> {
-    let messages = b["messages"].as_array().cloned().unwrap_or_default();
-    let last_user = messages
-        .iter()
-        .rev()
-        .find(|m| m["role"] == "user")
-        .map(|m| blocks(&m["content"]))
-        .unwrap_or_default();
-    let text = text_of(&last_user);
-    let tool_output: Option<String> = {
-        let results: Vec<String> = last_user
-            .iter()
-            .filter(|b| kind(b) == "tool_result")
-            .map(|b| match &b["content"] {
-                Value::String(s) => s.clone(),
-                c => text_of(&blocks(c)),
-            })
-            .collect();
-        (!results.is_empty()).then(|| results.join(" "))
-    };
-    for (marker, status, kind, message) in [
-        (
-            "FAULT:429",
-            429,
-            "rate_limit_error",
-            "Number of request tokens has exceeded your rate limit.",
-        ),
-        ("FAULT:529", 529, "overloaded_error", "Overloaded"),
-        ("FAULT:500", 500, "api_error", "Internal server error"),
-    ] {
-        if text.contains(marker) {
-            let mut rsp = error(status, kind, message);
-            if status == 429 {
-                rsp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
-            }
-            return Err(Box::new(rsp));
-        }
-    }
-    let stream = b["stream"] == true;
-    let mid_error = text.contains("MIDERROR");
-    if mid_error && !stream {
-        return Err(Box::new(error(529, "overloaded_error", "Overloaded")));
-    }
-    let mut input = word_count(
-        &messages
-            .iter()
-            .map(|m| text_of(&blocks(&m["content"])))
-            .collect::<Vec<_>>()
-            .join(" "),
-    );
-    match &b["system"] {
-        Value::String(s) => input += word_count(s),
-        Value::Array(a) => input += word_count(&text_of(a)),
-        _ => {}
-    }
-    let tools = b["tools"].as_array().cloned().unwrap_or_default();
-    let choice = b["tool_choice"]["type"].as_str().unwrap_or("auto");
-    let call = if tools.is_empty() || tool_output.is_some() || choice == "none"
-    {
-        None
-    } else if choice == "tool" {
-        b["tool_choice"]["name"].as_str().map(str::to_owned)
-    } else if choice == "any" || text.contains("CALL") {
-        tools[0]["name"].as_str().map(str::to_owned)
-    } else {
-        None
-    }
-    .map(|name| (name, json!({"q": text}).to_string()));
-    let refuse = text.contains("REFUSE");
-    let reply = if refuse {
-        REFUSAL.to_string()
-    } else if b["output_config"].get("format").is_some() {
-        JSON_REPLY.to_string()
-    } else if let Some(out) = &tool_output {
-        format!("Tool said: {out}")
-    } else {
-        format!("You said: {text}")
-    };
-    let mut words: Vec<String> =
-        reply.split_inclusive(' ').map(str::to_owned).collect();
-    let max = b["max_tokens"].as_i64().unwrap_or(i64::MAX).max(0) as usize;
-    let stop_reason = if call.is_some() {
-        words.clear();
-        "tool_use"
-    } else if words.len() > max {
-        words.truncate(max);
-        if let Some(w) = words.last_mut() {
-            *w = w.trim_end().to_string();
-        }
-        "max_tokens"
-    } else if refuse {
-        "refusal"
-    } else {
-        "end_turn"
-    };
-    Ok(Plan {
-        id,
-        model: b["model"].as_str().unwrap_or("").to_string(),
-        stream,
-        think: text.contains("THINK"),
-        redact: text.contains("REDACT"),
-        words,
-        call,
-        stop_reason,
-        input,
-        cache: text.contains("CACHE"),
-        mid_error,
-    })
-}
-
-impl Plan {
-    fn output_tokens(&self) -> i64 {
-        let mut n = self.words.len() as i64;
-        if self.think {
-            n += word_count(THINKING);
-        }
-        if let Some((_, args)) = &self.call {
-            n += word_count(args);
-        }
-        n
-    }
-
-    fn usage(&self, output: i64) -> Value {
-        let (read, write) =
-            if self.cache { (CACHE_READ, CACHE_WRITE) } else { (0, 0) };
-        json!({"input_tokens": self.input, "cache_read_input_tokens": read,
-               "cache_creation_input_tokens": write, "output_tokens": output})
-    }
-
-    fn call_id(&self) -> String {
-        format!("toolu_fake_{}", self.id)
-    }
-}
-
-fn messages(b: &Value, id: u64, got_key: &str) -> Response<Full<Bytes>> {
-    let text = b["messages"]
-        .as_array()
-        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
-        .map(|m| text_of(&blocks(&m["content"])))
-        .unwrap_or_default();
-    if text.contains("FAULT:401") {
-        // Like an upstream that quotes the key it refused.
-        return error(
-            401,
-            "authentication_error",
-            &format!("invalid x-api-key: {got_key}"),
-        );
-    }
-    let p = match plan(b, id) {
-        Ok(p) => p,
-        Err(rsp) => return *rsp,
-    };
-    if p.stream { stream(&p) } else { whole(&p) }
-}
-
-fn whole(p: &Plan) -> Response<Full<Bytes>> {
-    let mut content = Vec::new();
-    if p.redact {
-        content.push(json!({"type": "redacted_thinking", "data": REDACTED}));
-    }
-    if p.think {
-        content.push(json!({"type": "thinking", "thinking": THINKING,
-                            "signature": signature(THINKING)}));
-    }
-    if !p.words.is_empty() {
-        content.push(json!({"type": "text", "text": p.words.concat()}));
-    }
-    if let Some((name, args)) = &p.call {
-        let input: Value = serde_json::from_str(args).unwrap_or(json!({}));
-        content.push(json!({"type": "tool_use", "id": p.call_id(), "name": name, "input": input}));
-    }
-    let body = json!({
-        "id": format!("msg_fake_{}", p.id), "type": "message", "role": "assistant",
-        "model": p.model, "content": content, "stop_reason": p.stop_reason,
-        "stop_sequence": null, "usage": p.usage(p.output_tokens()),
-    });
-    answer(200, "application/json", body.to_string())
-}
-
-/// SSE text of events, each with its `event:` line.
-struct Sse(String);
-
-impl Sse {
-    fn push(&mut self, data: Value) {
-        let name = data["type"].as_str().unwrap_or("").to_string();
-        self.0.push_str(&format!("event: {name}\ndata: {data}\n\n"));
-    }
-}
-
-fn stream(p: &Plan) -> Response<Full<Bytes>> {
-    let mut s = Sse(String::new());
-    s.push(json!({"type": "message_start", "message": {
-        "id": format!("msg_fake_{}", p.id), "type": "message", "role": "assistant",
-        "model": p.model, "content": [], "stop_reason": null, "stop_sequence": null,
-        "usage": p.usage(1)}}));
-    s.push(json!({"type": "ping"}));
-    let mut index = 0;
-    if p.mid_error {
-        s.push(json!({"type": "content_block_start", "index": 0,
-                      "content_block": {"type": "text", "text": ""}}));
-        s.push(json!({"type": "content_block_delta", "index": 0,
-                      "delta": {"type": "text_delta", "text": "Partial "}}));
-        s.push(json!({"type": "error",
-                      "error": {"type": "overloaded_error", "message": "Overloaded"}}));
-        return answer(200, "text/event-stream", s.0);
-    }
-    if p.redact {
-        s.push(json!({"type": "content_block_start", "index": index,
-                      "content_block": {"type": "redacted_thinking", "data": REDACTED}}));
-        s.push(json!({"type": "content_block_stop", "index": index}));
-        index += 1;
-    }
-    if p.think {
-        s.push(json!({"type": "content_block_start", "index": index,
-                      "content_block": {"type": "thinking", "thinking": ""}}));
-        for w in THINKING.split_inclusive(' ') {
-            s.push(json!({"type": "content_block_delta", "index": index,
-                          "delta": {"type": "thinking_delta", "thinking": w}}));
-        }
-        s.push(json!({"type": "content_block_delta", "index": index,
-                      "delta": {"type": "signature_delta", "signature": signature(THINKING)}}));
-        s.push(json!({"type": "content_block_stop", "index": index}));
-        index += 1;
-    }
-    if !p.words.is_empty() {
-        s.push(json!({"type": "content_block_start", "index": index,
-                      "content_block": {"type": "text", "text": ""}}));
-        for w in &p.words {
-            s.push(json!({"type": "content_block_delta", "index": index,
-                          "delta": {"type": "text_delta", "text": w}}));
-        }
-        s.push(json!({"type": "content_block_stop", "index": index}));
-        index += 1;
-    }
-    if let Some((name, args)) = &p.call {
-        s.push(json!({"type": "content_block_start", "index": index,
-                      "content_block": {"type": "tool_use", "id": p.call_id(),
-                                        "name": name, "input": {}}}));
-        let chars: Vec<char> = args.chars().collect();
-        let third = chars.len().div_ceil(3).max(1);
-        for piece in chars.chunks(third) {
-            let piece: String = piece.iter().collect();
-            s.push(json!({"type": "content_block_delta", "index": index,
-                          "delta": {"type": "input_json_delta", "partial_json": piece}}));
-        }
-        s.push(json!({"type": "content_block_stop", "index": index}));
-    }
-    let usage = if p.cache {
-        p.usage(p.output_tokens())
-    } else {
-        json!({"output_tokens": p.output_tokens()})
-    };
-    s.push(json!({"type": "message_delta",
-                  "delta": {"stop_reason": p.stop_reason, "stop_sequence": null},
-                  "usage": usage}));
-    s.push(json!({"type": "message_stop"}));
-    answer(200, "text/event-stream", s.0)
 }
 
 /// The environment variable that holds [`TEST_KEY`] for the gateway.

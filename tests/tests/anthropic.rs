@@ -699,3 +699,223 @@ async fn models_lists_configured_and_discovered_anthropic_models() {
         Some("feature-a,feature-b")
     );
 }
+
+#[tokio::test]
+async fn chat_reasoning_effort_thinks_and_answers_reasoning_content() {
+    let (gw, fake) = setup!();
+    let c = ok(
+        &gw,
+        CHAT,
+        json!({"model": MODEL, "messages": user("THINK hard"), "reasoning_effort": "medium"}),
+    )
+    .await;
+    let m = &c["choices"][0]["message"];
+    assert_eq!(m["reasoning_content"], anthropic::THINKING, "{c}");
+    assert_eq!(m["content"], "You said: THINK hard");
+    let sent = fake.last().body;
+    assert_eq!(
+        sent["thinking"],
+        json!({"type": "enabled", "budget_tokens": 4095})
+    );
+    assert_eq!(sent["max_tokens"], 4096);
+    let cs = chunks(
+        gw.post(&gw.key, CHAT, &json!({"model": MODEL, "messages": user("THINK hard"),
+            "reasoning_effort": "high", "max_completion_tokens": 20000, "stream": true}))
+            .await,
+    )
+    .await;
+    let reasoning: String = cs
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str())
+        .collect();
+    assert_eq!(reasoning, anthropic::THINKING);
+    assert_eq!(
+        fake.last().body["thinking"],
+        json!({"type": "enabled", "budget_tokens": 16384})
+    );
+}
+
+/// The fake must refuse what Anthropic refuses, or the tests above would
+/// prove nothing: one row per rule, sent to the fake directly.
+#[tokio::test]
+async fn the_fake_refuses_what_anthropic_refuses() {
+    let fake = FakeAnthropic::start(Some(TEST_KEY)).await;
+    let url = format!("{}/v1/messages", fake.base_url());
+    let user_text = |t: &str| json!({"role": "user", "content": t});
+    let sig = anthropic::signature("t");
+    let call = json!({"role": "assistant", "content": [
+        {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}]});
+    let result = json!({"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "r"}]});
+    let tools = json!([{"name": "f", "input_schema": {"type": "object"}}]);
+    let thinking = json!({"type": "enabled", "budget_tokens": 1024});
+    // (row, key, version header, body, status)
+    let rows: Vec<(&str, &str, bool, Value, u16)> = vec![
+        (
+            "valid",
+            TEST_KEY,
+            true,
+            json!({"model": "m", "max_tokens": 5,
+            "messages": [user_text("hi")]}),
+            200,
+        ),
+        (
+            "wrong key",
+            "nope",
+            true,
+            json!({"model": "m", "max_tokens": 5,
+            "messages": [user_text("hi")]}),
+            401,
+        ),
+        (
+            "no version",
+            TEST_KEY,
+            false,
+            json!({"model": "m", "max_tokens": 5,
+            "messages": [user_text("hi")]}),
+            400,
+        ),
+        (
+            "no max_tokens",
+            TEST_KEY,
+            true,
+            json!({"model": "m",
+            "messages": [user_text("hi")]}),
+            400,
+        ),
+        (
+            "same role twice",
+            TEST_KEY,
+            true,
+            json!({"model": "m", "max_tokens": 5,
+            "messages": [user_text("a"), user_text("b")]}),
+            400,
+        ),
+        (
+            "empty text",
+            TEST_KEY,
+            true,
+            json!({"model": "m", "max_tokens": 5,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]}),
+            400,
+        ),
+        (
+            "tool round trip",
+            TEST_KEY,
+            true,
+            json!({"model": "m", "max_tokens": 50,
+            "tools": tools, "messages": [user_text("q"), call, result]}),
+            200,
+        ),
+        (
+            "tool_result after text",
+            TEST_KEY,
+            true,
+            json!({"model": "m", "max_tokens": 5,
+            "tools": tools, "messages": [user_text("q"), call, {"role": "user", "content": [
+                {"type": "text", "text": "x"},
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "r"}]}]}),
+            400,
+        ),
+        (
+            "call without result",
+            TEST_KEY,
+            true,
+            json!({"model": "m", "max_tokens": 5,
+            "tools": tools, "messages": [user_text("q"), call, user_text("x")]}),
+            400,
+        ),
+        (
+            "result without call",
+            TEST_KEY,
+            true,
+            json!({"model": "m", "max_tokens": 5,
+            "messages": [user_text("q"), {"role": "assistant", "content": "a"}, result]}),
+            400,
+        ),
+        (
+            "tool_choice without tools",
+            TEST_KEY,
+            true,
+            json!({"model": "m", "max_tokens": 5,
+            "tool_choice": {"type": "auto"}, "messages": [user_text("q")]}),
+            400,
+        ),
+        (
+            "budget not below max_tokens",
+            TEST_KEY,
+            true,
+            json!({"model": "m",
+            "max_tokens": 1024, "thinking": thinking, "messages": [user_text("q")]}),
+            400,
+        ),
+        (
+            "thinking with forced tool",
+            TEST_KEY,
+            true,
+            json!({"model": "m",
+            "max_tokens": 2000, "thinking": thinking, "tools": tools,
+            "tool_choice": {"type": "any"}, "messages": [user_text("q")]}),
+            400,
+        ),
+        (
+            "tool_use turn without thinking",
+            TEST_KEY,
+            true,
+            json!({"model": "m",
+            "max_tokens": 2000, "thinking": thinking, "tools": tools,
+            "messages": [user_text("q"), call, result]}),
+            400,
+        ),
+        (
+            "signed thinking before tool_use",
+            TEST_KEY,
+            true,
+            json!({"model": "m",
+            "max_tokens": 2000, "thinking": thinking, "tools": tools,
+            "messages": [user_text("q"), {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "t", "signature": sig},
+                {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}]},
+                result]}),
+            200,
+        ),
+        (
+            "forged signature",
+            TEST_KEY,
+            true,
+            json!({"model": "m", "max_tokens": 5,
+            "messages": [user_text("q"), {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "changed", "signature": sig},
+                {"type": "text", "text": "a"}]}, user_text("x")]}),
+            400,
+        ),
+        (
+            "bad image source",
+            TEST_KEY,
+            true,
+            json!({"model": "m", "max_tokens": 5,
+            "messages": [{"role": "user", "content": [
+                {"type": "image", "source": {"type": "base64", "data": "AA"}}]}]}),
+            400,
+        ),
+    ];
+    let client = http();
+    let mut failures = Vec::new();
+    for (row, key, version, body, want) in &rows {
+        let mut req = client.post(&url).header("x-api-key", *key).json(body);
+        if *version {
+            req = req.header("anthropic-version", "2023-06-01");
+        }
+        let rsp = req.send().await.unwrap();
+        let got = rsp.status().as_u16();
+        let text = rsp.text().await.unwrap();
+        if got != *want {
+            failures.push(format!("{row}: got {got}, wanted {want}: {text}"));
+        } else if got != 200 {
+            let e: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(e["type"], "error", "{row}: {text}");
+            assert!(e["error"]["message"].is_string(), "{row}: {text}");
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}

@@ -919,3 +919,24 @@ async fn the_fake_refuses_what_anthropic_refuses() {
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
+
+#[tokio::test]
+async fn without_a_configured_key_no_key_header_is_sent() {
+    let fake = FakeAnthropic::start(None).await;
+    let mut cfg = anthropic::config(&fake);
+    cfg.api_key_env = None;
+    cfg.anthropic_version = Some("2024-01-01".into());
+    cfg.default_max_tokens = Some(77);
+    let gw = gateway!(Options {
+        extra_providers: vec![(
+            "claude".into(),
+            ProviderConfig::Anthropic(cfg)
+        )],
+        ..Options::default()
+    });
+    ok(&gw, CHAT, json!({"model": MODEL, "messages": user("x")})).await;
+    let sent = fake.last();
+    assert!(sent.header("x-api-key").is_none());
+    assert_eq!(sent.header("anthropic-version").as_deref(), Some("2024-01-01"));
+    assert_eq!(sent.body["max_tokens"], 77);
+}

@@ -1,5 +1,7 @@
-//! Test support: a fake OpenAI-compatible upstream and a real-gateway harness.
+//! Test support: fake OpenAI-compatible and Anthropic upstreams and a
+//! real-gateway harness.
 
+pub mod anthropic;
 pub mod harness;
 pub mod process;
 pub mod proxy;

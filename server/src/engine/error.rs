@@ -213,6 +213,8 @@ fn upstream_kind(e: &ProviderError) -> ErrorKind {
         ProviderError::Status { status: 401 | 403, .. } => {
             ErrorKind::UpstreamAuth
         }
+        // Anthropic's `overloaded_error`: a temporary state, retryable.
+        ProviderError::Status { status: 529, .. } => ErrorKind::Unavailable,
         ProviderError::Status { status, .. } if *status < 500 => {
             ErrorKind::UpstreamRejected
         }

@@ -54,6 +54,7 @@ impl From<EngineError> for ApiError {
                         ProviderError::Status { status, .. },
                     ) => *status,
                     (ErrorKind::UpstreamTimeout, _) => 504,
+                    (ErrorKind::Unavailable, _) => 503,
                     _ => 502,
                 };
                 ApiError::new(status, kind, message, None, Some(code))

@@ -3,6 +3,7 @@
 //! item-level [`ProviderEvent`]s; only the front ends know a wire
 //! taxonomy. Each protocol module owns its configuration and constructor.
 
+pub mod anthropic;
 pub mod client;
 mod discovery;
 pub mod echo;
@@ -108,6 +109,9 @@ pub enum ProviderConfig {
     /// An OpenAI-compatible Chat Completions upstream.
     #[serde(rename = "openai-chat")]
     OpenAiChat(openai_chat::ChatConfig),
+    /// Anthropic's Messages API.
+    #[serde(rename = "anthropic")]
+    Anthropic(anthropic::AnthropicConfig),
 }
 
 /// Gateway-wide settings every provider is built with.
@@ -134,6 +138,9 @@ impl ProviderConfig {
             ProviderConfig::Echo(c) => Ok(echo::Echo::from_config(c)),
             ProviderConfig::OpenAiChat(c) => {
                 openai_chat::OpenAiChat::from_config(name, c, ctx)
+            }
+            ProviderConfig::Anthropic(c) => {
+                anthropic::Anthropic::from_config(name, c)
             }
         }
     }

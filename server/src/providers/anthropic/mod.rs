@@ -1,0 +1,578 @@
+//! Anthropic Messages API upstreams (`POST /v1/messages`): the neutral
+//! transcript to Messages content blocks, streamed Messages events to
+//! provider events, Anthropic's error bodies to provider errors. The key
+//! travels in `x-api-key`, is never logged and is scrubbed from any
+//! upstream message we pass on.
+
+mod errors;
+mod stream;
+mod thinking;
+mod usage;
+mod wire;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use eventsource_stream::Eventsource;
+use futures::{FutureExt, StreamExt};
+use http::header::{self, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
+use serde::Deserialize;
+
+use super::client::{Answer, Client, ClientError, ClientOptions};
+use super::discovery::{MAX_LIST_BYTES, ModelCache, merge, parse_model_list};
+use super::*;
+use stream::{EventParser, MessageBody, StreamEvent};
+use wire::MessagesRequest;
+
+/// `kind = "anthropic"`: Anthropic's Messages API (or a compatible one).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnthropicConfig {
+    /// Origin without the version path (default
+    /// `https://api.anthropic.com`); the gateway appends `/v1/messages`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Name of the environment variable that holds the upstream key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// The `anthropic-version` header (default `2023-06-01`).
+    #[serde(default)]
+    pub anthropic_version: Option<String>,
+    /// `max_tokens` when the request sets no limit (default 4096;
+    /// Anthropic requires one).
+    #[serde(default)]
+    pub default_max_tokens: Option<i64>,
+    /// Beta features, sent comma-joined as `anthropic-beta`.
+    #[serde(default)]
+    pub beta: Vec<String>,
+    /// Seconds until the upstream must answer (default 600).
+    #[serde(default)]
+    pub request_timeout_secs: Option<u64>,
+    /// Longest silence between streamed events (default 120; Anthropic
+    /// pings in between).
+    #[serde(default)]
+    pub idle_timeout_secs: Option<u64>,
+    /// PEM file of extra CA certificates to trust for this upstream.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Models listed by `GET /v1/models` (others can still be called
+    /// unless `strict_models`).
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Also list what the upstream's own `GET /v1/models` names (cached
+    /// for five minutes).
+    #[serde(default)]
+    pub discover_models: bool,
+    /// Only listed (configured or discovered) models may be called.
+    #[serde(default)]
+    pub strict_models: bool,
+}
+
+impl AnthropicConfig {
+    /// Anthropic's public API with the key in `ANTHROPIC_API_KEY`.
+    pub fn anthropic_default() -> Self {
+        AnthropicConfig {
+            base_url: None,
+            api_key_env: Some("ANTHROPIC_API_KEY".into()),
+            anthropic_version: None,
+            default_max_tokens: None,
+            beta: Vec::new(),
+            request_timeout_secs: None,
+            idle_timeout_secs: None,
+            ca_file: None,
+            models: Vec::new(),
+            discover_models: false,
+            strict_models: false,
+        }
+    }
+}
+
+/// Anthropic's public origin.
+pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+/// The API version sent unless configured.
+pub const DEFAULT_VERSION: &str = "2023-06-01";
+/// `max_tokens` unless configured.
+pub const DEFAULT_MAX_TOKENS: i64 = 4096;
+
+/// Largest non-streaming answer read from an upstream.
+const MAX_ANSWER_BYTES: usize = 64 << 20;
+
+/// Resolved settings of one Anthropic upstream.
+#[derive(Clone)]
+struct Settings {
+    api_key: Option<String>,
+    default_max_tokens: i64,
+    request_timeout: Duration,
+    idle_timeout: Duration,
+    models: Vec<String>,
+    discover_models: bool,
+    strict_models: bool,
+}
+
+/// An Anthropic Messages upstream.
+pub struct Anthropic {
+    /// The configured name, for logs.
+    name: String,
+    cfg: Settings,
+    /// `/v1/messages` under the base URL, parsed once.
+    path: PathAndQuery,
+    /// `/v1/models`, for discovery.
+    models_path: PathAndQuery,
+    discovered: ModelCache,
+    json_headers: Vec<(HeaderName, HeaderValue)>,
+    sse_headers: Vec<(HeaderName, HeaderValue)>,
+    http: Client,
+}
+
+/// The header that carries the upstream key, marked sensitive so it never
+/// shows in debug output. The one place the key becomes a header (a key
+/// pool will choose the key here later).
+fn key_header(key: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let mut v = HeaderValue::from_str(key)
+        .map_err(|_| "upstream key is not a valid header value")?;
+    v.set_sensitive(true);
+    Ok((HeaderName::from_static("x-api-key"), v))
+}
+
+impl Anthropic {
+    /// The provider `name` for a configuration: reads the key from its
+    /// environment variable and the CA file, and checks the URL.
+    pub fn from_config(
+        name: &str,
+        c: &AnthropicConfig,
+    ) -> Result<Arc<dyn Provider>, String> {
+        let err = |e: String| format!("providers.{name}: {e}");
+        let api_key = match &c.api_key_env {
+            Some(var) => Some(std::env::var(var).map_err(|_| {
+                err(format!("environment variable {var} is not set"))
+            })?),
+            None => None,
+        };
+        let ca_pem = match &c.ca_file {
+            Some(f) => Some(std::fs::read(f).map_err(|e| {
+                err(format!("reading ca_file {}: {e}", f.display()))
+            })?),
+            None => None,
+        };
+        let default_max_tokens =
+            c.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+        if default_max_tokens < 1 {
+            return Err(err("default_max_tokens must be at least 1".into()));
+        }
+        if c.strict_models && c.models.is_empty() && !c.discover_models {
+            return Err(err("strict_models = true needs `models` or \
+                 discover_models = true (else no model could be called)"
+                .into()));
+        }
+        let base = c
+            .base_url
+            .as_deref()
+            .unwrap_or(DEFAULT_BASE_URL)
+            .trim_end_matches('/');
+        if base.ends_with("/v1") {
+            return Err(err(format!(
+                "base_url '{base}' must not include the version path: remove \
+                 the trailing /v1 (the gateway appends /v1/messages)"
+            )));
+        }
+        let parse =
+            |suffix: &str| -> Result<(http::Uri, PathAndQuery), String> {
+                let uri: http::Uri = format!("{base}{suffix}")
+                    .parse()
+                    .map_err(|e| format!("invalid base_url '{base}': {e}"))?;
+                let path = uri
+                    .path_and_query()
+                    .cloned()
+                    .ok_or_else(|| format!("invalid base_url '{base}'"))?;
+                Ok((uri, path))
+            };
+        let (uri, path) = parse("/v1/messages").map_err(err)?;
+        let (_, models_path) = parse("/v1/models?limit=1000").map_err(err)?;
+        let http = Client::new(
+            &uri,
+            ClientOptions {
+                extra_roots_pem: ca_pem,
+                ..ClientOptions::default()
+            },
+        )
+        .map_err(|e| err(format!("invalid base_url '{base}': {e}")))?;
+        let version = c.anthropic_version.as_deref().unwrap_or(DEFAULT_VERSION);
+        let mut headers = vec![
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                HeaderName::from_static("anthropic-version"),
+                HeaderValue::from_str(version).map_err(|_| {
+                    err("anthropic_version is not a valid header value".into())
+                })?,
+            ),
+        ];
+        if !c.beta.is_empty() {
+            headers.push((
+                HeaderName::from_static("anthropic-beta"),
+                HeaderValue::from_str(&c.beta.join(",")).map_err(|_| {
+                    err("beta is not a valid header value".into())
+                })?,
+            ));
+        }
+        if let Some(key) = &api_key {
+            headers.push(key_header(key).map_err(err)?);
+        }
+        let with_accept = |accept: &'static str| {
+            let mut h = headers.clone();
+            h.push((header::ACCEPT, HeaderValue::from_static(accept)));
+            h
+        };
+        Ok(Arc::new(Anthropic {
+            name: name.to_string(),
+            json_headers: with_accept("application/json"),
+            sse_headers: with_accept("text/event-stream"),
+            cfg: Settings {
+                api_key,
+                default_max_tokens,
+                request_timeout: Duration::from_secs(
+                    c.request_timeout_secs.unwrap_or(600),
+                ),
+                idle_timeout: Duration::from_secs(
+                    c.idle_timeout_secs.unwrap_or(120),
+                ),
+                models: c.models.clone(),
+                discover_models: c.discover_models,
+                strict_models: c.strict_models,
+            },
+            path,
+            models_path,
+            discovered: ModelCache::default(),
+            http,
+        }))
+    }
+
+    async fn send(
+        &self,
+        body: &MessagesRequest<'_>,
+    ) -> Result<Answer, ProviderError> {
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| ProviderError::Protocol(e.to_string()))?;
+        let headers =
+            if body.stream { &self.sse_headers } else { &self.json_headers };
+        let rsp = match tokio::time::timeout(
+            self.cfg.request_timeout,
+            self.http.post(&self.path, headers, bytes.into()),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(ProviderError::Timeout(
+                    self.cfg.request_timeout.as_secs(),
+                ));
+            }
+            Ok(Err(e)) => {
+                return Err(ProviderError::Unavailable(
+                    self.scrub(&e.to_string()),
+                ));
+            }
+            Ok(Ok(r)) => r,
+        };
+        if rsp.status.is_success() {
+            return Ok(rsp);
+        }
+        Err(errors::status_error(rsp, |s| self.scrub(s)).await)
+    }
+
+    /// The upstream's own model ids (`GET /v1/models`).
+    async fn fetch_models(&self) -> Result<Vec<String>, String> {
+        let rsp = self
+            .http
+            .get(&self.models_path, &self.json_headers)
+            .await
+            .map_err(|e| self.scrub(&e.to_string()))?;
+        if !rsp.status.is_success() {
+            return Err(format!("the upstream answered {}", rsp.status));
+        }
+        let body = rsp
+            .bytes(MAX_LIST_BYTES)
+            .await
+            .map_err(|e| self.scrub(&e.to_string()))?;
+        parse_model_list(&body)
+    }
+
+    /// Removes the upstream key from a text we may pass on or log.
+    fn scrub(&self, s: &str) -> String {
+        errors::scrub(s, self.cfg.api_key.as_deref())
+    }
+
+    fn body<'a>(
+        &self,
+        req: &'a ProviderRequest,
+        stream: bool,
+    ) -> Result<MessagesRequest<'a>, ProviderError> {
+        MessagesRequest::new(req, stream, self.cfg.default_max_tokens)
+    }
+}
+
+#[async_trait]
+impl Provider for Anthropic {
+    async fn models(&self) -> Vec<String> {
+        if !self.cfg.discover_models {
+            return self.cfg.models.clone();
+        }
+        match self.discovered.get(&self.name, self.fetch_models()).await {
+            Some(found) => merge(&self.cfg.models, &found),
+            None => self.cfg.models.clone(),
+        }
+    }
+
+    fn strict_models(&self) -> bool {
+        self.cfg.strict_models
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            images: true,
+            tools: true,
+            json_schema: true,
+            reasoning: true,
+            multiple_choices: false,
+            extra_fields: false,
+        }
+    }
+
+    async fn stream(
+        &self,
+        req: &ProviderRequest,
+        _ctx: &CallContext,
+    ) -> Result<EventStream, ProviderError> {
+        let rsp = self.send(&self.body(req, true)?).await?;
+        let reader = EventReader {
+            sse: Box::pin(rsp.into_stream().eventsource()),
+            idle: self.cfg.idle_timeout,
+            parser: EventParser::default(),
+            done: false,
+            pending: VecDeque::new(),
+            scratch: Vec::new(),
+            api_key: self.cfg.api_key.clone(),
+        };
+        // Read directly by the consumer: no task or channel per stream,
+        // and dropping the stream drops the upstream call.
+        Ok(Box::pin(futures::stream::unfold(reader, |mut r| async move {
+            loop {
+                if let Some(ev) = r.pending.pop_front() {
+                    return Some((ev, r));
+                }
+                if r.done {
+                    return None;
+                }
+                r.fill().await;
+            }
+        })))
+    }
+
+    async fn complete(
+        &self,
+        req: &ProviderRequest,
+        _ctx: &CallContext,
+    ) -> Result<Completion, ProviderError> {
+        let rsp = self.send(&self.body(req, false)?).await?;
+        let bytes = tokio::time::timeout(
+            self.cfg.request_timeout,
+            rsp.bytes(MAX_ANSWER_BYTES),
+        )
+        .await
+        .map_err(|_| {
+            ProviderError::Timeout(self.cfg.request_timeout.as_secs())
+        })?
+        .map_err(|e| ProviderError::Unavailable(self.scrub(&e.to_string())))?;
+        let body: MessageBody =
+            serde_json::from_slice(&bytes).map_err(|e| {
+                ProviderError::Protocol(format!("unreadable answer: {e}"))
+            })?;
+        Ok(EventParser::completion(body))
+    }
+}
+
+type SseStream = std::pin::Pin<
+    Box<
+        dyn futures::Stream<
+                Item = Result<
+                    eventsource_stream::Event,
+                    eventsource_stream::EventStreamError<ClientError>,
+                >,
+            > + Send,
+    >,
+>;
+
+/// Turns upstream Messages events into provider events, one at a time.
+struct EventReader {
+    sse: SseStream,
+    idle: Duration,
+    parser: EventParser,
+    /// Nothing more will be read.
+    done: bool,
+    pending: VecDeque<Result<ProviderEvent, ProviderError>>,
+    /// Reused buffer of one event's provider events.
+    scratch: Vec<ProviderEvent>,
+    /// Scrubbed from upstream messages.
+    api_key: Option<String>,
+}
+
+impl EventReader {
+    /// Reads the body's end after `message_stop` so its connection goes
+    /// back to the pool: at once when it is already here, else in a
+    /// short-lived task, so the answer is never held up by it.
+    fn drain_rest(&mut self) {
+        let mut rest = std::mem::replace(
+            &mut self.sse,
+            Box::pin(futures::stream::empty()),
+        );
+        loop {
+            match rest.next().now_or_never() {
+                Some(Some(_)) => continue,
+                Some(None) => return,
+                None => break,
+            }
+        }
+        tokio::spawn(async move {
+            let drain = async { while rest.next().await.is_some() {} };
+            let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+        });
+    }
+
+    fn fail(&mut self, e: ProviderError) {
+        self.pending.push_back(Err(e));
+        self.done = true;
+    }
+
+    /// Reads one upstream event into `pending` (or ends the stream).
+    async fn fill(&mut self) {
+        let ev = match tokio::time::timeout(self.idle, self.sse.next()).await {
+            Err(_) => {
+                return self.fail(ProviderError::Timeout(self.idle.as_secs()));
+            }
+            Ok(None) => {
+                return self.fail(ProviderError::Unavailable(
+                    "the upstream stream ended before `message_stop`".into(),
+                ));
+            }
+            Ok(Some(Err(e))) => {
+                return self.fail(ProviderError::Unavailable(format!(
+                    "the upstream stream broke: {e}"
+                )));
+            }
+            Ok(Some(Ok(ev))) => ev,
+        };
+        let event: StreamEvent = match serde_json::from_str(&ev.data) {
+            Ok(e) => e,
+            Err(e) => {
+                return self.fail(ProviderError::Protocol(format!(
+                    "unreadable stream event `{}`: {e}",
+                    ev.event
+                )));
+            }
+        };
+        let applied = self.parser.event(event, &mut self.scratch);
+        self.pending.extend(self.scratch.drain(..).map(Ok));
+        if let Err(e) = applied {
+            let e = match e {
+                ProviderError::Stream(m) => ProviderError::Stream(
+                    errors::scrub(&m, self.api_key.as_deref()),
+                ),
+                other => other,
+            };
+            return self.fail(e);
+        }
+        if self.parser.finished {
+            self.done = true;
+            self.drain_rest();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml_text: &str) -> Result<ProviderConfig, String> {
+        toml::from_str(toml_text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn config_parses_every_field_and_refuses_unknown_ones() {
+        let c = parse(
+            r#"
+            kind = "anthropic"
+            base_url = "http://127.0.0.1:9"
+            anthropic_version = "2023-06-01"
+            default_max_tokens = 1000
+            beta = ["a", "b"]
+            request_timeout_secs = 5
+            idle_timeout_secs = 6
+            models = ["claude-x"]
+            discover_models = true
+            strict_models = true
+            "#,
+        )
+        .unwrap();
+        let ProviderConfig::Anthropic(a) = &c else {
+            panic!("{c:?}");
+        };
+        assert_eq!(a.beta, ["a", "b"]);
+        assert_eq!(a.default_max_tokens, Some(1000));
+        assert!(c.build("claude").is_ok());
+        let err = parse("kind = \"anthropic\"\nmax_tokens = 5\n").unwrap_err();
+        assert!(err.contains("max_tokens"), "{err}");
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_what_to_do() {
+        let cases = [
+            (
+                r#"kind = "anthropic"
+                   base_url = "https://api.anthropic.com/v1""#,
+                "remove the trailing /v1",
+            ),
+            (
+                r#"kind = "anthropic"
+                strict_models = true"#,
+                "strict_models",
+            ),
+            (
+                r#"kind = "anthropic"
+                default_max_tokens = 0"#,
+                "default_max_tokens",
+            ),
+            (
+                r#"kind = "anthropic"
+                   api_key_env = "MANIAC_UNIT_TEST_UNSET_VARIABLE""#,
+                "MANIAC_UNIT_TEST_UNSET_VARIABLE is not set",
+            ),
+            (
+                r#"kind = "anthropic"
+                base_url = "ftp://x""#,
+                "http",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = match parse(text).unwrap().build("claude") {
+                Ok(_) => panic!("{text}: accepted"),
+                Err(e) => e,
+            };
+            assert!(err.starts_with("providers.claude: "), "{err}");
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_key_header_is_sensitive() {
+        let (name, value) = key_header("sk-ant-secret").unwrap();
+        assert_eq!(name, "x-api-key");
+        assert!(value.is_sensitive());
+        assert!(!format!("{value:?}").contains("secret"));
+        assert!(key_header("bad\nkey").is_err());
+    }
+}

@@ -278,15 +278,14 @@ pub const KEY_ENV: &str = "MANIAC_TEST_ANTHROPIC_KEY";
 /// The upstream key tests configure; it must never reach a client.
 pub const TEST_KEY: &str = "sk-ant-test-k3y-5ecr3t-7f3c9e1b2d";
 
-/// Puts [`TEST_KEY`] into [`KEY_ENV`], once per process.
+/// Checks that cargo put [`TEST_KEY`] into [`KEY_ENV`] (the `[env]` table
+/// of `.cargo/config.toml`): tests never set their own environment.
 pub fn install_test_key() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: std serializes its own environment access, and the
-        // value is the same whoever sets it first; tests call this before
-        // they start a gateway, so nothing reads this variable meanwhile.
-        unsafe { std::env::set_var(KEY_ENV, TEST_KEY) };
-    });
+    assert_eq!(
+        std::env::var(KEY_ENV).as_deref(),
+        Ok(TEST_KEY),
+        "{KEY_ENV} comes from .cargo/config.toml [env]; run the tests with cargo"
+    );
 }
 
 /// A provider configuration for `fake` with the test key.
@@ -297,12 +296,15 @@ pub fn config(
     maniac_server::providers::anthropic::AnthropicConfig {
         base_url: Some(fake.base_url()),
         api_key_env: Some(KEY_ENV.into()),
+        api_key_envs: Vec::new(),
         anthropic_version: None,
         default_max_tokens: None,
         beta: Vec::new(),
         request_timeout_secs: Some(30),
         idle_timeout_secs: Some(30),
+        connect_timeout_secs: None,
         ca_file: None,
+        proxy: None,
         models: vec!["claude-listed".into()],
         discover_models: false,
         strict_models: false,

@@ -105,6 +105,49 @@ impl KeyPool {
         KeyPool::new(keys, style, cooldown)
     }
 
+    /// The pool of a provider's `api_key_env` or `api_key_envs` (not
+    /// both), read from the environment.
+    pub fn from_config(
+        provider: &str,
+        api_key_env: Option<&String>,
+        api_key_envs: &[String],
+        style: KeyHeader,
+        cooldown: Duration,
+    ) -> Result<KeyPool, String> {
+        if api_key_env.is_some() && !api_key_envs.is_empty() {
+            return Err(format!(
+                "providers.{provider}.api_key_envs: set either api_key_env \
+                 or api_key_envs, not both"
+            ));
+        }
+        let vars: Vec<String> = match api_key_env {
+            Some(v) => vec![v.clone()],
+            None => api_key_envs.to_vec(),
+        };
+        KeyPool::from_env(
+            &format!("providers.{provider}"),
+            &vars,
+            style,
+            cooldown,
+        )
+    }
+
+    /// The headers of one call: `base` plus the next key's header (the
+    /// pool key is returned to report a refusal on).
+    pub fn headers<'a>(
+        &self,
+        base: &'a [(HeaderName, HeaderValue)],
+    ) -> (std::borrow::Cow<'a, [(HeaderName, HeaderValue)]>, Option<PoolKey>)
+    {
+        let Some(key) = self.pick() else {
+            return (std::borrow::Cow::Borrowed(base), None);
+        };
+        let mut h = Vec::with_capacity(base.len() + 1);
+        h.extend_from_slice(base);
+        h.push(key.header.clone());
+        (std::borrow::Cow::Owned(h), Some(key))
+    }
+
     /// The next key in rotation that is not cooling down; when all are,
     /// the one whose cooldown ends first (a call is better than none).
     /// `None` only for a keyless pool.

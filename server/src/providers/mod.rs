@@ -140,7 +140,7 @@ impl ProviderConfig {
                 openai_chat::OpenAiChat::from_config(name, c, ctx)
             }
             ProviderConfig::Anthropic(c) => {
-                anthropic::Anthropic::from_config(name, c)
+                anthropic::Anthropic::from_config(name, c, ctx)
             }
         }
     }

@@ -79,14 +79,6 @@ fn message_of(text: &str) -> String {
     }
 }
 
-/// Removes `key` from a text we may pass on or log.
-pub(super) fn scrub(s: &str, key: Option<&str>) -> String {
-    match key {
-        Some(k) if k.len() >= 4 && s.contains(k) => s.replace(k, "[redacted]"),
-        _ => s.to_string(),
-    }
-}
-
 fn truncate(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &s[..i]),
@@ -112,15 +104,5 @@ mod tests {
         for (body, want) in cases {
             assert_eq!(message_of(body), want, "body {body}");
         }
-    }
-
-    #[test]
-    fn scrub_removes_the_key_only_when_long_enough() {
-        assert_eq!(
-            scrub("bad key sk-ant-123", Some("sk-ant-123")),
-            "bad key [redacted]"
-        );
-        assert_eq!(scrub("abc", Some("ab")), "abc");
-        assert_eq!(scrub("abc", None), "abc");
     }
 }

@@ -22,8 +22,9 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use serde::Deserialize;
 
-use super::client::{Answer, Client, ClientError, ClientOptions};
+use super::client::{Answer, Client, ClientError, ClientOptions, ProxyChoice};
 use super::discovery::{MAX_LIST_BYTES, ModelCache, merge, parse_model_list};
+use super::keys::{KeyHeader, KeyPool};
 use super::*;
 use stream::{EventParser, MessageBody, StreamEvent};
 use wire::MessagesRequest;
@@ -39,6 +40,9 @@ pub struct AnthropicConfig {
     /// Name of the environment variable that holds the upstream key.
     #[serde(default)]
     pub api_key_env: Option<String>,
+    /// Several keys, rotated per request (a refused key cools down).
+    #[serde(default)]
+    pub api_key_envs: Vec<String>,
     /// The `anthropic-version` header (default `2023-06-01`).
     #[serde(default)]
     pub anthropic_version: Option<String>,
@@ -56,9 +60,15 @@ pub struct AnthropicConfig {
     /// pings in between).
     #[serde(default)]
     pub idle_timeout_secs: Option<u64>,
+    /// Seconds to open a connection (default 10).
+    #[serde(default)]
+    pub connect_timeout_secs: Option<u64>,
     /// PEM file of extra CA certificates to trust for this upstream.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Outbound HTTP proxy; unset: `HTTPS_PROXY`/`NO_PROXY`.
+    #[serde(default)]
+    pub proxy: Option<String>,
     /// Models listed by `GET /v1/models` (others can still be called
     /// unless `strict_models`).
     #[serde(default)]
@@ -78,12 +88,15 @@ impl AnthropicConfig {
         AnthropicConfig {
             base_url: None,
             api_key_env: Some("ANTHROPIC_API_KEY".into()),
+            api_key_envs: Vec::new(),
             anthropic_version: None,
             default_max_tokens: None,
             beta: Vec::new(),
             request_timeout_secs: None,
             idle_timeout_secs: None,
+            connect_timeout_secs: None,
             ca_file: None,
+            proxy: None,
             models: Vec::new(),
             discover_models: false,
             strict_models: false,
@@ -104,7 +117,6 @@ const MAX_ANSWER_BYTES: usize = 64 << 20;
 /// Resolved settings of one Anthropic upstream.
 #[derive(Clone)]
 struct Settings {
-    api_key: Option<String>,
     default_max_tokens: i64,
     request_timeout: Duration,
     idle_timeout: Duration,
@@ -123,19 +135,10 @@ pub struct Anthropic {
     /// `/v1/models`, for discovery.
     models_path: PathAndQuery,
     discovered: ModelCache,
+    keys: Arc<KeyPool>,
     json_headers: Vec<(HeaderName, HeaderValue)>,
     sse_headers: Vec<(HeaderName, HeaderValue)>,
     http: Client,
-}
-
-/// The header that carries the upstream key, marked sensitive so it never
-/// shows in debug output. The one place the key becomes a header (a key
-/// pool will choose the key here later).
-fn key_header(key: &str) -> Result<(HeaderName, HeaderValue), String> {
-    let mut v = HeaderValue::from_str(key)
-        .map_err(|_| "upstream key is not a valid header value")?;
-    v.set_sensitive(true);
-    Ok((HeaderName::from_static("x-api-key"), v))
 }
 
 impl Anthropic {
@@ -144,14 +147,16 @@ impl Anthropic {
     pub fn from_config(
         name: &str,
         c: &AnthropicConfig,
+        ctx: &BuildContext,
     ) -> Result<Arc<dyn Provider>, String> {
         let err = |e: String| format!("providers.{name}: {e}");
-        let api_key = match &c.api_key_env {
-            Some(var) => Some(std::env::var(var).map_err(|_| {
-                err(format!("environment variable {var} is not set"))
-            })?),
-            None => None,
-        };
+        let keys = KeyPool::from_config(
+            name,
+            c.api_key_env.as_ref(),
+            &c.api_key_envs,
+            KeyHeader::XApiKey,
+            ctx.key_cooldown,
+        )?;
         let ca_pem = match &c.ca_file {
             Some(f) => Some(std::fs::read(f).map_err(|e| {
                 err(format!("reading ca_file {}: {e}", f.display()))
@@ -196,10 +201,17 @@ impl Anthropic {
             &uri,
             ClientOptions {
                 extra_roots_pem: ca_pem,
+                connect_timeout: Duration::from_secs(
+                    c.connect_timeout_secs.unwrap_or(10).max(1),
+                ),
+                proxy: c
+                    .proxy
+                    .clone()
+                    .map_or(ProxyChoice::Environment, ProxyChoice::Url),
                 ..ClientOptions::default()
             },
         )
-        .map_err(|e| err(format!("invalid base_url '{base}': {e}")))?;
+        .map_err(|e| err(format!("base_url '{base}': {e}")))?;
         let version = c.anthropic_version.as_deref().unwrap_or(DEFAULT_VERSION);
         let mut headers = vec![
             (
@@ -221,9 +233,6 @@ impl Anthropic {
                 })?,
             ));
         }
-        if let Some(key) = &api_key {
-            headers.push(key_header(key).map_err(err)?);
-        }
         let with_accept = |accept: &'static str| {
             let mut h = headers.clone();
             h.push((header::ACCEPT, HeaderValue::from_static(accept)));
@@ -233,8 +242,8 @@ impl Anthropic {
             name: name.to_string(),
             json_headers: with_accept("application/json"),
             sse_headers: with_accept("text/event-stream"),
+            keys: Arc::new(keys),
             cfg: Settings {
-                api_key,
                 default_max_tokens,
                 request_timeout: Duration::from_secs(
                     c.request_timeout_secs.unwrap_or(600),
@@ -259,11 +268,12 @@ impl Anthropic {
     ) -> Result<Answer, ProviderError> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| ProviderError::Protocol(e.to_string()))?;
-        let headers =
+        let base =
             if body.stream { &self.sse_headers } else { &self.json_headers };
+        let (headers, key) = self.keys.headers(base);
         let rsp = match tokio::time::timeout(
             self.cfg.request_timeout,
-            self.http.post(&self.path, headers, bytes.into()),
+            self.http.post(&self.path, &headers, bytes.into()),
         )
         .await
         {
@@ -282,14 +292,18 @@ impl Anthropic {
         if rsp.status.is_success() {
             return Ok(rsp);
         }
+        if let Some(k) = &key {
+            self.keys.refused(k, rsp.status.as_u16());
+        }
         Err(errors::status_error(rsp, |s| self.scrub(s)).await)
     }
 
     /// The upstream's own model ids (`GET /v1/models`).
     async fn fetch_models(&self) -> Result<Vec<String>, String> {
+        let (headers, _) = self.keys.headers(&self.json_headers);
         let rsp = self
             .http
-            .get(&self.models_path, &self.json_headers)
+            .get(&self.models_path, &headers)
             .await
             .map_err(|e| self.scrub(&e.to_string()))?;
         if !rsp.status.is_success() {
@@ -304,7 +318,7 @@ impl Anthropic {
 
     /// Removes the upstream key from a text we may pass on or log.
     fn scrub(&self, s: &str) -> String {
-        errors::scrub(s, self.cfg.api_key.as_deref())
+        self.keys.scrub(s)
     }
 
     fn body<'a>(
@@ -356,7 +370,7 @@ impl Provider for Anthropic {
             done: false,
             pending: VecDeque::new(),
             scratch: Vec::new(),
-            api_key: self.cfg.api_key.clone(),
+            keys: self.keys.clone(),
         };
         // Read directly by the consumer: no task or channel per stream,
         // and dropping the stream drops the upstream call.
@@ -418,7 +432,7 @@ struct EventReader {
     /// Reused buffer of one event's provider events.
     scratch: Vec<ProviderEvent>,
     /// Scrubbed from upstream messages.
-    api_key: Option<String>,
+    keys: Arc<KeyPool>,
 }
 
 impl EventReader {
@@ -452,7 +466,8 @@ impl EventReader {
     async fn fill(&mut self) {
         let ev = match tokio::time::timeout(self.idle, self.sse.next()).await {
             Err(_) => {
-                return self.fail(ProviderError::Timeout(self.idle.as_secs()));
+                return self
+                    .fail(ProviderError::IdleTimeout(self.idle.as_secs()));
             }
             Ok(None) => {
                 return self.fail(ProviderError::Unavailable(
@@ -479,9 +494,9 @@ impl EventReader {
         self.pending.extend(self.scratch.drain(..).map(Ok));
         if let Err(e) = applied {
             let e = match e {
-                ProviderError::Stream(m) => ProviderError::Stream(
-                    errors::scrub(&m, self.api_key.as_deref()),
-                ),
+                ProviderError::Stream(m) => {
+                    ProviderError::Stream(self.keys.scrub(&m))
+                }
                 other => other,
             };
             return self.fail(e);
@@ -523,7 +538,7 @@ mod tests {
         };
         assert_eq!(a.beta, ["a", "b"]);
         assert_eq!(a.default_max_tokens, Some(1000));
-        assert!(c.build("claude").is_ok());
+        assert!(c.build("claude", &BuildContext::default()).is_ok());
         let err = parse("kind = \"anthropic\"\nmax_tokens = 5\n").unwrap_err();
         assert!(err.contains("max_tokens"), "{err}");
     }
@@ -558,21 +573,15 @@ mod tests {
             ),
         ];
         for (text, want) in cases {
-            let err = match parse(text).unwrap().build("claude") {
+            let err = match parse(text)
+                .unwrap()
+                .build("claude", &BuildContext::default())
+            {
                 Ok(_) => panic!("{text}: accepted"),
                 Err(e) => e,
             };
             assert!(err.starts_with("providers.claude: "), "{err}");
             assert!(err.contains(want), "{text}: {err}");
         }
-    }
-
-    #[test]
-    fn the_key_header_is_sensitive() {
-        let (name, value) = key_header("sk-ant-secret").unwrap();
-        assert_eq!(name, "x-api-key");
-        assert!(value.is_sensitive());
-        assert!(!format!("{value:?}").contains("secret"));
-        assert!(key_header("bad\nkey").is_err());
     }
 }

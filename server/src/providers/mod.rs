@@ -8,7 +8,9 @@ mod discovery;
 pub mod echo;
 mod error;
 mod events;
+pub mod http_options;
 pub mod openai_chat;
+pub mod openai_responses;
 mod registry;
 mod request;
 
@@ -92,6 +94,9 @@ pub enum ProviderConfig {
     /// An OpenAI-compatible Chat Completions upstream.
     #[serde(rename = "openai-chat")]
     OpenAiChat(openai_chat::ChatConfig),
+    /// An upstream that serves the Responses API itself.
+    #[serde(rename = "openai-responses")]
+    OpenAiResponses(openai_responses::ResponsesConfig),
 }
 
 impl ProviderConfig {
@@ -104,6 +109,9 @@ impl ProviderConfig {
             ProviderConfig::Echo(c) => Ok(echo::Echo::from_config(c)),
             ProviderConfig::OpenAiChat(c) => {
                 openai_chat::OpenAiChat::from_config(name, c)
+            }
+            ProviderConfig::OpenAiResponses(c) => {
+                openai_responses::OpenAiResponses::from_config(name, c)
             }
         }
     }

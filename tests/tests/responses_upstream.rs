@@ -584,6 +584,12 @@ async fn an_azure_style_config_reaches_the_upstream_as_configured() {
             json!({"model": "azure/gpt-4o", "stream": true,
             "messages": [{"role": "user", "content": "hi chat"}]}),
         ),
+        (RESPONSES, json!({"model": "azure/gpt-4o", "input": "ECHOKEY"})),
+        (
+            CHAT,
+            json!({"model": "azure/gpt-4o", "stream": true,
+            "messages": [{"role": "user", "content": "ECHOKEY"}]}),
+        ),
     ] {
         let rsp = http()
             .post(format!("{}{path}", gw.base))
@@ -622,8 +628,52 @@ async fn an_azure_style_config_reaches_the_upstream_as_configured() {
         );
     }
     assert!(reqs.iter().any(|r| r.target == "GET /v1/models"));
+    assert!(answers.contains("[redacted]"), "{answers}");
     assert!(!answers.contains(secret), "the key leaked into an answer");
     assert!(!gw.log().contains(secret), "the key leaked into the log");
     drop(gw);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The fake refuses what a stateless client must never send, so the
+/// tests above prove the gateway sends none of it.
+#[tokio::test]
+async fn the_fake_refuses_stateful_requests() {
+    let native = FakeResponsesUpstream::start().await;
+    let url = format!("{}/responses", native.base_url());
+    let user = json!({"role": "user", "content": "hi"});
+    let table = [
+        (json!({"model": "m", "input": [user], "store": false}), None),
+        (json!({"model": "m", "input": [user]}), Some("store")),
+        (json!({"model": "m", "input": [user], "store": true}), Some("store")),
+        (
+            json!({"model": "m", "input": [user], "store": false,
+                "previous_response_id": "resp_1"}),
+            Some("previous_response_id"),
+        ),
+        (
+            json!({"model": "m", "store": false, "input": [user,
+                {"type": "reasoning", "summary": [], "encrypted_content": "forged"}]}),
+            Some("input[1].encrypted_content"),
+        ),
+        (
+            json!({"model": "m", "store": false, "input": [user,
+                {"type": "reasoning", "id": "rs_1", "summary": []}]}),
+            Some("input[1]"),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (body, param) in &table {
+        let rsp = http().post(&url).json(body).send().await.unwrap();
+        let status = rsp.status().as_u16();
+        let v: Value = rsp.json().await.unwrap();
+        let ok = match param {
+            None => status == 200,
+            Some(p) => status == 400 && v["error"]["param"] == *p,
+        };
+        if !ok {
+            failures.push(format!("{body} -> {status} {v}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

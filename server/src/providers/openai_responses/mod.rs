@@ -203,7 +203,14 @@ impl OpenAiResponses {
         )];
         common.extend(http_options::extra_headers(&c.headers)?);
         if let Some(key) = &api_key {
-            common.push(http_options::key_header(c.auth, key)?);
+            let (name, value) = http_options::key_header(c.auth, key)?;
+            if common.iter().any(|(n, _)| *n == name) {
+                return Err(format!(
+                    "headers.{name}: the key goes in `{name}` from \
+                     api_key_env; remove it from `headers`"
+                ));
+            }
+            common.push((name, value));
         }
         let with_accept = |accept: &'static str| {
             let mut h = common.clone();
@@ -511,5 +518,72 @@ impl EventReader {
             self.done = true;
             self.drain_rest();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml_text: &str) -> Result<ProviderConfig, String> {
+        toml::from_str(toml_text).map_err(|e| e.to_string())
+    }
+
+    fn build(toml_text: &str) -> Result<(), String> {
+        match parse(toml_text)? {
+            ProviderConfig::OpenAiResponses(c) => {
+                OpenAiResponses::from_config("p", &c).map(|_| ())
+            }
+            _ => Err("another kind".into()),
+        }
+    }
+
+    #[test]
+    fn configuration_mistakes_are_refused_naming_the_field() {
+        let base = "kind = \"openai-responses\"\nbase_url = \"http://127.0.0.1:1/v1\"\n";
+        let table = [
+            ("", None),
+            ("auth = \"api-key\"\nquery = { api-version = \"v\" }\n", None),
+            ("headers = { x-extra = \"ok\" }\n", None),
+            ("headers = { \"bad name\" = \"v\" }\n", Some("headers.bad name")),
+            ("headers = { x-v = \"a\\nb\" }\n", Some("headers.x-v")),
+            ("auth = \"basic\"\n", Some("basic")),
+            ("max_tokens_field = \"max_tokens\"\n", Some("max_tokens_field")),
+            ("strict_models = true\n", Some("strict_models")),
+            (
+                "api_key_env = \"MANIAC_SURELY_UNSET_VAR\"\n",
+                Some("MANIAC_SURELY_UNSET_VAR"),
+            ),
+            ("ca_file = \"/nonexistent/ca.pem\"\n", Some("ca_file")),
+        ];
+        let mut failures = Vec::new();
+        for (extra, want) in table {
+            let got = build(&format!("{base}{extra}"));
+            let ok = match (&got, want) {
+                (Ok(()), None) => true,
+                (Err(e), Some(w)) => e.contains(w),
+                _ => false,
+            };
+            if !ok {
+                failures.push(format!("{extra:?}: got {got:?}, want {want:?}"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn urls_carry_the_static_query_and_the_debug_hides_the_key() {
+        let mut c =
+            ResponsesConfig::new("https://x.openai.azure.com/openai/v1/");
+        c.query.insert("api-version".into(), "preview".into());
+        let p = OpenAiResponses::build("az", &c).unwrap();
+        assert_eq!(p.path.as_str(), "/openai/v1/responses?api-version=preview");
+        assert_eq!(
+            p.models_path.as_str(),
+            "/openai/v1/models?api-version=preview"
+        );
+        let p = OpenAiResponses { api_key: Some("sk-secret".into()), ..p };
+        assert!(!format!("{p:?}").contains("sk-secret"));
+        assert_eq!(p.scrub("bad key sk-secret"), "bad key [redacted]");
     }
 }

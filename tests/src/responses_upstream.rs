@@ -11,6 +11,7 @@
 //! |--------------|---------------------------------------------------------------|
 //! | `THINK`      | a reasoning item first: summary [`SUMMARY`] and, when `include` asks for `reasoning.encrypted_content`, `encrypted_content` `enc-<n>` |
 //! | `CALL`       | with `tools`: a `function_call` of the first tool, arguments `{"q":"<text>"}` streamed in 3 deltas |
+//! | `REFUSE`     | the message is the refusal [`REFUSAL`] (streamed as `response.refusal.delta`) |
 //! | `LONG`       | the reply is `w0 w1 … w39`                                     |
 //! | `MIDERROR`   | stream: `response.failed` after one text delta; else a `failed` Response |
 //! | `FAULT:429`  | HTTP 429, `Retry-After: 7`, code `rate_limit_exceeded`         |
@@ -52,6 +53,8 @@ use answer::{plan, render};
 pub const SUMMARY: &str = "Thinking it over.";
 /// What `GET /v1/models` lists.
 pub const RESPONSES_MODELS: [&str; 2] = ["native-large", "native-small"];
+/// The refusal of `REFUSE`.
+pub const REFUSAL: &str = "I can't help with that.";
 /// The message of `MIDERROR`'s failure.
 pub const MID_ERROR: &str = "The model failed to generate a response.";
 

@@ -11,7 +11,7 @@ use maniac_server::providers::openai_responses::ResponsesConfig;
 use maniac_tests::gateway;
 use maniac_tests::harness::*;
 use maniac_tests::responses_upstream::{
-    FakeResponsesUpstream, MID_ERROR, RESPONSES_MODELS, SUMMARY,
+    FakeResponsesUpstream, MID_ERROR, REFUSAL, RESPONSES_MODELS, SUMMARY,
 };
 use serde_json::{Value, json};
 
@@ -676,4 +676,36 @@ async fn the_fake_refuses_stateful_requests() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn refusals_arrive_as_refusals_on_both_front_ends() {
+    let (gw, _native) = setup!();
+    for stream in [false, true] {
+        let body = json!({"model": "native/m", "input": "REFUSE this",
+            "stream": stream});
+        let r = if stream {
+            let evs =
+                sse_events(gw.post(&gw.key, RESPONSES, &body).await).await;
+            let kinds = types(&evs);
+            assert!(
+                kinds.contains(&"response.refusal.delta".into()),
+                "{kinds:?}"
+            );
+            evs.last().unwrap().1["response"].clone()
+        } else {
+            ok_json(&gw, RESPONSES, body).await
+        };
+        let part = &r["output"][0]["content"][0];
+        assert_eq!(part["type"], "refusal", "{r}");
+        assert_eq!(part["refusal"], REFUSAL);
+    }
+    let c = ok_json(
+        &gw,
+        CHAT,
+        json!({"model": "native/m",
+            "messages": [{"role": "user", "content": "REFUSE this"}]}),
+    )
+    .await;
+    assert_eq!(c["choices"][0]["message"]["refusal"], REFUSAL, "{c}");
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use http::{HeaderValue, Response, StatusCode, header};
 use serde_json::{Value, json};
 
-use super::{Body, MID_ERROR, SUMMARY, State, error, full};
+use super::{Body, MID_ERROR, REFUSAL, SUMMARY, State, error, full};
 
 fn words(s: &str) -> i64 {
     s.split_whitespace().count() as i64
@@ -29,7 +29,7 @@ fn item_text(item: &Value) -> String {
 /// One output item of the answer.
 enum Out {
     Reasoning { id: String, enc: Option<String> },
-    Message { id: String, pieces: Vec<String>, cut: bool },
+    Message { id: String, pieces: Vec<String>, cut: bool, refusal: bool },
     Call { id: String, call_id: String, name: String, args: String },
 }
 
@@ -124,6 +124,7 @@ pub(super) fn plan(
                     .map(|i| format!("w{i}"))
                     .collect::<Vec<_>>()
                     .join(" "),
+                None if last_user.contains("REFUSE") => REFUSAL.to_string(),
                 None => format!("You said: {last_user}"),
             };
             let mut pieces: Vec<String> =
@@ -139,6 +140,7 @@ pub(super) fn plan(
                 id: format!("msg_fake_{n}"),
                 pieces,
                 cut: incomplete,
+                refusal: last_user.contains("REFUSE") && tool_output.is_none(),
             });
         }
     }
@@ -159,6 +161,16 @@ fn status(p: &Plan) -> &'static str {
     if p.incomplete { "incomplete" } else { "completed" }
 }
 
+/// A message's content part: `text` as output text or as a refusal.
+fn part(text: String, refusal: bool) -> Value {
+    if refusal {
+        json!({"type": "refusal", "refusal": text})
+    } else {
+        json!({"type": "output_text", "text": text, "annotations": [],
+            "logprobs": []})
+    }
+}
+
 /// An output item, finished (`done`) or as first announced.
 fn item_json(item: &Out, done: bool) -> Value {
     match item {
@@ -173,13 +185,11 @@ fn item_json(item: &Out, done: bool) -> Value {
             }
             v
         }
-        Out::Message { id, pieces, cut } => {
+        Out::Message { id, pieces, cut, refusal } => {
             let (status, content) = if done {
-                let text: String = pieces.concat();
                 (
                     if *cut { "incomplete" } else { "completed" },
-                    json!([{"type": "output_text", "text": text,
-                        "annotations": [], "logprobs": []}]),
+                    json!([part(pieces.concat(), *refusal)]),
                 )
             } else {
                 ("in_progress", json!([]))
@@ -257,19 +267,25 @@ fn stream_events(p: &Plan) -> Vec<Value> {
                     json!({"part": {"type": "summary_text", "text": SUMMARY}}),
                 ));
             }
-            Out::Message { id, pieces, .. } => {
+            Out::Message { id, pieces, refusal, .. } => {
                 let at = |kind: &str| {
                     json!({"type": kind, "item_id": id,
                     "output_index": index, "content_index": 0})
                 };
+                let (delta, done) = if *refusal {
+                    ("response.refusal.delta", "response.refusal.done")
+                } else {
+                    ("response.output_text.delta", "response.output_text.done")
+                };
                 let mut e = at("response.content_part.added");
-                e["part"] = json!({"type": "output_text", "annotations": [],
-                    "logprobs": [], "text": ""});
+                e["part"] = part(String::new(), *refusal);
                 evs.push(e);
                 for piece in pieces {
-                    let mut e = at("response.output_text.delta");
+                    let mut e = at(delta);
                     e["delta"] = json!(piece);
-                    e["logprobs"] = json!([]);
+                    if !*refusal {
+                        e["logprobs"] = json!([]);
+                    }
                     evs.push(e);
                     if p.mid_error {
                         let failed = response_object(p, "failed", Vec::new());
@@ -278,13 +294,16 @@ fn stream_events(p: &Plan) -> Vec<Value> {
                     }
                 }
                 let text = pieces.concat();
-                let mut e = at("response.output_text.done");
-                e["text"] = json!(text);
-                e["logprobs"] = json!([]);
+                let mut e = at(done);
+                if *refusal {
+                    e["refusal"] = json!(text);
+                } else {
+                    e["text"] = json!(text);
+                    e["logprobs"] = json!([]);
+                }
                 evs.push(e);
                 let mut e = at("response.content_part.done");
-                e["part"] = json!({"type": "output_text", "annotations": [],
-                    "logprobs": [], "text": text});
+                e["part"] = part(text, *refusal);
                 evs.push(e);
             }
             Out::Call { id, args, name, .. } => {

@@ -1,5 +1,6 @@
-//! The `POST …/responses` body: the neutral request as a stateless
-//! Responses call. The gateway keeps the state, so every call has
+//! The `POST …/responses` body, borrowed from the provider request so the
+//! hot path serializes without building an intermediate tree: the
+//! neutral request as a stateless Responses call. The gateway keeps the state, so every call has
 //! `store: false` and the whole transcript inlined as input items, never
 //! `previous_response_id`.
 //!
@@ -12,7 +13,7 @@
 //! upstream cannot read; without text it is left out.
 
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::REASONING_TAG;
 use crate::api::{ContentPart, Role, TextFormat};
@@ -26,7 +27,7 @@ pub(super) struct ResponsesRequest<'a> {
     pub model: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instructions: Option<&'a str>,
-    pub input: Vec<Value>,
+    pub input: Vec<InputItem<'a>>,
     pub stream: bool,
     /// Always false: the gateway stores, the upstream must not.
     pub store: bool,
@@ -41,7 +42,7 @@ pub(super) struct ResponsesRequest<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_logprobs: Option<i64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<Value>,
+    pub tools: Vec<Tool<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,19 +105,102 @@ impl<'a> ResponsesRequest<'a> {
     }
 }
 
+/// One input item, borrowed from the transcript.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(super) enum InputItem<'a> {
+    Message {
+        role: &'static str,
+        content: Vec<InputPart<'a>>,
+    },
+    FunctionCall {
+        call_id: &'a str,
+        name: &'a str,
+        arguments: &'a str,
+    },
+    FunctionCallOutput {
+        call_id: &'a str,
+        output: &'a str,
+    },
+    /// No `id`: with `store: false` the upstream would look it up and fail.
+    Reasoning {
+        summary: Vec<SummaryText<'a>>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        content: Vec<ReasoningText<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        encrypted_content: Option<&'a str>,
+    },
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "summary_text")]
+pub(super) struct SummaryText<'a> {
+    text: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "reasoning_text")]
+pub(super) struct ReasoningText<'a> {
+    text: &'a str,
+}
+
+/// A content part of an input message.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(super) enum InputPart<'a> {
+    InputText {
+        text: &'a str,
+    },
+    OutputText {
+        text: &'a str,
+        annotations: &'static [Value],
+    },
+    Refusal {
+        refusal: &'a str,
+    },
+    InputImage {
+        detail: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        image_url: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        file_id: Option<&'a str>,
+    },
+    InputFile {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        file_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        filename: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        file_data: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        file_url: Option<&'a str>,
+    },
+}
+
+/// A function tool.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "function")]
+pub(super) struct Tool<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
+}
+
 /// The transcript as input items.
-fn input(req: &ProviderRequest) -> Vec<Value> {
+fn input(req: &ProviderRequest) -> Vec<InputItem<'_>> {
     let mut out = Vec::with_capacity(req.transcript.len());
     for item in &req.transcript {
         match item {
             TranscriptItem::Message(m) => out.push(message(m)),
             TranscriptItem::FunctionCall { call_id, name, arguments } => {
-                out.push(json!({"type": "function_call", "call_id": call_id,
-                    "name": name, "arguments": arguments}));
+                out.push(InputItem::FunctionCall { call_id, name, arguments });
             }
             TranscriptItem::FunctionCallOutput { call_id, output } => {
-                out.push(json!({"type": "function_call_output",
-                    "call_id": call_id, "output": output}));
+                out.push(InputItem::FunctionCallOutput { call_id, output });
             }
             TranscriptItem::Reasoning { text, summary, encrypted_content } => {
                 if let Some(r) =
@@ -130,33 +214,30 @@ fn input(req: &ProviderRequest) -> Vec<Value> {
     out
 }
 
-/// A reasoning input item, by the replay rule of this module. No `id`:
-/// with `store: false` the upstream would look it up and fail.
-fn reasoning(
-    text: &str,
-    summary: &[String],
-    encrypted: Option<&str>,
-) -> Option<Value> {
+/// A reasoning input item, by the replay rule of this module.
+fn reasoning<'a>(
+    text: &'a str,
+    summary: &'a [String],
+    encrypted: Option<&'a str>,
+) -> Option<InputItem<'a>> {
     let ours = encrypted.and_then(|e| e.strip_prefix(REASONING_TAG));
     if ours.is_none() && text.is_empty() && summary.iter().all(String::is_empty)
     {
         return None;
     }
-    let summary: Vec<Value> = summary
+    let summary = summary
         .iter()
         .filter(|s| !s.is_empty())
-        .map(|s| json!({"type": "summary_text", "text": s}))
+        .map(|s| SummaryText { text: s })
         .collect();
-    let mut item = json!({"type": "reasoning", "summary": summary});
-    if let Some(e) = ours {
-        item["encrypted_content"] = json!(e);
-    } else if !text.is_empty() {
-        item["content"] = json!([{"type": "reasoning_text", "text": text}]);
-    }
-    Some(item)
+    let content = match ours {
+        None if !text.is_empty() => vec![ReasoningText { text }],
+        _ => Vec::new(),
+    };
+    Some(InputItem::Reasoning { summary, content, encrypted_content: ours })
 }
 
-fn message(m: &Message) -> Value {
+fn message(m: &Message) -> InputItem<'_> {
     let role = match m.role {
         Role::User => "user",
         Role::Assistant => "assistant",
@@ -164,75 +245,54 @@ fn message(m: &Message) -> Value {
         Role::Developer => "developer",
     };
     let assistant = m.role == Role::Assistant;
-    let content: Vec<Value> =
-        m.parts.iter().filter_map(|p| part(p, assistant)).collect();
-    json!({"type": "message", "role": role, "content": content})
+    let content = m.parts.iter().map(|p| part(p, assistant)).collect();
+    InputItem::Message { role, content }
 }
 
 /// A content part: the assistant's text is `output_text`, everyone
 /// else's `input_text`.
-fn part(p: &ContentPart, assistant: bool) -> Option<Value> {
-    Some(match p {
+fn part(p: &ContentPart, assistant: bool) -> InputPart<'_> {
+    match p {
         ContentPart::InputText { text }
         | ContentPart::OutputText { text, .. } => {
             if assistant {
-                json!({"type": "output_text", "text": text, "annotations": []})
+                InputPart::OutputText { text, annotations: &[] }
             } else {
-                json!({"type": "input_text", "text": text})
+                InputPart::InputText { text }
             }
         }
         ContentPart::Refusal { refusal } => {
             if assistant {
-                json!({"type": "refusal", "refusal": refusal})
+                InputPart::Refusal { refusal }
             } else {
-                json!({"type": "input_text", "text": refusal})
+                InputPart::InputText { text: refusal }
             }
         }
         ContentPart::InputImage { image_url, file_id, detail } => {
-            let mut img = Map::new();
-            img.insert("type".into(), json!("input_image"));
-            img.insert(
-                "detail".into(),
-                json!(detail.as_deref().unwrap_or("auto")),
-            );
-            if let Some(u) = image_url {
-                img.insert("image_url".into(), json!(u));
+            InputPart::InputImage {
+                detail: detail.as_deref().unwrap_or("auto"),
+                image_url: image_url.as_deref(),
+                file_id: file_id.as_deref(),
             }
-            if let Some(f) = file_id {
-                img.insert("file_id".into(), json!(f));
-            }
-            Value::Object(img)
         }
         ContentPart::InputFile { file_id, filename, file_data, file_url } => {
-            let mut f = Map::new();
-            f.insert("type".into(), json!("input_file"));
-            for (k, v) in [
-                ("file_id", file_id),
-                ("filename", filename),
-                ("file_data", file_data),
-                ("file_url", file_url),
-            ] {
-                if let Some(v) = v {
-                    f.insert(k.into(), json!(v));
-                }
+            InputPart::InputFile {
+                file_id: file_id.as_deref(),
+                filename: filename.as_deref(),
+                file_data: file_data.as_deref(),
+                file_url: file_url.as_deref(),
             }
-            Value::Object(f)
         }
-    })
+    }
 }
 
-fn tool(t: &FunctionTool) -> Value {
-    let mut f = json!({"type": "function", "name": t.name});
-    if let Some(d) = &t.description {
-        f["description"] = json!(d);
+fn tool(t: &FunctionTool) -> Tool<'_> {
+    Tool {
+        name: &t.name,
+        description: t.description.as_deref(),
+        parameters: t.parameters.as_ref(),
+        strict: t.strict,
     }
-    if let Some(p) = &t.parameters {
-        f["parameters"] = p.clone();
-    }
-    if let Some(s) = t.strict {
-        f["strict"] = json!(s);
-    }
-    f
 }
 
 fn tool_choice(c: &ToolChoice) -> Value {
@@ -372,5 +432,41 @@ mod tests {
             serde_json::to_value(ResponsesRequest::new(&req, false)).unwrap();
         assert_eq!(body["reasoning"]["effort"], "low");
         assert_eq!(body["include"], json!(["reasoning.encrypted_content"]));
+    }
+
+    #[test]
+    fn images_and_files_keep_their_fields() {
+        let req = ProviderRequest {
+            model: "m".into(),
+            transcript: vec![TranscriptItem::Message(Message {
+                role: Role::User,
+                parts: vec![
+                    ContentPart::InputText { text: "look".into() },
+                    ContentPart::InputImage {
+                        image_url: Some("https://x/cat.png".into()),
+                        file_id: None,
+                        detail: None,
+                    },
+                    ContentPart::InputFile {
+                        file_id: Some("file_1".into()),
+                        filename: None,
+                        file_data: None,
+                        file_url: None,
+                    },
+                ],
+            })],
+            ..ProviderRequest::default()
+        };
+        let body =
+            serde_json::to_value(ResponsesRequest::new(&req, false)).unwrap();
+        assert_eq!(
+            body["input"][0]["content"],
+            json!([
+                {"type": "input_text", "text": "look"},
+                {"type": "input_image", "detail": "auto",
+                    "image_url": "https://x/cat.png"},
+                {"type": "input_file", "file_id": "file_1"}
+            ])
+        );
     }
 }

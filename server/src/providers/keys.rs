@@ -40,6 +40,15 @@ impl KeyHeader {
     }
 }
 
+impl From<super::http_options::Auth> for KeyHeader {
+    fn from(a: super::http_options::Auth) -> KeyHeader {
+        match a {
+            super::http_options::Auth::Bearer => KeyHeader::Bearer,
+            super::http_options::Auth::ApiKey => KeyHeader::ApiKey,
+        }
+    }
+}
+
 /// One key of a pool, ready to send.
 pub struct PoolKey {
     /// Position in the pool, to report on it.

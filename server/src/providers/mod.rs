@@ -9,8 +9,10 @@ mod discovery;
 pub mod echo;
 mod error;
 mod events;
+pub mod http_options;
 pub mod keys;
 pub mod openai_chat;
+pub mod openai_responses;
 pub mod proxy;
 mod registry;
 mod request;
@@ -112,6 +114,9 @@ pub enum ProviderConfig {
     /// Anthropic's Messages API.
     #[serde(rename = "anthropic")]
     Anthropic(anthropic::AnthropicConfig),
+    /// An upstream that serves the Responses API itself.
+    #[serde(rename = "openai-responses")]
+    OpenAiResponses(openai_responses::ResponsesConfig),
 }
 
 /// Gateway-wide settings every provider is built with.
@@ -141,6 +146,9 @@ impl ProviderConfig {
             }
             ProviderConfig::Anthropic(c) => {
                 anthropic::Anthropic::from_config(name, c, ctx)
+            }
+            ProviderConfig::OpenAiResponses(c) => {
+                openai_responses::OpenAiResponses::from_config(name, c, ctx)
             }
         }
     }

@@ -111,6 +111,10 @@ pub struct RecordedRequest {
     pub authorization: Option<String>,
     /// The request path (without query).
     pub path: String,
+    /// The query string, if any.
+    pub query: Option<String>,
+    /// Every header, by lower-case name (the last value of repeated ones).
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Default)]
@@ -516,6 +520,12 @@ async fn handle(
     }
     let gauge = Gauge::new(&state, Counter::InFlight);
     let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_owned);
+    let headers: std::collections::BTreeMap<String, String> = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_owned())))
+        .collect();
     let authorization = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -529,6 +539,8 @@ async fn handle(
                 body: Value::Null,
                 authorization,
                 path,
+                query,
+                headers,
             });
             let msg = format!(
                 "We could not parse the JSON body of your request: {e}"
@@ -547,7 +559,7 @@ async fn handle(
     let revoked = authorization.as_ref().is_some_and(|a| {
         state.rejected.lock().unwrap_or_else(|e| e.into_inner()).contains(a)
     });
-    state.record(RecordedRequest { body, authorization, path });
+    state.record(RecordedRequest { body, authorization, path, query, headers });
     if revoked {
         plan.fault = Some(Fault::Status(401));
     } else if let Some(m) =

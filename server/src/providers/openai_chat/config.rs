@@ -1,13 +1,17 @@
 //! `kind = "openai-chat"` configuration and its resolved settings (keys
 //! read from the environment, CA file read, timeouts with defaults).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use http::header::{HeaderName, HeaderValue};
+
 use crate::providers::BuildContext;
 use crate::providers::client::ProxyChoice;
+use crate::providers::http_options::{Auth, extra_headers};
 
 /// `kind = "openai-chat"`: any OpenAI-compatible Chat Completions API.
 #[derive(Clone, Debug, Deserialize)]
@@ -23,6 +27,17 @@ pub struct ChatConfig {
     /// `api_key_env`.
     #[serde(default)]
     pub api_key_envs: Vec<String>,
+    /// Which header carries the key: `bearer` (default) or `api-key`
+    /// (Azure OpenAI).
+    #[serde(default)]
+    pub auth: Auth,
+    /// Static query parameters appended to every URL (Azure's
+    /// `api-version`).
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// Extra static headers sent with every call.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
     /// `max_tokens` (default) or `max_completion_tokens`.
     #[serde(default)]
     pub max_tokens_field: Option<MaxTokensField>,
@@ -83,6 +98,9 @@ impl ChatConfig {
             base_url: "https://api.openai.com/v1".into(),
             api_key_env: Some("OPENAI_API_KEY".into()),
             api_key_envs: Vec::new(),
+            auth: Auth::Bearer,
+            query: BTreeMap::new(),
+            headers: BTreeMap::new(),
             max_tokens_field: Some(MaxTokensField::MaxCompletionTokens),
             request_timeout_secs: None,
             connect_timeout_secs: None,
@@ -115,6 +133,12 @@ pub struct Settings {
     pub base_url: String,
     /// Upstream API keys (none for a keyless upstream).
     pub api_keys: Vec<String>,
+    /// Which header carries the key.
+    pub auth: Auth,
+    /// Static query parameters of every URL.
+    pub query: BTreeMap<String, String>,
+    /// Extra static headers, checked.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Which token-limit field to send.
     pub max_tokens_field: MaxTokensField,
     /// Time allowed to open a connection.
@@ -208,6 +232,10 @@ impl Settings {
         let settings = Settings {
             base_url: c.base_url.clone(),
             api_keys,
+            auth: c.auth,
+            query: c.query.clone(),
+            headers: extra_headers(&c.headers)
+                .map_err(|e| format!("providers.{name}.{e}"))?,
             max_tokens_field: c.max_tokens_field.unwrap_or_default(),
             connect_timeout: secs(
                 c.connect_timeout_secs,

@@ -19,7 +19,8 @@ use serde_json::Value;
 
 use super::client::{Answer, Client, ClientError, ClientOptions};
 use super::discovery::{MAX_LIST_BYTES, ModelCache, merge, parse_model_list};
-use super::keys::{KeyHeader, KeyPool, PoolKey};
+use super::http_options::with_query;
+use super::keys::{KeyPool, PoolKey};
 use super::*;
 use chunks::{ChatChunk, ChatCompletion, ChunkParser};
 pub use config::{ChatConfig, MaxTokensField, Settings};
@@ -70,7 +71,7 @@ impl OpenAiChat {
     /// Builds the adapter with a pooled keep-alive client.
     pub fn new(cfg: Settings) -> Result<Self, String> {
         let base = cfg.base_url.trim_end_matches('/');
-        let url = format!("{base}/chat/completions");
+        let url = with_query(&format!("{base}/chat/completions"), &cfg.query);
         let uri: http::Uri = url
             .parse()
             .map_err(|e| format!("invalid base_url '{}': {e}", cfg.base_url))?;
@@ -78,7 +79,7 @@ impl OpenAiChat {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/chat/completions"));
-        let models_path = format!("{base}/models")
+        let models_path = with_query(&format!("{base}/models"), &cfg.query)
             .parse::<http::Uri>()
             .ok()
             .and_then(|u| u.path_and_query().cloned())
@@ -95,13 +96,23 @@ impl OpenAiChat {
         .map_err(|e| format!("base_url '{}': {e}", cfg.base_url))?;
         let keys = KeyPool::new(
             cfg.api_keys.clone(),
-            KeyHeader::Bearer,
+            cfg.auth.into(),
             cfg.key_cooldown,
         )?;
         let mut base = vec![(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )];
+        base.extend(cfg.headers.iter().cloned());
+        if let Some(k) = keys.pick()
+            && base.iter().any(|(n, _)| *n == k.header.0)
+        {
+            return Err(format!(
+                "headers.{}: the key goes there from api_key_env; remove it \
+                 from `headers`",
+                k.header.0
+            ));
+        }
         if keys.len() == 1
             && let Some(k) = keys.pick()
         {

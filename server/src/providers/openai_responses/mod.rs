@@ -21,9 +21,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::client::{Answer, Client, ClientError, ClientOptions, ProxyChoice};
-use super::keys::KeyPool;
 use super::discovery::{MAX_LIST_BYTES, ModelCache, merge, parse_model_list};
 use super::http_options::{self, Auth};
+use super::keys::KeyPool;
 use super::*;
 use events::{EventParser, ResponseObject, StreamEvent};
 use wire::ResponsesRequest;
@@ -184,7 +184,9 @@ impl OpenAiResponses {
             c.auth.into(),
             ctx.key_cooldown,
         )
-        .map_err(|e| e.trim_start_matches(&format!("providers.{name}: ")).to_string())?;
+        .map_err(|e| {
+            e.trim_start_matches(&format!("providers.{name}: ")).to_string()
+        })?;
         let ca_pem = match &c.ca_file {
             Some(f) => Some(std::fs::read(f).map_err(|e| {
                 format!("reading ca_file {}: {e}", f.display())
@@ -554,7 +556,8 @@ mod tests {
     fn build(toml_text: &str) -> Result<(), String> {
         match parse(toml_text)? {
             ProviderConfig::OpenAiResponses(c) => {
-                OpenAiResponses::from_config("p", &c, &BuildContext::default()).map(|_| ())
+                OpenAiResponses::from_config("p", &c, &BuildContext::default())
+                    .map(|_| ())
             }
             _ => Err("another kind".into()),
         }
@@ -598,8 +601,8 @@ mod tests {
         let mut c =
             ResponsesConfig::new("https://x.openai.azure.com/openai/v1/");
         c.query.insert("api-version".into(), "preview".into());
-        let p = OpenAiResponses::build("az", &c, &BuildContext::default())
-            .unwrap();
+        let p =
+            OpenAiResponses::build("az", &c, &BuildContext::default()).unwrap();
         assert_eq!(p.path.as_str(), "/openai/v1/responses?api-version=preview");
         assert_eq!(
             p.models_path.as_str(),

@@ -112,11 +112,16 @@ wait_for_line() { # file pattern timeout_s pid
     done
 }
 
+export FAKE_ANTHROPIC_KEY="sk-ant-compat-$RANDOM$RANDOM"
 "$BIN/fake-upstream" --listen 127.0.0.1:0 >"$TMP/upstream.out" 2>"$TMP/upstream.err" &
 UP_PID=$!
 wait_for_line "$TMP/upstream.out" '^listening on ' 30 "$UP_PID"
 UPSTREAM_URL="$(sed -n 's/^listening on \(http[^ ]*\).*/\1/p' "$TMP/upstream.out" | head -n1)"
-log "fake upstream at $UPSTREAM_URL"
+ANTHROPIC_URL="$(sed -n 's/^anthropic on \(http[^ ]*\).*/\1/p' "$TMP/upstream.out" | head -n1)"
+RESPONSES_URL="$(sed -n 's/^responses on \(http[^ ]*\).*/\1/p' "$TMP/upstream.out" | head -n1)"
+log "fake upstreams: chat $UPSTREAM_URL, anthropic $ANTHROPIC_URL, responses $RESPONSES_URL"
+# A port nothing listens on: the first target of the failover alias.
+DEAD_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 
 cat >"$TMP/maniac.toml" <<EOF
 [providers.fake]
@@ -124,6 +129,32 @@ kind = "openai-chat"
 base_url = "$UPSTREAM_URL"
 request_timeout_secs = 5
 models = ["compat", "meta-llama/llama-3"]
+
+[providers.claude]
+kind = "anthropic"
+base_url = "$ANTHROPIC_URL"
+api_key_env = "FAKE_ANTHROPIC_KEY"
+models = ["claude-compat"]
+
+[providers.native]
+kind = "openai-responses"
+base_url = "$RESPONSES_URL"
+models = ["native-compat"]
+
+[providers.down]
+kind = "openai-chat"
+base_url = "http://127.0.0.1:$DEAD_PORT/v1"
+connect_timeout_secs = 2
+
+[routing]                     # fast retries: the suites test outcomes
+max_retries = 1
+backoff_initial_ms = 10
+backoff_max_ms = 50
+
+[models.smart]
+targets = ["down/m", "fake/m"]
+max_retries = 1
+backoff_initial_ms = 10
 
 [background]
 workers = 16

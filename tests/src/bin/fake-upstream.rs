@@ -1,12 +1,17 @@
 //! `fake-upstream [--listen 127.0.0.1:0] [--single-thread]`: runs the fake
 //! OpenAI-compatible Chat Completions upstream of `maniac_tests::upstream`,
 //! prints `listening on http://ADDR/v1` and serves until killed. Request
-//! bodies are not recorded (nobody could read them), only counted.
+//! bodies are not recorded (nobody could read them), only counted. Also
+//! serves the fake Anthropic Messages upstream (key from
+//! `FAKE_ANTHROPIC_KEY`, if set) and the fake Responses upstream, printing
+//! `anthropic on http://ADDR` and `responses on http://ADDR/v1` first.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use maniac_tests::anthropic::FakeAnthropic;
+use maniac_tests::responses_upstream::FakeResponsesUpstream;
 use maniac_tests::upstream::FakeUpstream;
 
 const USAGE: &str = "usage: fake-upstream [--listen ADDR] [--single-thread]";
@@ -68,12 +73,17 @@ fn main() -> ExitCode {
             }
         };
         upstream.set_recording(false);
+        let key = std::env::var("FAKE_ANTHROPIC_KEY").ok();
+        let anthropic = FakeAnthropic::start(key.as_deref()).await;
+        let responses = FakeResponsesUpstream::start().await;
         let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "anthropic on {}", anthropic.base_url());
+        let _ = writeln!(out, "responses on {}", responses.base_url());
         let _ = writeln!(out, "listening on {}", upstream.base_url());
         let _ = out.flush();
         drop(out);
         std::future::pending::<()>().await;
-        drop(upstream);
+        drop((upstream, anthropic, responses));
         ExitCode::SUCCESS
     })
 }

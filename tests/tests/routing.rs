@@ -429,3 +429,77 @@ async fn aliases_are_listed_and_bad_alias_configs_are_errors_naming_them() {
     let e = bad(json!([]));
     assert!(e.contains("at least one"), "{e}");
 }
+
+/// One config with the three protocols side by side (OpenAI-compatible
+/// chat, Anthropic, a native Responses upstream) and an alias across
+/// them: killing the serving upstreams one after the other moves the
+/// alias to the next protocol, on both front ends.
+#[tokio::test]
+async fn an_alias_across_protocols_fails_over_as_upstreams_are_killed() {
+    use maniac_server::providers::openai_responses::ResponsesConfig;
+    use maniac_tests::anthropic::{self, FakeAnthropic, TEST_KEY};
+    use maniac_tests::responses_upstream::FakeResponsesUpstream;
+
+    let mut chat = Some(FakeUpstream::start().await);
+    let mut claude = Some(FakeAnthropic::start(Some(TEST_KEY)).await);
+    let native = FakeResponsesUpstream::start().await;
+    let alias: AliasConfig = serde_json::from_value(json!({
+        "targets": ["local/m", "claude/claude-x", "native/gpt-x"],
+        "max_retries": 0
+    }))
+    .unwrap();
+    let Some(gw) = Gateway::start_with(Options {
+        extra_providers: vec![
+            ("local".into(), provider(chat.as_ref().unwrap(), 5)),
+            (
+                "claude".into(),
+                ProviderConfig::Anthropic(anthropic::config(
+                    claude.as_ref().unwrap(),
+                )),
+            ),
+            (
+                "native".into(),
+                ProviderConfig::OpenAiResponses(ResponsesConfig::new(
+                    native.base_url(),
+                )),
+            ),
+        ],
+        routing: fast_routing(),
+        aliases: BTreeMap::from([("any".to_string(), alias)]),
+        ..Options::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let ask = |stream: bool, text: &str| json!({"model": "any", "input": text, "stream": stream, "store": false});
+    let served = |text: &str| -> String {
+        let marker = "\"provider\":\"";
+        let i = text.rfind(marker).expect("a provider") + marker.len();
+        text[i..].split('"').next().unwrap().to_string()
+    };
+    for (expect, kill) in [("local", 0), ("claude", 1), ("native", 2)] {
+        match kill {
+            1 => drop(chat.take()),
+            2 => drop(claude.take()),
+            _ => {}
+        }
+        for stream in [false, true] {
+            let rsp =
+                gw.post(&gw.key, "/v1/responses", &ask(stream, "hi")).await;
+            assert_eq!(rsp.status(), 200);
+            let text = rsp.text().await.unwrap();
+            assert!(text.contains("You said"), "{text}");
+            assert_eq!(served(&text), expect, "{text}");
+        }
+        let body = json!({"model": "any", "messages": [{"role": "user", "content": "yo"}]});
+        let v: Value = gw
+            .post(&gw.key, "/v1/chat/completions", &body)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["provider"], expect, "{v}");
+        assert_eq!(v["choices"][0]["message"]["content"], "You said: yo");
+    }
+}

@@ -189,6 +189,11 @@ impl KeyPool {
         }
     }
 
+    /// The header the keys go in (none for a keyless pool).
+    pub fn header_name(&self) -> Option<&HeaderName> {
+        self.keys.first().map(|e| &e.header.0)
+    }
+
     /// Keys not cooling down now.
     pub fn available(&self) -> usize {
         let now = Instant::now();

@@ -61,16 +61,11 @@ pub trait Provider: Send + Sync + 'static {
         false
     }
 
-    /// Upstream keys this provider rotates through (1 for one key or
-    /// none): after a refused key, the router tries another while some
-    /// are left.
-    fn key_count(&self) -> usize {
-        1
-    }
-
-    /// Keys not cooling down after a refusal.
-    fn keys_available(&self) -> usize {
-        0
+    /// The upstream keys this provider rotates through, if it has a
+    /// pool: after a refused key the router tries another while some are
+    /// not cooling down.
+    fn keys(&self) -> Option<&keys::KeyPool> {
+        None
     }
 
     /// Starts a streaming generation. Resolves once the upstream accepted

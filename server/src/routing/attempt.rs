@@ -188,8 +188,10 @@ impl Resolved {
                     }
                     Verdict::Credentials => {
                         key_tries += 1;
-                        let more_keys = target.provider.keys_available() > 0
-                            && key_tries < target.provider.key_count();
+                        let more_keys =
+                            target.provider.keys().is_some_and(|k| {
+                                k.available() > 0 && key_tries < k.len()
+                            });
                         tracing::warn!(
                             request_id = %ctx.request_id,
                             provider = %target.provider_name,
@@ -231,8 +233,10 @@ impl Resolved {
                         let other_key = matches!(
                             e,
                             ProviderError::Status { status: 429, .. }
-                        ) && target.provider.key_count() > 1
-                            && target.provider.keys_available() > 0;
+                        ) && target
+                            .provider
+                            .keys()
+                            .is_some_and(|k| k.len() > 1 && k.available() > 0);
                         last = Some(Failed {
                             provider: target.provider_name.clone(),
                             error: e,

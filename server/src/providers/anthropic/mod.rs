@@ -346,6 +346,10 @@ impl Provider for Anthropic {
         self.cfg.strict_models
     }
 
+    fn keys(&self) -> Option<&KeyPool> {
+        Some(&self.keys)
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             images: true,

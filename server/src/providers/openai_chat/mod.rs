@@ -104,13 +104,12 @@ impl OpenAiChat {
             HeaderValue::from_static("application/json"),
         )];
         base.extend(cfg.headers.iter().cloned());
-        if let Some(k) = keys.pick()
-            && base.iter().any(|(n, _)| *n == k.header.0)
+        if let Some(name) = keys.header_name()
+            && base.iter().any(|(n, _)| n == name)
         {
             return Err(format!(
-                "headers.{}: the key goes there from api_key_env; remove it \
-                 from `headers`",
-                k.header.0
+                "headers.{name}: the key goes there from api_key_env; remove \
+                 it from `headers`"
             ));
         }
         if keys.len() == 1
@@ -287,12 +286,8 @@ impl Provider for OpenAiChat {
         self.cfg.strict_models
     }
 
-    fn key_count(&self) -> usize {
-        self.keys.len().max(1)
-    }
-
-    fn keys_available(&self) -> usize {
-        self.keys.available()
+    fn keys(&self) -> Option<&KeyPool> {
+        Some(&self.keys)
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -229,9 +229,8 @@ impl OpenAiResponses {
             HeaderValue::from_static("application/json"),
         )];
         common.extend(http_options::extra_headers(&c.headers)?);
-        if let Some(key) = keys.pick() {
-            let name = key.header.0;
-            if common.iter().any(|(n, _)| *n == name) {
+        if let Some(name) = keys.header_name() {
+            if common.iter().any(|(n, _)| n == name) {
                 return Err(format!(
                     "headers.{name}: the key goes in `{name}` from \
                      api_key_env; remove it from `headers`"
@@ -365,6 +364,10 @@ impl Provider for OpenAiResponses {
 
     fn strict_models(&self) -> bool {
         self.strict_models
+    }
+
+    fn keys(&self) -> Option<&KeyPool> {
+        Some(&self.keys)
     }
 
     fn capabilities(&self) -> Capabilities {

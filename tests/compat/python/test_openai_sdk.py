@@ -931,7 +931,15 @@ def test_reasoning_chain_and_background_replay(client):
 
 def test_models_list_and_retrieve(client):
     ids = [m.id for m in client.models.list()]
-    assert ids == ["echo/echo", "fake/compat", "fake/meta-llama/llama-3"]
+    # Providers by name, then the aliases (tests/compat/run.sh's config).
+    assert ids == [
+        "claude/claude-compat",
+        "echo/echo",
+        "fake/compat",
+        "fake/meta-llama/llama-3",
+        "native/native-compat",
+        "smart",
+    ]
     m = client.models.retrieve("echo/echo")
     assert m.id == "echo/echo" and m.owned_by == "echo" and m.object == "model"
     deep = client.models.retrieve("fake/meta-llama/llama-3")

@@ -229,13 +229,13 @@ impl OpenAiResponses {
             HeaderValue::from_static("application/json"),
         )];
         common.extend(http_options::extra_headers(&c.headers)?);
-        if let Some(name) = keys.header_name() {
-            if common.iter().any(|(n, _)| n == name) {
-                return Err(format!(
-                    "headers.{name}: the key goes in `{name}` from \
-                     api_key_env; remove it from `headers`"
-                ));
-            }
+        if let Some(name) = keys.header_name()
+            && common.iter().any(|(n, _)| n == name)
+        {
+            return Err(format!(
+                "headers.{name}: the key goes in `{name}` from api_key_env; \
+                 remove it from `headers`"
+            ));
         }
         let with_accept = |accept: &'static str| {
             let mut h = common.clone();

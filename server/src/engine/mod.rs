@@ -1,6 +1,6 @@
 //! The engine: a request becomes a prepared run, one driver runs it into
 //! a sink, and one `finish()` ends it. Every mode (JSON, SSE, stored,
-//! background) consumes the one event stream of a `ResponseBuilder`. No
+//! background, WebSocket) consumes the one event stream of a `ResponseBuilder`. No
 //! HTTP types here: handlers call these methods and map `EngineError`.
 
 pub mod background;
@@ -13,6 +13,7 @@ mod models;
 mod prepare;
 pub mod responses;
 pub mod run;
+pub mod socket;
 mod sync;
 pub mod transcript;
 pub mod validate;

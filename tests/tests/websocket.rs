@@ -409,3 +409,35 @@ async fn connection_age_limit_closes_with_an_error_event() {
         }
     }
 }
+
+#[tokio::test]
+async fn pings_are_answered() {
+    let gw = gateway!();
+    let mut ws = connect(&gw).await;
+    ws.send(Message::Ping(b"hello"[..].into())).await.unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("no pong within 5 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(pong, Message::Pong(b"hello"[..].into()));
+}
+
+#[tokio::test]
+async fn shutdown_closes_connections_after_the_running_turn() {
+    let gw = gateway!();
+    let mut ws = connect(&gw).await;
+    send(&mut ws, create("SLOW:50 WORDS:10")).await;
+    assert_eq!(recv(&mut ws).await["type"], "response.created");
+    let stopping = tokio::spawn(gw.stop());
+    let last = turn(&mut ws).await.pop().unwrap();
+    assert_eq!(last["type"], "response.completed", "{last}");
+    assert_eq!(text_of(&last["response"]), "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9");
+    loop {
+        match ws.next().await {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+            Some(Ok(_)) => continue,
+        }
+    }
+    stopping.await.unwrap();
+}

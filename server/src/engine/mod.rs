@@ -105,6 +105,8 @@ struct Inner {
     /// Abandon running runs (after the grace period); stops every
     /// background task.
     abort: CancellationToken,
+    /// WebSocket turns running now (shutdown lets them finish too).
+    socket_turns: std::sync::atomic::AtomicUsize,
 }
 
 impl Engine {
@@ -125,6 +127,7 @@ impl Engine {
                 started_at: ids::now_ms() / 1000,
                 draining: CancellationToken::new(),
                 abort: CancellationToken::new(),
+                socket_turns: Default::default(),
             }),
         }
     }

@@ -4,6 +4,8 @@
 //! http layer implements; the connection-local state (the last response,
 //! for `store: false` continuation) is a [`SocketState`] it keeps.
 
+use std::sync::atomic::Ordering;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
@@ -202,6 +204,7 @@ impl Engine {
         } else {
             None
         };
+        let _running = TurnRunning::enter(self);
         let stored = p.response.store;
         let mut sink = SocketSink {
             socket,
@@ -250,5 +253,21 @@ impl Engine {
                 Some(Last { id: b.snapshot().id.clone(), transcript: context });
         }
         !gone
+    }
+}
+
+/// Counts a running turn, so shutdown lets it finish within the grace.
+struct TurnRunning<'a>(&'a Engine);
+
+impl<'a> TurnRunning<'a> {
+    fn enter(engine: &'a Engine) -> Self {
+        engine.inner.socket_turns.fetch_add(1, Ordering::Relaxed);
+        TurnRunning(engine)
+    }
+}
+
+impl Drop for TurnRunning<'_> {
+    fn drop(&mut self) {
+        self.0.inner.socket_turns.fetch_sub(1, Ordering::Relaxed);
     }
 }

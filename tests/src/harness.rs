@@ -66,6 +66,8 @@ pub struct Options {
     pub aliases: BTreeMap<String, AliasConfig>,
     /// `[websocket] max_connection_secs`.
     pub websocket_max_connection_secs: Option<u64>,
+    /// `[websocket] ping_interval_secs`.
+    pub websocket_ping_interval_secs: Option<u64>,
 }
 
 impl Default for Options {
@@ -84,6 +86,7 @@ impl Default for Options {
             routing: RoutingConfig::default(),
             aliases: BTreeMap::new(),
             websocket_max_connection_secs: None,
+            websocket_ping_interval_secs: None,
         }
     }
 }
@@ -231,7 +234,7 @@ pub fn file_config(upstream_url: &str, o: &Options) -> FileConfig {
         models: o.aliases.clone(),
         websocket: WebsocketConfig {
             max_connection_secs: o.websocket_max_connection_secs,
-            ping_interval_secs: None,
+            ping_interval_secs: o.websocket_ping_interval_secs,
         },
         background: BackgroundConfig {
             workers: Some(o.workers),

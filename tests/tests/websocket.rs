@@ -441,3 +441,22 @@ async fn shutdown_closes_connections_after_the_running_turn() {
     }
     stopping.await.unwrap();
 }
+
+#[tokio::test]
+async fn an_idle_connection_is_pinged() {
+    let gw = gateway!(Options {
+        websocket_ping_interval_secs: Some(1),
+        ..Options::default()
+    });
+    let mut ws = connect(&gw).await;
+    let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("no ping within 5 s")
+        .unwrap()
+        .unwrap();
+    assert!(matches!(frame, Message::Ping(_)), "{frame:?}");
+    // Still serving after the ping.
+    send(&mut ws, create("after ping")).await;
+    let done = turn(&mut ws).await.pop().unwrap();
+    assert_eq!(done["type"], "response.completed");
+}

@@ -13703,6 +13703,20 @@ let response = client.model_view()
     pub fn model_view(&self) -> builder::ModelView<'_> {
         builder::ModelView::new(self)
     }
+    /**Connect in WebSocket mode
+
+Upgrades to a WebSocket (authenticated at the handshake: a bad or missing key is a 401 before the upgrade). Each turn is a `response.create` text frame carrying the create body (`stream` and `background` are ignored; `generate: false` only warms the connection); the server answers every event of the run as one JSON text frame, exactly the `ResponseStreamEvent`s of a stream. One response runs at a time; errors are `error` events and keep the connection. The last response of the connection is kept in memory, so `store: false` turns can continue with `previous_response_id` and only the new input. A connection lives at most 60 minutes.
+
+Sends a `GET` request to `/v1/responses`
+
+```ignore
+let response = client.response_connect()
+    .send()
+    .await;
+```*/
+    pub fn response_connect(&self) -> builder::ResponseConnect<'_> {
+        builder::ResponseConnect::new(self)
+    }
     /**Create a response
 
 Runs one model call through the provider named by `model` (`provider/model`). Answers with the `Response` object, or with server-sent events when `stream` is true (`response.created` … `response.output_text.delta` × N … `response.completed`). With `background: true` it returns at once with `status: "queued"`. Managed tools are not yet supported: a non-empty `tools` list is rejected.
@@ -14580,6 +14594,74 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::response_connect`]
+
+[`Client::response_connect`]: super::Client::response_connect*/
+    #[derive(Debug, Clone)]
+    pub struct ResponseConnect<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> ResponseConnect<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/v1/responses`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<reqwest::Upgraded>, Error<types::ErrorResponse>> {
+            let Self { client } = self;
+            let url = format!("{}/v1/responses", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .headers(header_map)
+                .header(::reqwest::header::CONNECTION, "Upgrade")
+                .header(::reqwest::header::UPGRADE, "websocket")
+                .header(::reqwest::header::SEC_WEBSOCKET_VERSION, "13")
+                .header(
+                    ::reqwest::header::SEC_WEBSOCKET_KEY,
+                    ::base64::Engine::encode(
+                        &::base64::engine::general_purpose::STANDARD,
+                        ::rand::random::<[u8; 16]>(),
+                    ),
+                )
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "response_connect",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                101u16 => ResponseValue::upgrade(response).await,
                 400u16..=499u16 => {
                     Err(
                         Error::ErrorResponse(

@@ -36,6 +36,35 @@ pub struct FileConfig {
     /// Aliases served by several targets (`[models."smart"]`).
     #[serde(default)]
     pub models: BTreeMap<String, AliasConfig>,
+    /// WebSocket mode.
+    #[serde(default)]
+    pub websocket: WebsocketConfig,
+}
+
+/// `[websocket]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebsocketConfig {
+    /// Longest life of a connection in seconds (default 3600, as OpenAI).
+    pub max_connection_secs: Option<u64>,
+    /// An idle connection is pinged this often, in seconds (default 30).
+    pub ping_interval_secs: Option<u64>,
+}
+
+impl WebsocketConfig {
+    /// Longest life of a connection.
+    pub fn max_connection(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.max_connection_secs.unwrap_or(3600).max(1),
+        )
+    }
+
+    /// Ping interval of an idle connection.
+    pub fn ping_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.ping_interval_secs.unwrap_or(30).max(1),
+        )
+    }
 }
 
 /// `[background]`.

@@ -10,6 +10,7 @@ use crate::api::{MAX_REQUEST_BYTES, maniac_api_mod};
 use crate::auth::KeyCache;
 use crate::config::FileConfig;
 use crate::engine::Engine;
+use crate::http::websocket::{Connections, Limits};
 use crate::http::{ManiacApiImpl, ServerState};
 use crate::store::{self, SharedStore};
 
@@ -34,6 +35,8 @@ pub struct Running {
     pub bootstrap_key: Option<String>,
     server: dropshot::HttpServer<ServerState>,
     engine: Engine,
+    sockets: Connections,
+    grace: Duration,
 }
 
 /// Opens the store named by the options, applying migrations.
@@ -69,6 +72,8 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
     };
     let engine = Engine::new(store.clone(), providers, opts.file.engine());
     engine.start_background();
+    let sockets = Connections::default();
+    let grace = Duration::from_millis(opts.file.engine().shutdown_grace_ms);
     let state = ServerState {
         engine: engine.clone(),
         keys: KeyCache::new(store.clone()),
@@ -77,6 +82,11 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
             .internal_key
             .as_ref()
             .map(|k| crate::auth::hash(k.expose())),
+        sockets: sockets.clone(),
+        socket_limits: Limits {
+            max_age: opts.file.websocket.max_connection(),
+            ping_every: opts.file.websocket.ping_interval(),
+        },
     };
     let api = maniac_api_mod::api_description::<ManiacApiImpl>()
         .map_err(|e| anyhow::anyhow!("API description: {e}"))?;
@@ -99,7 +109,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
         tracing::warn!(%addr, "could not set TCP_NODELAY; streamed events may be delayed");
     }
     tracing::info!(%addr, "maniac gateway listening");
-    Ok(Running { addr, bootstrap_key, server, engine })
+    Ok(Running { addr, bootstrap_key, server, engine, sockets, grace })
 }
 
 impl Running {
@@ -108,6 +118,11 @@ impl Running {
     pub async fn shutdown(self) {
         let engine = self.engine.clone();
         let runs = tokio::spawn(async move { engine.shutdown().await });
+        // WebSocket connections close after their running turn; upgraded
+        // connections are not the HTTP server's to wait for.
+        let sockets = self.sockets.clone();
+        let grace = self.grace + Duration::from_secs(1);
+        let sockets = tokio::spawn(async move { sockets.drain(grace).await });
         let closing = self.server.close();
         if tokio::time::timeout(Duration::from_secs(15), closing).await.is_err()
         {
@@ -116,6 +131,7 @@ impl Running {
             );
         }
         let _ = runs.await;
+        let _ = sockets.await;
         crate::store::counters::log();
     }
 }

@@ -6,7 +6,7 @@
 #   - the Python suite (official `openai` package + pytest), tests/compat/python
 #   - the Node suite   (official `openai` npm package + node:test), tests/compat/node
 # and exits non-zero if either failed. Installs its own tools on first use:
-#   target/compat/venv          python3 -m venv + `pip install openai pytest`
+#   target/compat/venv          python3 -m venv + `pip install "openai[realtime]" pytest`
 #   target/compat/node          npm install openai
 # (both reused when present; delete them to pick up newer SDK releases).
 #
@@ -42,11 +42,11 @@ done
 # ---------------------------------------------------------------- tools
 mkdir -p "$COMPAT_DIR"
 if [[ " $SUITES " == *" python "* || " $SUITES " == *" replicas "* ]]; then
-    if ! "$VENV/bin/python" -c 'import openai, pytest' 2>/dev/null; then
+    if ! "$VENV/bin/python" -c 'import openai, pytest, websockets' 2>/dev/null; then
         log "creating $VENV"
         rm -rf "$VENV"
         python3 -m venv "$VENV"
-        "$VENV/bin/pip" install -q --disable-pip-version-check openai pytest
+        "$VENV/bin/pip" install -q --disable-pip-version-check "openai[realtime]" pytest
     fi
     log "python: $("$VENV/bin/python" --version 2>&1), openai $("$VENV/bin/python" -c 'import openai; print(openai.__version__)'), pytest $("$VENV/bin/python" -c 'import pytest; print(pytest.__version__)')"
 fi

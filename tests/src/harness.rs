@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use maniac_server::config::{BackgroundConfig, FileConfig};
+use maniac_server::config::{BackgroundConfig, FileConfig, WebsocketConfig};
 use maniac_server::providers::ProviderConfig;
 use maniac_server::providers::openai_chat::ChatConfig;
 use maniac_server::routing::{AliasConfig, RoutingConfig};
@@ -64,6 +64,10 @@ pub struct Options {
     pub routing: RoutingConfig,
     /// `[models]` aliases.
     pub aliases: BTreeMap<String, AliasConfig>,
+    /// `[websocket] max_connection_secs`.
+    pub websocket_max_connection_secs: Option<u64>,
+    /// `[websocket] ping_interval_secs`.
+    pub websocket_ping_interval_secs: Option<u64>,
 }
 
 impl Default for Options {
@@ -81,6 +85,8 @@ impl Default for Options {
             extra_providers: Vec::new(),
             routing: RoutingConfig::default(),
             aliases: BTreeMap::new(),
+            websocket_max_connection_secs: None,
+            websocket_ping_interval_secs: None,
         }
     }
 }
@@ -226,6 +232,10 @@ pub fn file_config(upstream_url: &str, o: &Options) -> FileConfig {
         providers,
         routing: o.routing.clone(),
         models: o.aliases.clone(),
+        websocket: WebsocketConfig {
+            max_connection_secs: o.websocket_max_connection_secs,
+            ping_interval_secs: o.websocket_ping_interval_secs,
+        },
         background: BackgroundConfig {
             workers: Some(o.workers),
             lease_ms: Some(o.lease_ms),

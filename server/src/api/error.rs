@@ -177,6 +177,12 @@ impl From<HttpError> for ApiError {
     }
 }
 
+/// A create body that did not deserialize (a `serde_path_to_error`
+/// message), as the same 400 the HTTP endpoint answers.
+pub fn body_error(message: &str) -> ApiError {
+    json_body_error(message)
+}
+
 /// Turns a `serde_path_to_error` message (`path: inner`) into a 400 that
 /// names the parameter.
 fn json_body_error(rest: &str) -> ApiError {

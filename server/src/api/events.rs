@@ -440,3 +440,35 @@ impl JsonSchema for ResponseStreamEvent {
         .into()
     }
 }
+
+/// An `error` event of a WebSocket connection that belongs to no run (a
+/// malformed frame, a refused `response.create`, the connection limit):
+/// the nested `error` object OpenAI sends plus the flat fields of the
+/// stream's `error` event.
+#[derive(Clone, Debug, Serialize)]
+pub struct WebsocketErrorEvent {
+    /// Always `error`.
+    #[serde(rename = "type")]
+    pub kind: ErrorEventType,
+    /// Error code.
+    pub code: Option<String>,
+    /// What went wrong.
+    pub message: String,
+    /// The parameter at fault, if any.
+    pub param: Option<String>,
+    /// The same error, nested as OpenAI sends it.
+    pub error: StreamErrorDetail,
+}
+
+impl From<super::ApiError> for WebsocketErrorEvent {
+    fn from(e: super::ApiError) -> Self {
+        let super::ErrorObject { message, kind, param, code } = e.error;
+        WebsocketErrorEvent {
+            kind: ErrorEventType::default(),
+            code: code.clone(),
+            message: message.clone(),
+            param: param.clone(),
+            error: StreamErrorDetail { kind, code, message, param },
+        }
+    }
+}

@@ -16,6 +16,7 @@ pub mod types;
 
 use dropshot::{
     HttpError, HttpResponseOk, Path, Query, RequestContext, TypedBody,
+    WebsocketUpgrade,
 };
 
 pub use body::JsonOrSse;
@@ -30,6 +31,21 @@ pub use query::{
     ChatListQuery, ChatMessagesQuery, InputItemsQuery, ResponseViewQuery,
 };
 pub use types::*;
+
+/// The answer of an accepted WebSocket upgrade (`101 Switching
+/// Protocols`). Dropshot names it only through `WebsocketEndpointResult`.
+pub type SwitchingToWebsocket =
+    <dropshot::WebsocketEndpointResult as Outcome>::Ok;
+
+/// Names the success type of a `Result`.
+pub trait Outcome {
+    /// The success type.
+    type Ok;
+}
+
+impl<T, E> Outcome for Result<T, E> {
+    type Ok = T;
+}
 
 /// Largest accepted request body: 32 MiB (images as data URIs are large).
 pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
@@ -59,6 +75,28 @@ pub trait ManiacApi {
         rqctx: RequestContext<Self::Context>,
         body: TypedBody<CreateResponse>,
     ) -> Result<JsonOrSse<Response>, ApiError>;
+
+    /// Connect in WebSocket mode
+    ///
+    /// Upgrades to a WebSocket (authenticated at the handshake: a bad or
+    /// missing key is a 401 before the upgrade). Each turn is a
+    /// `response.create` text frame carrying the create body (`stream` and
+    /// `background` are ignored; `generate: false` only warms the
+    /// connection); the server answers every event of the run as one JSON
+    /// text frame, exactly the `ResponseStreamEvent`s of a stream. One
+    /// response runs at a time; errors are `error` events and keep the
+    /// connection. The last response of the connection is kept in memory,
+    /// so `store: false` turns can continue with `previous_response_id` and
+    /// only the new input. A connection lives at most 60 minutes.
+    #[endpoint {
+        method = GET,
+        path = "/v1/responses",
+        tags = ["responses"],
+    }]
+    async fn response_connect(
+        rqctx: RequestContext<Self::Context>,
+        websocket: WebsocketUpgrade,
+    ) -> Result<SwitchingToWebsocket, ApiError>;
 
     /// Retrieve a response
     ///

@@ -1,6 +1,6 @@
 //! The engine: a request becomes a prepared run, one driver runs it into
 //! a sink, and one `finish()` ends it. Every mode (JSON, SSE, stored,
-//! background) consumes the one event stream of a `ResponseBuilder`. No
+//! background, WebSocket) consumes the one event stream of a `ResponseBuilder`. No
 //! HTTP types here: handlers call these methods and map `EngineError`.
 
 pub mod background;
@@ -13,6 +13,7 @@ mod models;
 mod prepare;
 pub mod responses;
 pub mod run;
+pub mod socket;
 mod sync;
 pub mod transcript;
 pub mod validate;
@@ -104,6 +105,8 @@ struct Inner {
     /// Abandon running runs (after the grace period); stops every
     /// background task.
     abort: CancellationToken,
+    /// WebSocket turns running now (shutdown lets them finish too).
+    socket_turns: std::sync::atomic::AtomicUsize,
 }
 
 impl Engine {
@@ -124,6 +127,7 @@ impl Engine {
                 started_at: ids::now_ms() / 1000,
                 draining: CancellationToken::new(),
                 abort: CancellationToken::new(),
+                socket_turns: Default::default(),
             }),
         }
     }

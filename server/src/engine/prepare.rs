@@ -92,6 +92,18 @@ impl Engine {
         caller: &Caller,
         req: CreateResponse,
     ) -> EngineResult<Prepared> {
+        self.prepare_with(caller, req, None).await
+    }
+
+    /// [`Engine::prepare`] with the transcript of `previous_response_id`
+    /// already at hand (a WebSocket connection's last response), so the
+    /// chain is not read from the database.
+    pub(crate) async fn prepare_with(
+        &self,
+        caller: &Caller,
+        req: CreateResponse,
+        previous: Option<Vec<TranscriptItem>>,
+    ) -> EngineResult<Prepared> {
         validate::check(&req)?;
         let full_model = req.model.clone().unwrap_or_default();
         let route = self.resolve(&full_model).await?;
@@ -99,7 +111,9 @@ impl Engine {
         let model = route.first_model();
         let store = self.inner.store.clone();
         let mut transcript_items: Vec<TranscriptItem> = Vec::new();
-        if let Some(prev) = &req.previous_response_id {
+        if let Some(local) = previous {
+            transcript_items = local;
+        } else if let Some(prev) = &req.previous_response_id {
             let items = store
                 .chain_items(&caller.org_id, prev)
                 .await?

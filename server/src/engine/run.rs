@@ -1,7 +1,7 @@
 //! The one run driver and the one end of every run. A run is a builder
 //! fed by an upstream (a stream, or a whole completion on the hot JSON
 //! path) under cancellation, delivering its events to one [`Sink`]: none
-//! for JSON, an SSE channel, the background event log. [`Engine::finish`]
+//! for JSON, an SSE channel, a WebSocket, the background event log. [`Engine::finish`]
 //! ends every run, in every mode (the lease sweeper and queued-run
 //! cancellation included) and yields its [`RunOutcome`].
 
@@ -40,6 +40,8 @@ pub enum RunMode {
     Sse,
     /// A queued background run.
     Background,
+    /// A turn of a WebSocket connection.
+    Websocket,
 }
 
 /// Why a sink wants the run to stop.
@@ -63,6 +65,8 @@ pub(crate) enum Wake {
     Renew,
     /// The consumer left.
     Gone,
+    /// The consumer sent something (a WebSocket frame), kept by the sink.
+    Client,
 }
 
 /// What turns provider events into one front end's answer: the

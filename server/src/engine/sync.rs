@@ -24,15 +24,18 @@ struct JsonSink {
 }
 
 /// What storing a finished synchronous response needs.
-struct Persist {
-    store: SharedStore,
-    org_id: String,
-    input_items: Vec<ItemRow>,
+pub(super) struct Persist {
+    pub(super) store: SharedStore,
+    pub(super) org_id: String,
+    pub(super) input_items: Vec<ItemRow>,
 }
 
 impl Persist {
     /// Writes the finished response with its items; returns its JSON.
-    async fn write(&mut self, b: &ResponseBuilder) -> EngineResult<String> {
+    pub(super) async fn write(
+        &mut self,
+        b: &ResponseBuilder,
+    ) -> EngineResult<String> {
         let r = b.snapshot();
         let body = encode(r);
         self.store
@@ -221,7 +224,7 @@ impl Engine {
 }
 
 /// The `error` event sent when a finished response could not be stored.
-fn store_failed_event(seq: i64) -> Encoded {
+pub(super) fn store_failed_event(seq: i64) -> Encoded {
     let msg = "The response finished but could not be stored; it cannot be \
                retrieved or chained. Please retry.";
     let ev = ResponseStreamEvent::Error(ErrorEvent {

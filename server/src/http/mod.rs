@@ -3,11 +3,13 @@
 
 mod auth;
 mod error;
+pub mod websocket;
 
 use std::convert::Infallible;
 
 use dropshot::{
     Body, HttpError, HttpResponseOk, Path, Query, RequestContext, TypedBody,
+    WebsocketUpgrade,
 };
 use futures::StreamExt;
 use http_body::Frame;
@@ -28,6 +30,10 @@ pub struct ServerState {
     pub readiness: crate::health::Readiness,
     /// SHA-256 of the internal service key, if configured.
     pub internal_key_hash: Option<String>,
+    /// Open WebSocket connections (closed and drained at shutdown).
+    pub sockets: websocket::Connections,
+    /// Limits of a WebSocket connection.
+    pub socket_limits: websocket::Limits,
 }
 
 /// The implementation of [`ManiacApi`].
@@ -61,6 +67,26 @@ impl ManiacApi for ManiacApiImpl {
         let caller = auth::authenticate(&rqctx).await?;
         let ctx = rqctx.context();
         answer(ctx.engine.create(&caller, body.into_inner()).await)
+    }
+
+    async fn response_connect(
+        rqctx: RequestContext<ServerState>,
+        upgrade: WebsocketUpgrade,
+    ) -> Result<SwitchingToWebsocket, ApiError> {
+        let caller = auth::authenticate(&rqctx).await?;
+        let ctx = rqctx.context();
+        let (engine, limits) = (ctx.engine.clone(), ctx.socket_limits);
+        let registered = ctx.sockets.enter();
+        tracing::info!(
+            request_id = %caller.request_id,
+            org = %caller.org_id,
+            "websocket connect"
+        );
+        let serving = upgrade.handle(move |conn| async move {
+            websocket::serve(engine, caller, conn, limits, registered).await;
+            Ok(())
+        });
+        serving.map_err(ApiError::from)
     }
 
     async fn response_view(

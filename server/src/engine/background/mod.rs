@@ -132,6 +132,13 @@ impl Engine {
         }
     }
 
+    /// Background runs and WebSocket turns running in this process.
+    fn running_runs(&self) -> usize {
+        use std::sync::atomic::Ordering;
+        self.inner.hub.running()
+            + self.inner.socket_turns.load(Ordering::Relaxed)
+    }
+
     /// Stops claiming, lets running runs finish for the grace period, then
     /// fails the rest as interrupted and stops every background task.
     /// Returns when no run is executing.
@@ -139,18 +146,18 @@ impl Engine {
         self.inner.draining.cancel();
         let deadline = Instant::now()
             + Duration::from_millis(self.inner.config.shutdown_grace_ms);
-        while self.inner.hub.running() > 0 && Instant::now() < deadline {
+        while self.running_runs() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if self.inner.hub.running() > 0 {
+        if self.running_runs() > 0 {
             tracing::warn!(
-                running = self.inner.hub.running(),
+                running = self.running_runs(),
                 "grace period over; failing runs as interrupted"
             );
         }
         self.inner.abort.cancel();
         let deadline = Instant::now() + Duration::from_secs(5);
-        while self.inner.hub.running() > 0 && Instant::now() < deadline {
+        while self.running_runs() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

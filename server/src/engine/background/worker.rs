@@ -133,7 +133,7 @@ impl Sink for LogSink {
                 }
                 Ok(())
             }
-            Wake::Gone => Ok(()),
+            Wake::Gone | Wake::Client => Ok(()),
         }
     }
 

@@ -50,6 +50,12 @@ impl Encoded {
         Encoded::from_json(kind, json, seq, terminal)
     }
 
+    /// The event JSON as shared bytes (a WebSocket text frame), without
+    /// a copy.
+    pub fn json_bytes(&self) -> Bytes {
+        self.frame.slice(self.json.0..self.json.1)
+    }
+
     /// The event JSON (the `data:` payload).
     pub fn json(&self) -> &str {
         // The frame was built from a String; the range is on its bounds.

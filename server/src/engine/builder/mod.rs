@@ -37,6 +37,9 @@ pub struct ResponseBuilder {
     out: Vec<Encoded>,
     /// The choice the provider's events are about; a response is choice 0.
     choice: u32,
+    /// No generation was asked for (a WebSocket warm-up): the response
+    /// completes with no output.
+    warm_up: bool,
 }
 
 /// How a run ended, for the builder's terminal event.
@@ -78,6 +81,7 @@ impl ResponseBuilder {
             usage: None,
             out: Vec::new(),
             choice: 0,
+            warm_up: false,
         }
     }
 
@@ -99,6 +103,12 @@ impl ResponseBuilder {
         let mut r = self.response.clone();
         r.output = self.items.iter().map(Item::snapshot).collect();
         r
+    }
+
+    /// Marks a run that generates nothing (`generate: false`): it
+    /// completes with an empty `output`.
+    pub fn skip_generation(&mut self) {
+        self.warm_up = true;
     }
 
     /// The usage reported so far.
@@ -681,7 +691,7 @@ impl ResponseBuilder {
     /// Ends normally: `completed`, or `incomplete` on a token limit or
     /// content filter. Emits the terminal event.
     pub fn complete(&mut self) {
-        if self.items.is_empty() {
+        if self.items.is_empty() && !self.warm_up {
             // An empty answer is still one message with one empty part.
             self.start_item(usize::MAX, ItemKind::Message);
         }

@@ -303,6 +303,8 @@ pub fn config(
         request_timeout_secs: Some(30),
         idle_timeout_secs: Some(30),
         connect_timeout_secs: None,
+        first_byte_timeout_secs: None,
+        total_timeout_secs: None,
         ca_file: None,
         proxy: None,
         models: vec!["claude-listed".into()],

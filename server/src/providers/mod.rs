@@ -16,6 +16,7 @@ pub mod openai_responses;
 pub mod proxy;
 mod registry;
 mod request;
+pub mod timeouts;
 
 use std::pin::Pin;
 

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use super::client::{Answer, Client, ClientError, ClientOptions, ProxyChoice};
 use super::discovery::{MAX_LIST_BYTES, ModelCache, merge, parse_model_list};
 use super::keys::{KeyHeader, KeyPool};
+use super::timeouts::{TimeoutFields, Timeouts};
 use super::*;
 use stream::{EventParser, MessageBody, StreamEvent};
 use wire::MessagesRequest;
@@ -63,6 +64,13 @@ pub struct AnthropicConfig {
     /// Seconds to open a connection (default 10).
     #[serde(default)]
     pub connect_timeout_secs: Option<u64>,
+    /// Seconds until the answer starts (default 600; old name
+    /// `request_timeout_secs`).
+    #[serde(default)]
+    pub first_byte_timeout_secs: Option<u64>,
+    /// Seconds the whole call may take (default: no limit).
+    #[serde(default)]
+    pub total_timeout_secs: Option<u64>,
     /// PEM file of extra CA certificates to trust for this upstream.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
@@ -95,6 +103,8 @@ impl AnthropicConfig {
             request_timeout_secs: None,
             idle_timeout_secs: None,
             connect_timeout_secs: None,
+            first_byte_timeout_secs: None,
+            total_timeout_secs: None,
             ca_file: None,
             proxy: None,
             models: Vec::new(),
@@ -118,8 +128,7 @@ const MAX_ANSWER_BYTES: usize = 64 << 20;
 #[derive(Clone)]
 struct Settings {
     default_max_tokens: i64,
-    request_timeout: Duration,
-    idle_timeout: Duration,
+    timeouts: Timeouts,
     models: Vec<String>,
     discover_models: bool,
     strict_models: bool,
@@ -156,6 +165,17 @@ impl Anthropic {
             &c.api_key_envs,
             KeyHeader::XApiKey,
             ctx.key_cooldown,
+        )?;
+        let timeouts = Timeouts::resolve(
+            name,
+            TimeoutFields {
+                connect: c.connect_timeout_secs,
+                first_byte: c.first_byte_timeout_secs,
+                request: c.request_timeout_secs,
+                idle: c.idle_timeout_secs,
+                total: c.total_timeout_secs,
+            },
+            600,
         )?;
         let ca_pem = match &c.ca_file {
             Some(f) => Some(std::fs::read(f).map_err(|e| {
@@ -201,9 +221,7 @@ impl Anthropic {
             &uri,
             ClientOptions {
                 extra_roots_pem: ca_pem,
-                connect_timeout: Duration::from_secs(
-                    c.connect_timeout_secs.unwrap_or(10).max(1),
-                ),
+                connect_timeout: timeouts.connect,
                 proxy: c
                     .proxy
                     .clone()
@@ -245,12 +263,7 @@ impl Anthropic {
             keys: Arc::new(keys),
             cfg: Settings {
                 default_max_tokens,
-                request_timeout: Duration::from_secs(
-                    c.request_timeout_secs.unwrap_or(600),
-                ),
-                idle_timeout: Duration::from_secs(
-                    c.idle_timeout_secs.unwrap_or(120),
-                ),
+                timeouts,
                 models: c.models.clone(),
                 discover_models: c.discover_models,
                 strict_models: c.strict_models,
@@ -265,23 +278,21 @@ impl Anthropic {
     async fn send(
         &self,
         body: &MessagesRequest<'_>,
+        deadline: Option<tokio::time::Instant>,
     ) -> Result<Answer, ProviderError> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| ProviderError::Protocol(e.to_string()))?;
         let base =
             if body.stream { &self.sse_headers } else { &self.json_headers };
         let (headers, key) = self.keys.headers(base);
+        let (budget, timed_out) = self.cfg.timeouts.first_byte(deadline);
         let rsp = match tokio::time::timeout(
-            self.cfg.request_timeout,
+            budget,
             self.http.post(&self.path, &headers, bytes.into()),
         )
         .await
         {
-            Err(_) => {
-                return Err(ProviderError::Timeout(
-                    self.cfg.request_timeout.as_secs(),
-                ));
-            }
+            Err(_) => return Err(timed_out),
             Ok(Err(e)) => {
                 return Err(ProviderError::Unavailable(
                     self.scrub(&e.to_string()),
@@ -366,10 +377,12 @@ impl Provider for Anthropic {
         req: &ProviderRequest,
         _ctx: &CallContext,
     ) -> Result<EventStream, ProviderError> {
-        let rsp = self.send(&self.body(req, true)?).await?;
+        let deadline = self.cfg.timeouts.deadline();
+        let rsp = self.send(&self.body(req, true)?, deadline).await?;
         let reader = EventReader {
             sse: Box::pin(rsp.into_stream().eventsource()),
-            idle: self.cfg.idle_timeout,
+            timeouts: self.cfg.timeouts,
+            deadline,
             parser: EventParser::default(),
             done: false,
             pending: VecDeque::new(),
@@ -396,16 +409,15 @@ impl Provider for Anthropic {
         req: &ProviderRequest,
         _ctx: &CallContext,
     ) -> Result<Completion, ProviderError> {
-        let rsp = self.send(&self.body(req, false)?).await?;
-        let bytes = tokio::time::timeout(
-            self.cfg.request_timeout,
-            rsp.bytes(MAX_ANSWER_BYTES),
-        )
-        .await
-        .map_err(|_| {
-            ProviderError::Timeout(self.cfg.request_timeout.as_secs())
-        })?
-        .map_err(|e| ProviderError::Unavailable(self.scrub(&e.to_string())))?;
+        let deadline = self.cfg.timeouts.deadline();
+        let rsp = self.send(&self.body(req, false)?, deadline).await?;
+        let (budget, timed_out) = self.cfg.timeouts.first_byte(deadline);
+        let bytes = tokio::time::timeout(budget, rsp.bytes(MAX_ANSWER_BYTES))
+            .await
+            .map_err(|_| timed_out)?
+            .map_err(|e| {
+                ProviderError::Unavailable(self.scrub(&e.to_string()))
+            })?;
         let body: MessageBody =
             serde_json::from_slice(&bytes).map_err(|e| {
                 ProviderError::Protocol(format!("unreadable answer: {e}"))
@@ -428,7 +440,9 @@ type SseStream = std::pin::Pin<
 /// Turns upstream Messages events into provider events, one at a time.
 struct EventReader {
     sse: SseStream,
-    idle: Duration,
+    timeouts: Timeouts,
+    /// When the whole call must be over.
+    deadline: Option<tokio::time::Instant>,
     parser: EventParser,
     /// Nothing more will be read.
     done: bool,
@@ -468,11 +482,9 @@ impl EventReader {
 
     /// Reads one upstream event into `pending` (or ends the stream).
     async fn fill(&mut self) {
-        let ev = match tokio::time::timeout(self.idle, self.sse.next()).await {
-            Err(_) => {
-                return self
-                    .fail(ProviderError::IdleTimeout(self.idle.as_secs()));
-            }
+        let (wait, timed_out) = self.timeouts.next_event(self.deadline);
+        let ev = match tokio::time::timeout(wait, self.sse.next()).await {
+            Err(_) => return self.fail(timed_out),
             Ok(None) => {
                 return self.fail(ProviderError::Unavailable(
                     "the upstream stream ended before `message_stop`".into(),

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -12,6 +12,8 @@ use http::header::{HeaderName, HeaderValue};
 use crate::providers::BuildContext;
 use crate::providers::client::ProxyChoice;
 use crate::providers::http_options::{Auth, extra_headers};
+use crate::providers::keys::KeyPool;
+use crate::providers::timeouts::{TimeoutFields, Timeouts};
 
 /// `kind = "openai-chat"`: any OpenAI-compatible Chat Completions API.
 #[derive(Clone, Debug, Deserialize)]
@@ -131,27 +133,17 @@ impl ChatConfig {
 pub struct Settings {
     /// Base URL including the version, e.g. `https://api.openai.com/v1`.
     pub base_url: String,
-    /// Upstream API keys (none for a keyless upstream).
-    pub api_keys: Vec<String>,
-    /// Which header carries the key.
-    pub auth: Auth,
+    /// Upstream keys (none for a keyless upstream), in the header their
+    /// `auth` names.
+    pub keys: Arc<KeyPool>,
     /// Static query parameters of every URL.
     pub query: BTreeMap<String, String>,
     /// Extra static headers, checked.
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Which token-limit field to send.
     pub max_tokens_field: MaxTokensField,
-    /// Time allowed to open a connection.
-    pub connect_timeout: Duration,
-    /// Time allowed until the upstream answers (headers, or the whole body
-    /// when not streaming).
-    pub first_byte_timeout: Duration,
-    /// Longest silence allowed between streamed chunks.
-    pub idle_timeout: Duration,
-    /// Time allowed for the whole call.
-    pub total_timeout: Option<Duration>,
-    /// How long a refused key is skipped.
-    pub key_cooldown: Duration,
+    /// Connect, first-byte, idle and total timeouts.
+    pub timeouts: Timeouts,
     /// Extra trusted CA certificates (PEM), for upstreams behind a
     /// private CA.
     pub ca_pem: Option<Vec<u8>>,
@@ -171,7 +163,7 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
             .field("base_url", &self.base_url)
-            .field("api_keys", &self.api_keys.len())
+            .field("keys", &self.keys.len())
             .field("max_tokens_field", &self.max_tokens_field)
             .field("discover_models", &self.discover_models)
             .field("strict_models", &self.strict_models)
@@ -187,72 +179,38 @@ impl Settings {
         ctx: &BuildContext,
     ) -> Result<Settings, String> {
         let field = |f: &str| format!("providers.{name}.{f}");
-        if c.api_key_env.is_some() && !c.api_key_envs.is_empty() {
-            return Err(format!(
-                "{}: set either api_key_env or api_key_envs, not both",
-                field("api_key_envs")
-            ));
-        }
-        if c.request_timeout_secs.is_some()
-            && c.first_byte_timeout_secs.is_some()
-        {
-            return Err(format!(
-                "{}: request_timeout_secs is its older name; set only one",
-                field("first_byte_timeout_secs")
-            ));
-        }
-        let vars: Vec<String> = match &c.api_key_env {
-            Some(v) => vec![v.clone()],
-            None => c.api_key_envs.clone(),
-        };
-        let api_keys = vars
-            .iter()
-            .map(|var| {
-                std::env::var(var).map_err(|_| {
-                    format!(
-                        "providers.{name}: environment variable {var} is not set"
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let keys = KeyPool::from_config(
+            name,
+            c.api_key_env.as_ref(),
+            &c.api_key_envs,
+            c.auth.into(),
+            ctx.key_cooldown,
+        )?;
+        let timeouts = Timeouts::resolve(
+            name,
+            TimeoutFields {
+                connect: c.connect_timeout_secs,
+                first_byte: c.first_byte_timeout_secs,
+                request: c.request_timeout_secs,
+                idle: c.idle_timeout_secs,
+                total: c.total_timeout_secs,
+            },
+            300,
+        )?;
         let ca_pem = match &c.ca_file {
             Some(f) => Some(std::fs::read(f).map_err(|e| {
                 format!("{}: reading {}: {e}", field("ca_file"), f.display())
             })?),
             None => None,
         };
-        let secs = |v: Option<u64>, default: u64, f: &str| {
-            let s = v.unwrap_or(default);
-            if s == 0 {
-                Err(format!("{}: must be at least 1", field(f)))
-            } else {
-                Ok(Duration::from_secs(s))
-            }
-        };
         let settings = Settings {
             base_url: c.base_url.clone(),
-            api_keys,
-            auth: c.auth,
+            keys: Arc::new(keys),
             query: c.query.clone(),
             headers: extra_headers(&c.headers)
                 .map_err(|e| format!("providers.{name}.{e}"))?,
             max_tokens_field: c.max_tokens_field.unwrap_or_default(),
-            connect_timeout: secs(
-                c.connect_timeout_secs,
-                10,
-                "connect_timeout_secs",
-            )?,
-            first_byte_timeout: secs(
-                c.first_byte_timeout_secs.or(c.request_timeout_secs),
-                300,
-                "first_byte_timeout_secs",
-            )?,
-            idle_timeout: secs(c.idle_timeout_secs, 120, "idle_timeout_secs")?,
-            total_timeout: match c.total_timeout_secs {
-                Some(t) => Some(secs(Some(t), 0, "total_timeout_secs")?),
-                None => None,
-            },
-            key_cooldown: ctx.key_cooldown,
+            timeouts,
             ca_pem,
             proxy: c
                 .proxy

@@ -21,6 +21,7 @@ use super::client::{Answer, Client, ClientError, ClientOptions};
 use super::discovery::{MAX_LIST_BYTES, ModelCache, merge, parse_model_list};
 use super::http_options::with_query;
 use super::keys::{KeyPool, PoolKey};
+use super::timeouts::Timeouts;
 use super::*;
 use chunks::{ChatChunk, ChatCompletion, ChunkParser};
 pub use config::{ChatConfig, MaxTokensField, Settings};
@@ -38,7 +39,7 @@ pub struct OpenAiChat {
     /// `…/models`, for discovery.
     models_path: PathAndQuery,
     discovered: ModelCache,
-    keys: KeyPool,
+    keys: Arc<KeyPool>,
     /// Headers of a non-streaming call (content type, accept, and the key
     /// when there is only one).
     json_headers: Vec<(HeaderName, HeaderValue)>,
@@ -88,17 +89,13 @@ impl OpenAiChat {
             &uri,
             ClientOptions {
                 extra_roots_pem: cfg.ca_pem.clone(),
-                connect_timeout: cfg.connect_timeout,
+                connect_timeout: cfg.timeouts.connect,
                 proxy: cfg.proxy.clone(),
                 ..ClientOptions::default()
             },
         )
         .map_err(|e| format!("base_url '{}': {e}", cfg.base_url))?;
-        let keys = KeyPool::new(
-            cfg.api_keys.clone(),
-            cfg.auth.into(),
-            cfg.key_cooldown,
-        )?;
+        let keys = cfg.keys.clone();
         let mut base = vec![(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -156,34 +153,6 @@ impl OpenAiChat {
         (std::borrow::Cow::Owned(h), key)
     }
 
-    /// The time left for the first byte: the first-byte timeout, or less
-    /// when the total timeout ends sooner.
-    fn first_byte_budget(
-        &self,
-        deadline: Option<tokio::time::Instant>,
-    ) -> (Duration, ProviderError) {
-        let first = self.cfg.first_byte_timeout;
-        match deadline {
-            Some(d)
-                if d.saturating_duration_since(tokio::time::Instant::now())
-                    < first =>
-            {
-                (
-                    d.saturating_duration_since(tokio::time::Instant::now()),
-                    ProviderError::TotalTimeout(
-                        self.cfg.total_timeout.map_or(0, |t| t.as_secs()),
-                    ),
-                )
-            }
-            _ => (first, ProviderError::Timeout(first.as_secs())),
-        }
-    }
-
-    /// When the whole call must be over.
-    fn deadline(&self) -> Option<tokio::time::Instant> {
-        self.cfg.total_timeout.map(|t| tokio::time::Instant::now() + t)
-    }
-
     async fn send(
         &self,
         body: &ChatRequest<'_>,
@@ -192,7 +161,7 @@ impl OpenAiChat {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| ProviderError::Protocol(e.to_string()))?;
         let (headers, key) = self.headers(body.stream);
-        let (budget, timed_out) = self.first_byte_budget(deadline);
+        let (budget, timed_out) = self.cfg.timeouts.first_byte(deadline);
         let rsp = match tokio::time::timeout(
             budget,
             self.http.post(&self.path, &headers, bytes.into()),
@@ -306,13 +275,12 @@ impl Provider for OpenAiChat {
         req: &ProviderRequest,
         _ctx: &CallContext,
     ) -> Result<EventStream, ProviderError> {
-        let deadline = self.deadline();
+        let deadline = self.cfg.timeouts.deadline();
         let rsp = self.send(&self.body(req, true), deadline).await?;
         let reader = ChunkReader {
             sse: Box::pin(rsp.into_stream().eventsource()),
-            idle: self.cfg.idle_timeout,
+            timeouts: self.cfg.timeouts,
             deadline,
-            total: self.cfg.total_timeout,
             parser: ChunkParser::default(),
             done: false,
             pending: VecDeque::new(),
@@ -338,9 +306,9 @@ impl Provider for OpenAiChat {
         req: &ProviderRequest,
         _ctx: &CallContext,
     ) -> Result<Completion, ProviderError> {
-        let deadline = self.deadline();
+        let deadline = self.cfg.timeouts.deadline();
         let rsp = self.send(&self.body(req, false), deadline).await?;
-        let (budget, timed_out) = self.first_byte_budget(deadline);
+        let (budget, timed_out) = self.cfg.timeouts.first_byte(deadline);
         let bytes = tokio::time::timeout(budget, rsp.bytes(MAX_ANSWER_BYTES))
             .await
             .map_err(|_| timed_out)?
@@ -383,10 +351,9 @@ type SseStream = std::pin::Pin<
 /// Turns upstream SSE chunks into provider events, one chunk at a time.
 struct ChunkReader {
     sse: SseStream,
-    idle: Duration,
+    timeouts: Timeouts,
     /// When the whole call must be over (`total_timeout_secs`).
     deadline: Option<tokio::time::Instant>,
-    total: Option<Duration>,
     /// Item state of the answer (its `finished`: ending without `[DONE]`
     /// is fine).
     parser: ChunkParser,
@@ -426,20 +393,7 @@ impl ChunkReader {
 
     /// Reads one upstream event into `pending` (or ends the stream).
     async fn fill(&mut self) {
-        let (wait, timed_out) = match self.deadline {
-            Some(d)
-                if d.saturating_duration_since(tokio::time::Instant::now())
-                    < self.idle =>
-            {
-                (
-                    d.saturating_duration_since(tokio::time::Instant::now()),
-                    ProviderError::TotalTimeout(
-                        self.total.map_or(0, |t| t.as_secs()),
-                    ),
-                )
-            }
-            _ => (self.idle, ProviderError::IdleTimeout(self.idle.as_secs())),
-        };
+        let (wait, timed_out) = self.timeouts.next_event(self.deadline);
         let ev = match tokio::time::timeout(wait, self.sse.next()).await {
             Err(_) => return self.fail(timed_out),
             Ok(None) if self.parser.finished => {

@@ -24,6 +24,7 @@ use super::client::{Answer, Client, ClientError, ClientOptions, ProxyChoice};
 use super::discovery::{MAX_LIST_BYTES, ModelCache, merge, parse_model_list};
 use super::http_options::{self, Auth};
 use super::keys::KeyPool;
+use super::timeouts::{TimeoutFields, Timeouts};
 use super::*;
 use events::{EventParser, ResponseObject, StreamEvent};
 use wire::ResponsesRequest;
@@ -66,6 +67,13 @@ pub struct ResponsesConfig {
     /// Seconds to open a connection (default 10).
     #[serde(default)]
     pub connect_timeout_secs: Option<u64>,
+    /// Seconds until the answer starts (default 300; old name
+    /// `request_timeout_secs`).
+    #[serde(default)]
+    pub first_byte_timeout_secs: Option<u64>,
+    /// Seconds the whole call may take (default: no limit).
+    #[serde(default)]
+    pub total_timeout_secs: Option<u64>,
     /// PEM file of extra CA certificates to trust for this upstream.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
@@ -99,6 +107,8 @@ impl ResponsesConfig {
             request_timeout_secs: None,
             idle_timeout_secs: None,
             connect_timeout_secs: None,
+            first_byte_timeout_secs: None,
+            total_timeout_secs: None,
             ca_file: None,
             proxy: None,
             models: Vec::new(),
@@ -120,8 +130,7 @@ pub struct OpenAiResponses {
     name: String,
     /// Upstream keys (none for a keyless upstream).
     keys: Arc<KeyPool>,
-    request_timeout: Duration,
-    idle_timeout: Duration,
+    timeouts: Timeouts,
     models: Vec<String>,
     discover_models: bool,
     strict_models: bool,
@@ -187,6 +196,20 @@ impl OpenAiResponses {
         .map_err(|e| {
             e.trim_start_matches(&format!("providers.{name}: ")).to_string()
         })?;
+        let timeouts = Timeouts::resolve(
+            name,
+            TimeoutFields {
+                connect: c.connect_timeout_secs,
+                first_byte: c.first_byte_timeout_secs,
+                request: c.request_timeout_secs,
+                idle: c.idle_timeout_secs,
+                total: c.total_timeout_secs,
+            },
+            300,
+        )
+        .map_err(|e| {
+            e.trim_start_matches(&format!("providers.{name}.")).to_string()
+        })?;
         let ca_pem = match &c.ca_file {
             Some(f) => Some(std::fs::read(f).map_err(|e| {
                 format!("reading ca_file {}: {e}", f.display())
@@ -213,9 +236,7 @@ impl OpenAiResponses {
             &uri,
             ClientOptions {
                 extra_roots_pem: ca_pem,
-                connect_timeout: Duration::from_secs(
-                    c.connect_timeout_secs.unwrap_or(10).max(1),
-                ),
+                connect_timeout: timeouts.connect,
                 proxy: c
                     .proxy
                     .clone()
@@ -247,12 +268,7 @@ impl OpenAiResponses {
             json_headers: with_accept("application/json"),
             sse_headers: with_accept("text/event-stream"),
             keys: Arc::new(keys),
-            request_timeout: Duration::from_secs(
-                c.request_timeout_secs.unwrap_or(300),
-            ),
-            idle_timeout: Duration::from_secs(
-                c.idle_timeout_secs.unwrap_or(120),
-            ),
+            timeouts,
             models: c.models.clone(),
             discover_models: c.discover_models,
             strict_models: c.strict_models,
@@ -266,20 +282,21 @@ impl OpenAiResponses {
     async fn send(
         &self,
         body: &ResponsesRequest<'_>,
+        deadline: Option<tokio::time::Instant>,
     ) -> Result<Answer, ProviderError> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| ProviderError::Protocol(e.to_string()))?;
         let base =
             if body.stream { &self.sse_headers } else { &self.json_headers };
         let (headers, key) = self.keys.headers(base);
-        let secs = self.request_timeout.as_secs();
+        let (budget, timed_out) = self.timeouts.first_byte(deadline);
         let rsp = match tokio::time::timeout(
-            self.request_timeout,
+            budget,
             self.http.post(&self.path, &headers, bytes.into()),
         )
         .await
         {
-            Err(_) => return Err(ProviderError::Timeout(secs)),
+            Err(_) => return Err(timed_out),
             Ok(Err(e)) => {
                 return Err(ProviderError::Unavailable(
                     self.scrub(&e.to_string()),
@@ -386,10 +403,13 @@ impl Provider for OpenAiResponses {
         req: &ProviderRequest,
         _ctx: &CallContext,
     ) -> Result<EventStream, ProviderError> {
-        let rsp = self.send(&ResponsesRequest::new(req, true)).await?;
+        let deadline = self.timeouts.deadline();
+        let rsp =
+            self.send(&ResponsesRequest::new(req, true), deadline).await?;
         let reader = EventReader {
             sse: Box::pin(rsp.into_stream().eventsource()),
-            idle: self.idle_timeout,
+            timeouts: self.timeouts,
+            deadline,
             keys: self.keys.clone(),
             parser: EventParser::default(),
             done: false,
@@ -416,14 +436,16 @@ impl Provider for OpenAiResponses {
         req: &ProviderRequest,
         _ctx: &CallContext,
     ) -> Result<Completion, ProviderError> {
-        let rsp = self.send(&ResponsesRequest::new(req, false)).await?;
-        let bytes = tokio::time::timeout(
-            self.request_timeout,
-            rsp.bytes(MAX_ANSWER_BYTES),
-        )
-        .await
-        .map_err(|_| ProviderError::Timeout(self.request_timeout.as_secs()))?
-        .map_err(|e| ProviderError::Unavailable(self.scrub(&e.to_string())))?;
+        let deadline = self.timeouts.deadline();
+        let rsp =
+            self.send(&ResponsesRequest::new(req, false), deadline).await?;
+        let (budget, timed_out) = self.timeouts.first_byte(deadline);
+        let bytes = tokio::time::timeout(budget, rsp.bytes(MAX_ANSWER_BYTES))
+            .await
+            .map_err(|_| timed_out)?
+            .map_err(|e| {
+                ProviderError::Unavailable(self.scrub(&e.to_string()))
+            })?;
         let body: ResponseObject =
             serde_json::from_slice(&bytes).map_err(|e| {
                 ProviderError::Protocol(format!("unreadable answer: {e}"))
@@ -449,7 +471,9 @@ type SseStream = std::pin::Pin<
 /// Turns upstream SSE events into provider events, one at a time.
 struct EventReader {
     sse: SseStream,
-    idle: Duration,
+    timeouts: Timeouts,
+    /// When the whole call must be over.
+    deadline: Option<tokio::time::Instant>,
     /// The upstream keys, scrubbed from messages we pass on.
     keys: Arc<KeyPool>,
     parser: EventParser,
@@ -498,11 +522,9 @@ impl EventReader {
 
     /// Reads one upstream event into `pending` (or ends the stream).
     async fn fill(&mut self) {
-        let ev = match tokio::time::timeout(self.idle, self.sse.next()).await {
-            Err(_) => {
-                return self
-                    .fail(ProviderError::IdleTimeout(self.idle.as_secs()));
-            }
+        let (wait, timed_out) = self.timeouts.next_event(self.deadline);
+        let ev = match tokio::time::timeout(wait, self.sse.next()).await {
+            Err(_) => return self.fail(timed_out),
             Ok(None) if self.parser.finished => {
                 self.done = true;
                 return;

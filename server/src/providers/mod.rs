@@ -17,6 +17,7 @@ pub mod proxy;
 mod registry;
 mod request;
 pub mod timeouts;
+mod upstream;
 
 use std::pin::Pin;
 

@@ -3,16 +3,11 @@
 //! sent it (429 with its `Retry-After`, 529 `overloaded_error`): the
 //! engine decides what each means. Messages never carry our key.
 
-use std::time::Duration;
-
-use http::header;
 use serde::Deserialize;
 
 use super::super::client::Answer;
+use super::super::upstream;
 use crate::providers::ProviderError;
-
-/// Largest error body read from an upstream (only its message is kept).
-const MAX_ERROR_BYTES: usize = 64 << 10;
 
 /// The `error` object of an error body or of a stream's `error` event.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -42,32 +37,13 @@ struct Envelope {
     error: ErrorBody,
 }
 
-/// The error for a non-success answer: its status, `Retry-After` and
-/// message (the body read briefly and boundedly; `scrub` applied).
+/// The error for a non-success answer (see [`upstream::status_error`]),
+/// its message read in Anthropic's shape.
 pub(super) async fn status_error(
     rsp: Answer,
     scrub: impl Fn(&str) -> String,
 ) -> ProviderError {
-    let status = rsp.status.as_u16();
-    let retry_after = rsp
-        .headers
-        .get(header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let text = tokio::time::timeout(
-        Duration::from_secs(5),
-        rsp.bytes(MAX_ERROR_BYTES),
-    )
-    .await
-    .ok()
-    .and_then(Result::ok)
-    .map(|b| String::from_utf8_lossy(&b).into_owned())
-    .unwrap_or_default();
-    ProviderError::Status {
-        status,
-        message: scrub(&message_of(&text)),
-        retry_after,
-    }
+    upstream::status_error(rsp, message_of, scrub).await
 }
 
 /// The message of an error body, or its start when it is not Anthropic's
@@ -75,14 +51,7 @@ pub(super) async fn status_error(
 fn message_of(text: &str) -> String {
     match serde_json::from_str::<Envelope>(text) {
         Ok(e) => e.error.describe(),
-        Err(_) => truncate(text, 300),
-    }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
+        Err(_) => upstream::truncate(text, 300),
     }
 }
 

@@ -13,19 +13,19 @@ mod wire;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use eventsource_stream::Eventsource;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use serde::Deserialize;
 
-use super::client::{Answer, Client, ClientError, ClientOptions, ProxyChoice};
-use super::discovery::{MAX_LIST_BYTES, ModelCache, merge, parse_model_list};
+use super::client::{Answer, Client, ClientOptions, ProxyChoice};
+use super::discovery::{ModelCache, merge};
 use super::keys::{KeyHeader, KeyPool};
 use super::timeouts::{TimeoutFields, Timeouts};
+use super::upstream::{SseStream, drain_rest, fetch_models};
 use super::*;
 use stream::{EventParser, MessageBody, StreamEvent};
 use wire::MessagesRequest;
@@ -312,19 +312,8 @@ impl Anthropic {
     /// The upstream's own model ids (`GET /v1/models`).
     async fn fetch_models(&self) -> Result<Vec<String>, String> {
         let (headers, _) = self.keys.headers(&self.json_headers);
-        let rsp = self
-            .http
-            .get(&self.models_path, &headers)
+        fetch_models(&self.http, &self.models_path, &headers, |s| self.scrub(s))
             .await
-            .map_err(|e| self.scrub(&e.to_string()))?;
-        if !rsp.status.is_success() {
-            return Err(format!("the upstream answered {}", rsp.status));
-        }
-        let body = rsp
-            .bytes(MAX_LIST_BYTES)
-            .await
-            .map_err(|e| self.scrub(&e.to_string()))?;
-        parse_model_list(&body)
     }
 
     /// Removes the upstream key from a text we may pass on or log.
@@ -426,17 +415,6 @@ impl Provider for Anthropic {
     }
 }
 
-type SseStream = std::pin::Pin<
-    Box<
-        dyn futures::Stream<
-                Item = Result<
-                    eventsource_stream::Event,
-                    eventsource_stream::EventStreamError<ClientError>,
-                >,
-            > + Send,
-    >,
->;
-
 /// Turns upstream Messages events into provider events, one at a time.
 struct EventReader {
     sse: SseStream,
@@ -454,27 +432,6 @@ struct EventReader {
 }
 
 impl EventReader {
-    /// Reads the body's end after `message_stop` so its connection goes
-    /// back to the pool: at once when it is already here, else in a
-    /// short-lived task, so the answer is never held up by it.
-    fn drain_rest(&mut self) {
-        let mut rest = std::mem::replace(
-            &mut self.sse,
-            Box::pin(futures::stream::empty()),
-        );
-        loop {
-            match rest.next().now_or_never() {
-                Some(Some(_)) => continue,
-                Some(None) => return,
-                None => break,
-            }
-        }
-        tokio::spawn(async move {
-            let drain = async { while rest.next().await.is_some() {} };
-            let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
-        });
-    }
-
     fn fail(&mut self, e: ProviderError) {
         self.pending.push_back(Err(e));
         self.done = true;
@@ -519,7 +476,7 @@ impl EventReader {
         }
         if self.parser.finished {
             self.done = true;
-            self.drain_rest();
+            drain_rest(&mut self.sse);
         }
     }
 }

@@ -10,18 +10,19 @@ mod wire;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use eventsource_stream::Eventsource;
-use futures::{FutureExt, StreamExt};
-use serde_json::Value;
+use futures::StreamExt;
 
-use super::client::{Answer, Client, ClientError, ClientOptions};
-use super::discovery::{MAX_LIST_BYTES, ModelCache, merge, parse_model_list};
+use super::client::{Answer, Client, ClientOptions};
+use super::discovery::{ModelCache, merge};
 use super::http_options::with_query;
 use super::keys::{KeyPool, PoolKey};
 use super::timeouts::Timeouts;
+use super::upstream::{
+    SseStream, drain_rest, fetch_models, openai_message, status_error,
+};
 use super::*;
 use chunks::{ChatChunk, ChatCompletion, ChunkParser};
 pub use config::{ChatConfig, MaxTokensField, Settings};
@@ -50,9 +51,6 @@ pub struct OpenAiChat {
 
 /// Largest non-streaming answer read from an upstream.
 const MAX_ANSWER_BYTES: usize = 64 << 20;
-
-/// Largest error body read from an upstream (only its message is kept).
-const MAX_ERROR_BYTES: usize = 64 << 10;
 
 impl OpenAiChat {
     /// The provider `name` for a configuration: reads the keys from
@@ -179,63 +177,22 @@ impl OpenAiChat {
         if rsp.status.is_success() {
             return Ok(rsp);
         }
-        let status = rsp.status.as_u16();
         if let Some(k) = &key {
-            self.keys.refused(k, status);
+            self.keys.refused(k, rsp.status.as_u16());
         }
-        let retry_after = rsp
-            .headers
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let text = tokio::time::timeout(
-            Duration::from_secs(5),
-            rsp.bytes(MAX_ERROR_BYTES),
-        )
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-        let message = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| truncate(&text, 300));
-        Err(ProviderError::Status {
-            status,
-            message: self.scrub(&message),
-            retry_after,
-        })
+        Err(status_error(rsp, openai_message, |s| self.scrub(s)).await)
     }
 
     /// The upstream's own model ids (`GET {base_url}/models`).
     async fn fetch_models(&self) -> Result<Vec<String>, String> {
         let (headers, _) = self.headers(false);
-        let rsp = self
-            .http
-            .get(&self.models_path, &headers)
+        fetch_models(&self.http, &self.models_path, &headers, |s| self.scrub(s))
             .await
-            .map_err(|e| self.scrub(&e.to_string()))?;
-        if !rsp.status.is_success() {
-            return Err(format!("the upstream answered {}", rsp.status));
-        }
-        let body = rsp
-            .bytes(MAX_LIST_BYTES)
-            .await
-            .map_err(|e| self.scrub(&e.to_string()))?;
-        parse_model_list(&body)
     }
 
     /// Removes the upstream keys from a text we may pass on or log.
     fn scrub(&self, s: &str) -> String {
         self.keys.scrub(s)
-    }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
     }
 }
 
@@ -337,17 +294,6 @@ impl OpenAiChat {
     }
 }
 
-type SseStream = std::pin::Pin<
-    Box<
-        dyn futures::Stream<
-                Item = Result<
-                    eventsource_stream::Event,
-                    eventsource_stream::EventStreamError<ClientError>,
-                >,
-            > + Send,
-    >,
->;
-
 /// Turns upstream SSE chunks into provider events, one chunk at a time.
 struct ChunkReader {
     sse: SseStream,
@@ -365,27 +311,6 @@ struct ChunkReader {
 }
 
 impl ChunkReader {
-    /// Reads the body's end after `[DONE]` so its connection goes back to
-    /// the pool: at once when it is already here, else in a short-lived
-    /// task, so the answer is never held up by it.
-    fn drain_rest(&mut self) {
-        let mut rest = std::mem::replace(
-            &mut self.sse,
-            Box::pin(futures::stream::empty()),
-        );
-        loop {
-            match rest.next().now_or_never() {
-                Some(Some(_)) => continue,
-                Some(None) => return,
-                None => break,
-            }
-        }
-        tokio::spawn(async move {
-            let drain = async { while rest.next().await.is_some() {} };
-            let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
-        });
-    }
-
     fn fail(&mut self, e: ProviderError) {
         self.pending.push_back(Err(e));
         self.done = true;
@@ -415,7 +340,7 @@ impl ChunkReader {
         };
         if ev.data.trim() == "[DONE]" {
             self.done = true;
-            self.drain_rest();
+            drain_rest(&mut self.sse);
             return;
         }
         let mut chunk: ChatChunk = match serde_json::from_str(&ev.data) {

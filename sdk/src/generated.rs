@@ -777,6 +777,158 @@ pub mod types {
             Default::default()
         }
     }
+    /**Request body of `POST /v1/responses/compact`.
+
+The conversation to compact is `input`, after the transcript of `previous_response_id` if given. The model named by `model` writes the summary, following the gateway's fixed compaction prompt.*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct CompactResponse {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub input: ::std::option::Option<Input>,
+        ///Instructions of the conversation; summarized with it.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub instructions: ::std::option::Option<::std::string::String>,
+        ///Model as `provider/model` (or an alias); it writes the summary.
+        pub model: ::std::string::String,
+        ///The id of a stored response whose transcript comes first.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub previous_response_id: ::std::option::Option<::std::string::String>,
+        ///Prompt cache key (accepted).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub prompt_cache_key: ::std::option::Option<::std::string::String>,
+        ///Prompt cache retention (accepted).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub prompt_cache_retention: ::std::option::Option<::std::string::String>,
+        ///Service tier (accepted).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub service_tier: ::std::option::Option<::std::string::String>,
+    }
+    impl CompactResponse {
+        pub fn builder() -> builder::CompactResponse {
+            Default::default()
+        }
+    }
+    ///A compacted conversation: pass `output` as the start of a new conversation's `input` (without `previous_response_id`).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct CompactedResponse {
+        ///Unix time (seconds) of the compaction.
+        pub created_at: i64,
+        ///Identifier of this compaction, `resp_…`.
+        pub id: ::std::string::String,
+        pub object: CompactionObject,
+        ///The items kept verbatim (the last user message) and one `compaction` item sealing the summary of everything.
+        pub output: ::std::vec::Vec<ItemResource>,
+        pub usage: ResponseUsage,
+    }
+    impl CompactedResponse {
+        pub fn builder() -> builder::CompactedResponse {
+            Default::default()
+        }
+    }
+    ///The `response.compaction` object type tag.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum CompactionObject {
+        ///A compacted conversation.
+        #[serde(rename = "response.compaction")]
+        ResponseCompaction,
+    }
+    impl ::std::fmt::Display for CompactionObject {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::ResponseCompaction => f.write_str("response.compaction"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for CompactionObject {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "response.compaction" => Ok(Self::ResponseCompaction),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CompactionObject {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CompactionObject {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///The `compaction` item type tag.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum CompactionType {
+        ///A compaction item.
+        #[serde(rename = "compaction")]
+        Compaction,
+    }
+    impl ::std::fmt::Display for CompactionType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Compaction => f.write_str("compaction"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for CompactionType {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "compaction" => Ok(Self::Compaction),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CompactionType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CompactionType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///Breakdown of generated tokens.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct CompletionTokensDetails {
@@ -1668,13 +1820,35 @@ Carries the spec's flat fields (`code`, `message`, `param`) and the nested `erro
             Self::Array(value)
         }
     }
-    ///One input item: a message, a reference to a stored item, or reasoning from an earlier answer.
+    ///A compaction item given back as input: the gateway opens it and gives the model the summary it seals.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct InputCompaction {
+        ///Who created the item (accepted and ignored).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub created_by: ::std::option::Option<::std::string::String>,
+        ///The sealed summary, exactly as `POST /v1/responses/compact` returned it. Only the organization it was made for can use it.
+        pub encrypted_content: ::std::string::String,
+        ///Item id, `cmp_…` (accepted and ignored).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub id: ::std::option::Option<::std::string::String>,
+        ///Always `compaction`.
+        #[serde(rename = "type")]
+        pub type_: CompactionType,
+    }
+    impl InputCompaction {
+        pub fn builder() -> builder::InputCompaction {
+            Default::default()
+        }
+    }
+    ///One input item: a message, a reference to a stored item, reasoning from an earlier answer, or a compaction item.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     #[serde(untagged)]
     pub enum InputItem {
         InputMessage(InputMessage),
         ItemReference(ItemReference),
         InputReasoning(InputReasoning),
+        InputCompaction(InputCompaction),
     }
     impl ::std::convert::From<InputMessage> for InputItem {
         fn from(value: InputMessage) -> Self {
@@ -1689,6 +1863,11 @@ Carries the spec's flat fields (`code`, `message`, `param`) and the nested `erro
     impl ::std::convert::From<InputReasoning> for InputItem {
         fn from(value: InputReasoning) -> Self {
             Self::InputReasoning(value)
+        }
+    }
+    impl ::std::convert::From<InputCompaction> for InputItem {
+        fn from(value: InputCompaction) -> Self {
+            Self::InputCompaction(value)
         }
     }
     ///A message given as input.
@@ -1868,6 +2047,14 @@ Carries the spec's flat fields (`code`, `message`, `param`) and the nested `erro
             name: ::std::string::String,
             ///Item status.
             status: ItemStatus,
+        },
+        ///A compaction item: the sealed summary of a compacted conversation.
+        #[serde(rename = "compaction")]
+        Compaction {
+            ///The sealed summary; give it back as input unchanged.
+            encrypted_content: ::std::string::String,
+            ///Item id, `cmp_…`.
+            id: ::std::string::String,
         },
     }
     ///Item status.
@@ -4323,6 +4510,108 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
             strict: ::std::option::Option<bool>,
         },
     }
+    ///Request body of `POST /v1/responses/input_tokens`: the parts of a create body that make up the model's input. The same validation as create applies.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct TokenCountsBody {
+        ///Conversations are not supported; use `previous_response_id`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub conversation: ::std::option::Option<::serde_json::Value>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub input: ::std::option::Option<Input>,
+        ///A system (developer) message inserted before the input.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub instructions: ::std::option::Option<::std::string::String>,
+        ///Model as `provider/model` (or an alias): picks the tokenizer.
+        pub model: ::std::string::String,
+        ///Whether tool calls may run in parallel.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub parallel_tool_calls: ::std::option::Option<bool>,
+        ///The id of a stored response whose transcript is prepended.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub previous_response_id: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub reasoning: ::std::option::Option<Reasoning>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub text: ::std::option::Option<TextConfig>,
+        ///Tool choice.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_choice: ::std::option::Option<::serde_json::Value>,
+        ///Tools. Managed tools are not yet supported: only an empty list is accepted.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tools: ::std::option::Option<::std::vec::Vec<::serde_json::Value>>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub truncation: ::std::option::Option<Truncation>,
+    }
+    impl TokenCountsBody {
+        pub fn builder() -> builder::TokenCountsBody {
+            Default::default()
+        }
+    }
+    ///The `response.input_tokens` object type tag.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum TokenCountsObject {
+        ///An input token count.
+        #[serde(rename = "response.input_tokens")]
+        ResponseInputTokens,
+    }
+    impl ::std::fmt::Display for TokenCountsObject {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::ResponseInputTokens => f.write_str("response.input_tokens"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for TokenCountsObject {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "response.input_tokens" => Ok(Self::ResponseInputTokens),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for TokenCountsObject {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for TokenCountsObject {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///How many input tokens a create body makes.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct TokenCountsResource {
+        ///The input tokens: exact for OpenAI model families and providers that count themselves, an `o200k_base` estimate otherwise.
+        pub input_tokens: i64,
+        pub object: TokenCountsObject,
+    }
+    impl TokenCountsResource {
+        pub fn builder() -> builder::TokenCountsResource {
+            Default::default()
+        }
+    }
     ///One token's log probability and its most likely alternatives.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct TokenLogprob {
@@ -6481,6 +6770,278 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                     id: Ok(value.id),
                     index: Ok(value.index),
                     type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct CompactResponse {
+            input: ::std::result::Result<
+                ::std::option::Option<super::Input>,
+                ::std::string::String,
+            >,
+            instructions: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            model: ::std::result::Result<::std::string::String, ::std::string::String>,
+            previous_response_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            prompt_cache_key: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            prompt_cache_retention: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            service_tier: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for CompactResponse {
+            fn default() -> Self {
+                Self {
+                    input: Ok(Default::default()),
+                    instructions: Ok(Default::default()),
+                    model: Err("no value supplied for model".to_string()),
+                    previous_response_id: Ok(Default::default()),
+                    prompt_cache_key: Ok(Default::default()),
+                    prompt_cache_retention: Ok(Default::default()),
+                    service_tier: Ok(Default::default()),
+                }
+            }
+        }
+        impl CompactResponse {
+            pub fn input<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::Input>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.input = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for input: {e}")
+                    });
+                self
+            }
+            pub fn instructions<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.instructions = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for instructions: {e}")
+                    });
+                self
+            }
+            pub fn model<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.model = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for model: {e}")
+                    });
+                self
+            }
+            pub fn previous_response_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.previous_response_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for previous_response_id: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn prompt_cache_key<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt_cache_key = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for prompt_cache_key: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn prompt_cache_retention<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt_cache_retention = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for prompt_cache_retention: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn service_tier<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.service_tier = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for service_tier: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CompactResponse> for super::CompactResponse {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CompactResponse,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    input: value.input?,
+                    instructions: value.instructions?,
+                    model: value.model?,
+                    previous_response_id: value.previous_response_id?,
+                    prompt_cache_key: value.prompt_cache_key?,
+                    prompt_cache_retention: value.prompt_cache_retention?,
+                    service_tier: value.service_tier?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CompactResponse> for CompactResponse {
+            fn from(value: super::CompactResponse) -> Self {
+                Self {
+                    input: Ok(value.input),
+                    instructions: Ok(value.instructions),
+                    model: Ok(value.model),
+                    previous_response_id: Ok(value.previous_response_id),
+                    prompt_cache_key: Ok(value.prompt_cache_key),
+                    prompt_cache_retention: Ok(value.prompt_cache_retention),
+                    service_tier: Ok(value.service_tier),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct CompactedResponse {
+            created_at: ::std::result::Result<i64, ::std::string::String>,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            object: ::std::result::Result<
+                super::CompactionObject,
+                ::std::string::String,
+            >,
+            output: ::std::result::Result<
+                ::std::vec::Vec<super::ItemResource>,
+                ::std::string::String,
+            >,
+            usage: ::std::result::Result<super::ResponseUsage, ::std::string::String>,
+        }
+        impl ::std::default::Default for CompactedResponse {
+            fn default() -> Self {
+                Self {
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    object: Err("no value supplied for object".to_string()),
+                    output: Err("no value supplied for output".to_string()),
+                    usage: Err("no value supplied for usage".to_string()),
+                }
+            }
+        }
+        impl CompactedResponse {
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn object<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::CompactionObject>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.object = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for object: {e}")
+                    });
+                self
+            }
+            pub fn output<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ItemResource>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.output = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for output: {e}")
+                    });
+                self
+            }
+            pub fn usage<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ResponseUsage>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.usage = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for usage: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CompactedResponse> for super::CompactedResponse {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CompactedResponse,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    created_at: value.created_at?,
+                    id: value.id?,
+                    object: value.object?,
+                    output: value.output?,
+                    usage: value.usage?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CompactedResponse> for CompactedResponse {
+            fn from(value: super::CompactedResponse) -> Self {
+                Self {
+                    created_at: Ok(value.created_at),
+                    id: Ok(value.id),
+                    object: Ok(value.object),
+                    output: Ok(value.output),
+                    usage: Ok(value.usage),
                 }
             }
         }
@@ -9038,6 +9599,107 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
         impl ::std::convert::From<super::IncompleteDetails> for IncompleteDetails {
             fn from(value: super::IncompleteDetails) -> Self {
                 Self { reason: Ok(value.reason) }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct InputCompaction {
+            created_by: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            encrypted_content: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            type_: ::std::result::Result<super::CompactionType, ::std::string::String>,
+        }
+        impl ::std::default::Default for InputCompaction {
+            fn default() -> Self {
+                Self {
+                    created_by: Ok(Default::default()),
+                    encrypted_content: Err(
+                        "no value supplied for encrypted_content".to_string(),
+                    ),
+                    id: Ok(Default::default()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl InputCompaction {
+            pub fn created_by<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_by = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_by: {e}")
+                    });
+                self
+            }
+            pub fn encrypted_content<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.encrypted_content = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for encrypted_content: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::CompactionType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<InputCompaction> for super::InputCompaction {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: InputCompaction,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    created_by: value.created_by?,
+                    encrypted_content: value.encrypted_content?,
+                    id: value.id?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::InputCompaction> for InputCompaction {
+            fn from(value: super::InputCompaction) -> Self {
+                Self {
+                    created_by: Ok(value.created_by),
+                    encrypted_content: Ok(value.encrypted_content),
+                    id: Ok(value.id),
+                    type_: Ok(value.type_),
+                }
             }
         }
         #[derive(Clone, Debug)]
@@ -13256,6 +13918,306 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
             }
         }
         #[derive(Clone, Debug)]
+        pub struct TokenCountsBody {
+            conversation: ::std::result::Result<
+                ::std::option::Option<::serde_json::Value>,
+                ::std::string::String,
+            >,
+            input: ::std::result::Result<
+                ::std::option::Option<super::Input>,
+                ::std::string::String,
+            >,
+            instructions: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            model: ::std::result::Result<::std::string::String, ::std::string::String>,
+            parallel_tool_calls: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            previous_response_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            reasoning: ::std::result::Result<
+                ::std::option::Option<super::Reasoning>,
+                ::std::string::String,
+            >,
+            text: ::std::result::Result<
+                ::std::option::Option<super::TextConfig>,
+                ::std::string::String,
+            >,
+            tool_choice: ::std::result::Result<
+                ::std::option::Option<::serde_json::Value>,
+                ::std::string::String,
+            >,
+            tools: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<::serde_json::Value>>,
+                ::std::string::String,
+            >,
+            truncation: ::std::result::Result<
+                ::std::option::Option<super::Truncation>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for TokenCountsBody {
+            fn default() -> Self {
+                Self {
+                    conversation: Ok(Default::default()),
+                    input: Ok(Default::default()),
+                    instructions: Ok(Default::default()),
+                    model: Err("no value supplied for model".to_string()),
+                    parallel_tool_calls: Ok(Default::default()),
+                    previous_response_id: Ok(Default::default()),
+                    reasoning: Ok(Default::default()),
+                    text: Ok(Default::default()),
+                    tool_choice: Ok(Default::default()),
+                    tools: Ok(Default::default()),
+                    truncation: Ok(Default::default()),
+                }
+            }
+        }
+        impl TokenCountsBody {
+            pub fn conversation<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::serde_json::Value>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.conversation = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for conversation: {e}")
+                    });
+                self
+            }
+            pub fn input<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::Input>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.input = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for input: {e}")
+                    });
+                self
+            }
+            pub fn instructions<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.instructions = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for instructions: {e}")
+                    });
+                self
+            }
+            pub fn model<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.model = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for model: {e}")
+                    });
+                self
+            }
+            pub fn parallel_tool_calls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.parallel_tool_calls = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for parallel_tool_calls: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn previous_response_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.previous_response_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for previous_response_id: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn reasoning<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::Reasoning>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.reasoning = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for reasoning: {e}")
+                    });
+                self
+            }
+            pub fn text<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::TextConfig>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.text = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for text: {e}")
+                    });
+                self
+            }
+            pub fn tool_choice<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::serde_json::Value>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_choice = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_choice: {e}")
+                    });
+                self
+            }
+            pub fn tools<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<::serde_json::Value>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tools = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tools: {e}")
+                    });
+                self
+            }
+            pub fn truncation<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::Truncation>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.truncation = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for truncation: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<TokenCountsBody> for super::TokenCountsBody {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: TokenCountsBody,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    conversation: value.conversation?,
+                    input: value.input?,
+                    instructions: value.instructions?,
+                    model: value.model?,
+                    parallel_tool_calls: value.parallel_tool_calls?,
+                    previous_response_id: value.previous_response_id?,
+                    reasoning: value.reasoning?,
+                    text: value.text?,
+                    tool_choice: value.tool_choice?,
+                    tools: value.tools?,
+                    truncation: value.truncation?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::TokenCountsBody> for TokenCountsBody {
+            fn from(value: super::TokenCountsBody) -> Self {
+                Self {
+                    conversation: Ok(value.conversation),
+                    input: Ok(value.input),
+                    instructions: Ok(value.instructions),
+                    model: Ok(value.model),
+                    parallel_tool_calls: Ok(value.parallel_tool_calls),
+                    previous_response_id: Ok(value.previous_response_id),
+                    reasoning: Ok(value.reasoning),
+                    text: Ok(value.text),
+                    tool_choice: Ok(value.tool_choice),
+                    tools: Ok(value.tools),
+                    truncation: Ok(value.truncation),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct TokenCountsResource {
+            input_tokens: ::std::result::Result<i64, ::std::string::String>,
+            object: ::std::result::Result<
+                super::TokenCountsObject,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for TokenCountsResource {
+            fn default() -> Self {
+                Self {
+                    input_tokens: Err("no value supplied for input_tokens".to_string()),
+                    object: Err("no value supplied for object".to_string()),
+                }
+            }
+        }
+        impl TokenCountsResource {
+            pub fn input_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.input_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for input_tokens: {e}")
+                    });
+                self
+            }
+            pub fn object<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::TokenCountsObject>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.object = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for object: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<TokenCountsResource>
+        for super::TokenCountsResource {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: TokenCountsResource,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    input_tokens: value.input_tokens?,
+                    object: value.object?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::TokenCountsResource> for TokenCountsResource {
+            fn from(value: super::TokenCountsResource) -> Self {
+                Self {
+                    input_tokens: Ok(value.input_tokens),
+                    object: Ok(value.object),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct TokenLogprob {
             bytes: ::std::result::Result<
                 ::std::option::Option<::std::vec::Vec<i64>>,
@@ -13815,6 +14777,36 @@ let response = client.response_input_items_list()
 ```*/
     pub fn response_input_items_list(&self) -> builder::ResponseInputItemsList<'_> {
         builder::ResponseInputItemsList::new(self)
+    }
+    /**Compact a conversation
+
+The model named by `model` summarizes the conversation (`input`, after the transcript of `previous_response_id` if given) under the gateway's fixed compaction prompt. `output` holds the last user message, kept verbatim, and one `compaction` item whose `encrypted_content` seals the summary: pass `output` as the start of a new conversation's `input`. Only your organization can open it; an altered one is a 400 `invalid_encrypted_content`.
+
+Sends a `POST` request to `/v1/responses/compact`
+
+```ignore
+let response = client.response_compact()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn response_compact(&self) -> builder::ResponseCompact<'_> {
+        builder::ResponseCompact::new(self)
+    }
+    /**Count input tokens
+
+Counts the input tokens of a create body as the upstream would see them: the provider's own count where it has one (Anthropic), OpenAI's tokenizers for OpenAI model families, an `o200k_base` estimate otherwise. The same validation as create applies.
+
+Sends a `POST` request to `/v1/responses/input_tokens`
+
+```ignore
+let response = client.response_input_tokens_count()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn response_input_tokens_count(&self) -> builder::ResponseInputTokensCount<'_> {
+        builder::ResponseInputTokensCount::new(self)
     }
 }
 /// Types for composing operation parameters.
@@ -15225,6 +16217,204 @@ pub mod builder {
                 .build()?;
             let info = OperationInfo {
                 operation_id: "response_input_items_list",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::response_compact`]
+
+[`Client::response_compact`]: super::Client::response_compact*/
+    #[derive(Debug, Clone)]
+    pub struct ResponseCompact<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::CompactResponse, String>,
+    }
+    impl<'a> ResponseCompact<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CompactResponse>,
+            <V as std::convert::TryInto<
+                types::CompactResponse,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `CompactResponse` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::CompactResponse,
+            ) -> types::builder::CompactResponse,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/v1/responses/compact`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<types::CompactedResponse>,
+            Error<types::ErrorResponse>,
+        > {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| {
+                    types::CompactResponse::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/v1/responses/compact", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "response_compact",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::response_input_tokens_count`]
+
+[`Client::response_input_tokens_count`]: super::Client::response_input_tokens_count*/
+    #[derive(Debug, Clone)]
+    pub struct ResponseInputTokensCount<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::TokenCountsBody, String>,
+    }
+    impl<'a> ResponseInputTokensCount<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::TokenCountsBody>,
+            <V as std::convert::TryInto<
+                types::TokenCountsBody,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `TokenCountsBody` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::TokenCountsBody,
+            ) -> types::builder::TokenCountsBody,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/v1/responses/input_tokens`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<types::TokenCountsResource>,
+            Error<types::ErrorResponse>,
+        > {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| {
+                    types::TokenCountsBody::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/v1/responses/input_tokens", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "response_input_tokens_count",
             };
             client.pre(&mut request, &info).await?;
             let result = client.exec(request, &info).await;

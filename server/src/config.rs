@@ -39,6 +39,38 @@ pub struct FileConfig {
     /// WebSocket mode.
     #[serde(default)]
     pub websocket: WebsocketConfig,
+    /// Compaction (`POST /v1/responses/compact`).
+    #[serde(default)]
+    pub compaction: CompactionConfig,
+}
+
+/// `[compaction]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompactionConfig {
+    /// Environment variable holding the 32-byte key (base64 or hex) that
+    /// seals compaction items. Unset: a key is generated once and kept in
+    /// the database, shared by every replica.
+    pub key_env: Option<String>,
+}
+
+impl CompactionConfig {
+    /// The sealer from `key_env`, if one is named; an error names the
+    /// variable (never its value).
+    pub fn sealer_from_env(
+        &self,
+    ) -> Result<Option<crate::engine::seal::Sealer>, String> {
+        let Some(var) = &self.key_env else { return Ok(None) };
+        let text = std::env::var(var).map_err(|_| {
+            format!(
+                "[compaction] key_env names `{var}`, which is not set: set \
+                 it to a 32-byte key (`openssl rand -base64 32`)"
+            )
+        })?;
+        crate::engine::seal::Sealer::from_text(&text)
+            .map(Some)
+            .map_err(|e| format!("[compaction] key_env `{var}`: {e}"))
+    }
 }
 
 /// `[websocket]`.

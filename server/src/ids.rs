@@ -64,6 +64,11 @@ pub fn function_call_id() -> String {
     time_ordered("fc_")
 }
 
+/// A new compaction item id.
+pub fn compaction_id() -> String {
+    time_ordered("cmp_")
+}
+
 /// Current time in Unix milliseconds.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -10,6 +10,7 @@ use crate::api::{MAX_REQUEST_BYTES, maniac_api_mod};
 use crate::auth::KeyCache;
 use crate::config::FileConfig;
 use crate::engine::Engine;
+use crate::engine::seal::Sealer;
 use crate::http::websocket::{Connections, Limits};
 use crate::http::{ManiacApiImpl, ServerState};
 use crate::store::{self, SharedStore};
@@ -55,10 +56,23 @@ fn normalize_sqlite_url(url: &str) -> String {
     url.to_string()
 }
 
+/// The compaction key kept in the database (made by the first replica
+/// that needs one).
+async fn stored_sealer(store: &SharedStore) -> anyhow::Result<Sealer> {
+    let key = store
+        .server_secret("compaction_key", &Sealer::generate_key())
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the compaction key: {e}"))?;
+    Sealer::from_text(&key)
+        .map_err(|e| anyhow::anyhow!("the stored compaction key: {e}"))
+}
+
 /// Starts serving.
 pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
     // Configuration first: a typo fails before the database is touched.
     let providers = opts.file.providers().map_err(anyhow::Error::msg)?;
+    let configured_sealer =
+        opts.file.compaction.sealer_from_env().map_err(anyhow::Error::msg)?;
     let store = open_store(&opts.database_url, &opts.file).await?;
     let bootstrap_key = if store.count_keys().await? == 0 {
         let key = crate::auth::generate();
@@ -70,7 +84,12 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
     } else {
         None
     };
-    let engine = Engine::new(store.clone(), providers, opts.file.engine());
+    let sealer = match configured_sealer {
+        Some(sealer) => sealer,
+        None => stored_sealer(&store).await?,
+    };
+    let engine =
+        Engine::new(store.clone(), providers, opts.file.engine(), sealer);
     engine.start_background();
     let sockets = Connections::default();
     let grace = Duration::from_millis(opts.file.engine().shutdown_grace_ms);

@@ -33,7 +33,9 @@
 //! leading every replayed `tool_use` turn when thinking is enabled, and
 //! `tool_choice` only with `tools`.
 //!
-//! `GET /v1/models` answers Anthropic's list shape with [`MODELS`].
+//! `GET /v1/models` answers Anthropic's list shape with [`MODELS`];
+//! `POST /v1/messages/count_tokens` takes only the input's fields (400
+//! otherwise, as Anthropic) and counts the words of its texts.
 
 mod reply;
 mod validate;
@@ -257,8 +259,45 @@ async fn handle(
             let id = state.next_id.fetch_add(1, Ordering::Relaxed);
             Ok(reply::messages(&body, id, got_key.unwrap_or("")))
         }
+        (Method::POST, "/v1/messages/count_tokens") => {
+            Ok(match count_tokens(&body) {
+                Ok(n) => answer(
+                    200,
+                    "application/json",
+                    json!({"input_tokens": n}).to_string(),
+                ),
+                Err(m) => error(400, "invalid_request_error", &m),
+            })
+        }
         _ => Ok(error(404, "not_found_error", "Not found")),
     }
+}
+
+/// `POST /v1/messages/count_tokens`: like Anthropic, only the input's
+/// fields are accepted; the count is the words of every text in `system`
+/// and `messages` (what tests can predict).
+fn count_tokens(body: &Value) -> Result<usize, String> {
+    const ALLOWED: [&str; 6] =
+        ["model", "messages", "system", "tools", "tool_choice", "thinking"];
+    let Some(fields) = body.as_object() else {
+        return Err("the body is not a JSON object".into());
+    };
+    if let Some(extra) = fields.keys().find(|k| !ALLOWED.contains(&k.as_str()))
+    {
+        return Err(format!("{extra}: Extra inputs are not permitted"));
+    }
+    let Some(messages) = body["messages"].as_array() else {
+        return Err("messages: Field required".into());
+    };
+    let words = |v: &Value| -> usize {
+        blocks(v)
+            .iter()
+            .filter_map(|b| b["text"].as_str())
+            .map(|t| t.split_whitespace().count())
+            .sum()
+    };
+    Ok(words(&body["system"])
+        + messages.iter().map(|m| words(&m["content"])).sum::<usize>())
 }
 
 pub(crate) fn blocks(content: &Value) -> Vec<Value> {

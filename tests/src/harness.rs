@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use maniac_server::config::{BackgroundConfig, FileConfig, WebsocketConfig};
+use maniac_server::config::{
+    BackgroundConfig, CompactionConfig, FileConfig, WebsocketConfig,
+};
 use maniac_server::providers::ProviderConfig;
 use maniac_server::providers::openai_chat::ChatConfig;
 use maniac_server::routing::{AliasConfig, RoutingConfig};
@@ -68,6 +70,8 @@ pub struct Options {
     pub websocket_max_connection_secs: Option<u64>,
     /// `[websocket] ping_interval_secs`.
     pub websocket_ping_interval_secs: Option<u64>,
+    /// `[compaction] key_env`.
+    pub compaction_key_env: Option<String>,
 }
 
 impl Default for Options {
@@ -87,6 +91,7 @@ impl Default for Options {
             aliases: BTreeMap::new(),
             websocket_max_connection_secs: None,
             websocket_ping_interval_secs: None,
+            compaction_key_env: None,
         }
     }
 }
@@ -236,6 +241,7 @@ pub fn file_config(upstream_url: &str, o: &Options) -> FileConfig {
             max_connection_secs: o.websocket_max_connection_secs,
             ping_interval_secs: o.websocket_ping_interval_secs,
         },
+        compaction: CompactionConfig { key_env: o.compaction_key_env.clone() },
         background: BackgroundConfig {
             workers: Some(o.workers),
             lease_ms: Some(o.lease_ms),

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::error::ApiError;
 
 /// A JSON object, a server-sent event stream, or an error that needs
-/// response headers (a 429's `Retry-After`).
+/// response headers (a 429's `Retry-After`, a 405's `Allow`).
 pub enum JsonOrSse<T> {
     /// `200 application/json`.
     Json(T),
@@ -65,6 +65,9 @@ where
                         http::header::RETRY_AFTER,
                         HeaderValue::from(secs),
                     );
+                }
+                if let Some(allow) = err.allow {
+                    b = b.header(http::header::ALLOW, allow);
                 }
                 b.body(Body::from(bytes))
             }

@@ -34,6 +34,9 @@ pub struct ApiError {
     /// Seconds to wait before retrying (a 429's `Retry-After`).
     #[serde(skip)]
     pub retry_after: Option<u64>,
+    /// The methods a path takes (a 405's `Allow`).
+    #[serde(skip)]
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -54,6 +57,25 @@ impl ApiError {
             },
             status,
             retry_after: None,
+            allow: None,
+        }
+    }
+
+    /// 405: the path exists, the method does not; `allow` lists those it
+    /// takes (answered as the `Allow` header).
+    pub fn method_not_allowed(method: &str, allow: &'static str) -> Self {
+        ApiError {
+            allow: Some(allow),
+            ..ApiError::new(
+                405,
+                "invalid_request_error",
+                format!(
+                    "Method {method} is not allowed on this path; it takes \
+                     {allow}."
+                ),
+                None,
+                Some("method_not_allowed"),
+            )
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod body;
 pub mod chat;
 pub mod chat_completion;
+pub mod compact;
 pub mod error;
 pub mod events;
 pub mod item_events;
@@ -22,6 +23,7 @@ use dropshot::{
 pub use body::JsonOrSse;
 pub use chat::*;
 pub use chat_completion::*;
+pub use compact::*;
 pub use error::{ApiError, ErrorObject};
 pub use events::*;
 pub use item_events::*;
@@ -128,6 +130,26 @@ pub trait ManiacApi {
         rqctx: RequestContext<Self::Context>,
         path: Path<ResponsePath>,
     ) -> Result<HttpResponseOk<ResponseDeleted>, ApiError>;
+
+    /// Compact a conversation, or count its input tokens
+    ///
+    /// Dropshot cannot route the literal `/v1/responses/compact` and
+    /// `/v1/responses/input_tokens` beside `/v1/responses/{response_id}`,
+    /// so this one unpublished operation serves both names (any other is
+    /// a 405); `openapi.json` documents them as `response_compact` and
+    /// `response_input_tokens_count` (see `spec.rs`).
+    #[endpoint {
+        method = POST,
+        path = "/v1/responses/{response_id}",
+        tags = ["responses"],
+        unpublished = true,
+        request_body_max_bytes = MAX_REQUEST_BYTES,
+    }]
+    async fn response_action(
+        rqctx: RequestContext<Self::Context>,
+        path: Path<ResponsePath>,
+        body: TypedBody<serde_json::Value>,
+    ) -> Result<JsonOrSse<ResponseAction>, ApiError>;
 
     /// Cancel a background response
     ///

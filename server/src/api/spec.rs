@@ -8,6 +8,9 @@ use openapiv3::{
 use schemars::r#gen::SchemaSettings;
 
 use super::chat_completion::ChatCompletionChunk;
+use super::compact::{
+    CompactResponse, CompactedResponse, TokenCountsBody, TokenCountsResource,
+};
 use super::events::ResponseStreamEvent;
 use super::maniac_api_mod as api_mod;
 
@@ -35,6 +38,7 @@ pub fn openapi_document() -> Result<String, String> {
     let mut doc: OpenAPI =
         serde_json::from_slice(&raw).map_err(|e| format!("reparse: {e}"))?;
     add_event_stream(&mut doc)?;
+    add_dispatched_operations(&mut doc);
     add_links(&mut doc)?;
     add_bearer_auth(&mut doc);
     let mut out =
@@ -49,6 +53,11 @@ fn add_event_stream(doc: &mut OpenAPI) -> Result<(), String> {
     // and the chunk of a chat stream.
     generator.subschema_for::<ResponseStreamEvent>();
     generator.subschema_for::<ChatCompletionChunk>();
+    // The bodies of the operations `response_action` serves.
+    for (_, _, _, _, request, answer) in DISPATCHED_OPERATIONS {
+        request(&mut generator);
+        answer(&mut generator);
+    }
     let components = doc.components.get_or_insert_with(Default::default);
     let defs = generator.take_definitions();
     for (name, schema) in defs {
@@ -91,6 +100,108 @@ fn add_event_stream(doc: &mut OpenAPI) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Registers a type's schema with a generator; returns its name.
+type Register = fn(&mut schemars::r#gen::SchemaGenerator) -> String;
+
+fn register<T: schemars::JsonSchema>(
+    g: &mut schemars::r#gen::SchemaGenerator,
+) -> String {
+    g.subschema_for::<T>();
+    T::schema_name()
+}
+
+/// The operations the unpublished `POST /v1/responses/{response_id}`
+/// serves by name: path, operation id, summary, description, request and
+/// answer schemas.
+const DISPATCHED_OPERATIONS: [(&str, &str, &str, &str, Register, Register); 2] = [
+    (
+        "/v1/responses/compact",
+        "response_compact",
+        "Compact a conversation",
+        "The model named by `model` summarizes the conversation (`input`, \
+         after the transcript of `previous_response_id` if given) under the \
+         gateway's fixed compaction prompt. `output` holds the last user \
+         message, kept verbatim, and one `compaction` item whose \
+         `encrypted_content` seals the summary: pass `output` as the start \
+         of a new conversation's `input`. Only your organization can open \
+         it; an altered one is a 400 `invalid_encrypted_content`.",
+        register::<CompactResponse>,
+        register::<CompactedResponse>,
+    ),
+    (
+        "/v1/responses/input_tokens",
+        "response_input_tokens_count",
+        "Count input tokens",
+        "Counts the input tokens of a create body as the upstream would see \
+         them: the provider's own count where it has one (Anthropic), \
+         OpenAI's tokenizers for OpenAI model families, an `o200k_base` \
+         estimate otherwise. The same validation as create applies.",
+        register::<TokenCountsBody>,
+        register::<TokenCountsResource>,
+    ),
+];
+
+fn schema_ref(name: &str) -> ReferenceOr<openapiv3::Schema> {
+    ReferenceOr::Reference { reference: format!("#/components/schemas/{name}") }
+}
+
+/// Documents the operations `response_action` serves as their own paths,
+/// shaped as dropshot shapes the published ones.
+fn add_dispatched_operations(doc: &mut OpenAPI) {
+    let mut names = SchemaSettings::openapi3().into_generator();
+    for (path, id, summary, description, request, answer) in
+        DISPATCHED_OPERATIONS
+    {
+        let (request, answer) = (request(&mut names), answer(&mut names));
+        let json = |schema| {
+            let mut content = indexmap::IndexMap::new();
+            content.insert(
+                "application/json".to_string(),
+                MediaType { schema: Some(schema), ..Default::default() },
+            );
+            content
+        };
+        let mut responses = openapiv3::Responses::default();
+        responses.responses.insert(
+            openapiv3::StatusCode::Code(200),
+            ReferenceOr::Item(openapiv3::Response {
+                description: "successful operation".to_string(),
+                content: json(schema_ref(&answer)),
+                ..Default::default()
+            }),
+        );
+        for class in [4, 5] {
+            responses.responses.insert(
+                openapiv3::StatusCode::Range(class),
+                ReferenceOr::Reference {
+                    reference: "#/components/responses/ErrorResponse"
+                        .to_string(),
+                },
+            );
+        }
+        let op = openapiv3::Operation {
+            tags: vec!["responses".to_string()],
+            summary: Some(summary.to_string()),
+            description: Some(description.to_string()),
+            operation_id: Some(id.to_string()),
+            request_body: Some(ReferenceOr::Item(openapiv3::RequestBody {
+                content: json(schema_ref(&request)),
+                required: true,
+                ..Default::default()
+            })),
+            responses,
+            ..Default::default()
+        };
+        doc.paths.paths.insert(
+            path.to_string(),
+            ReferenceOr::Item(openapiv3::PathItem {
+                post: Some(op),
+                ..Default::default()
+            }),
+        );
+    }
 }
 
 /// Links from a created response's `id` to the operations that take it,

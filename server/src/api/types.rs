@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::compact::InputCompaction;
 use super::items::{InputReasoning, ReasoningContent, SummaryPart};
 
 /// Request body of `POST /v1/responses`.
@@ -130,6 +131,8 @@ pub enum InputItem {
     ItemReference(ItemReference),
     /// Reasoning from an earlier answer, given back.
     Reasoning(InputReasoning),
+    /// A compaction item from `POST /v1/responses/compact`.
+    Compaction(InputCompaction),
 }
 
 impl JsonSchema for InputItem {
@@ -148,7 +151,8 @@ impl JsonSchema for InputItem {
             metadata: Some(Box::new(Metadata {
                 description: Some(
                     "One input item: a message, a reference to a stored \
-                     item, or reasoning from an earlier answer."
+                     item, reasoning from an earlier answer, or a \
+                     compaction item."
                         .to_string(),
                 ),
                 ..Default::default()
@@ -158,6 +162,7 @@ impl JsonSchema for InputItem {
                     g.subschema_for::<InputMessage>(),
                     g.subschema_for::<ItemReference>(),
                     g.subschema_for::<InputReasoning>(),
+                    g.subschema_for::<InputCompaction>(),
                 ]),
                 ..Default::default()
             })),
@@ -684,6 +689,13 @@ pub enum ItemResource {
         /// Item status.
         status: ItemStatus,
     },
+    /// A compaction item: the sealed summary of a compacted conversation.
+    Compaction {
+        /// Item id, `cmp_…`.
+        id: String,
+        /// The sealed summary; give it back as input unchanged.
+        encrypted_content: String,
+    },
 }
 
 impl ItemResource {
@@ -692,7 +704,8 @@ impl ItemResource {
         match self {
             ItemResource::Message { id, .. }
             | ItemResource::Reasoning { id, .. }
-            | ItemResource::FunctionCall { id, .. } => id,
+            | ItemResource::FunctionCall { id, .. }
+            | ItemResource::Compaction { id, .. } => id,
         }
     }
 }

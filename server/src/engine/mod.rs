@@ -6,6 +6,7 @@
 pub mod background;
 pub mod builder;
 pub mod chat;
+mod compact;
 pub mod error;
 pub mod follow;
 pub mod hub;
@@ -13,8 +14,10 @@ mod models;
 mod prepare;
 pub mod responses;
 pub mod run;
+pub mod seal;
 pub mod socket;
 mod sync;
+mod tokens;
 pub mod transcript;
 pub mod validate;
 
@@ -107,6 +110,8 @@ struct Inner {
     abort: CancellationToken,
     /// WebSocket turns running now (shutdown lets them finish too).
     socket_turns: std::sync::atomic::AtomicUsize,
+    /// Seals and opens compaction items.
+    sealer: seal::Sealer,
 }
 
 impl Engine {
@@ -116,6 +121,7 @@ impl Engine {
         store: SharedStore,
         providers: Registry,
         config: EngineConfig,
+        sealer: seal::Sealer,
     ) -> Self {
         Engine {
             inner: Arc::new(Inner {
@@ -128,6 +134,7 @@ impl Engine {
                 draining: CancellationToken::new(),
                 abort: CancellationToken::new(),
                 socket_turns: Default::default(),
+                sealer,
             }),
         }
     }
@@ -160,6 +167,13 @@ impl Engine {
             return self.run_stream(p).await;
         }
         self.run_json(p).await
+    }
+}
+
+impl Engine {
+    /// Opens compaction items for `org`.
+    pub(crate) fn unseal<'a>(&'a self, org: &'a str) -> transcript::Unseal<'a> {
+        transcript::Unseal { sealer: &self.inner.sealer, org }
     }
 }
 

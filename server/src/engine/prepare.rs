@@ -126,18 +126,24 @@ impl Engine {
                         Some("previous_response_not_found"),
                     )
                 })?;
-            transcript_items.extend(
-                items.iter().filter_map(|i| transcript::from_stored(&i.body)),
-            );
+            let unseal = self.unseal(&caller.org_id);
+            for item in &items {
+                transcript_items
+                    .extend(transcript::from_stored(&item.body, unseal)?);
+            }
         }
         let org = caller.org_id.clone();
         let keep_items = req.store.unwrap_or(true);
-        let turn =
-            transcript::resolve_input(req.input.as_ref(), keep_items, |id| {
+        let turn = transcript::resolve_input(
+            req.input.as_ref(),
+            keep_items,
+            self.unseal(&caller.org_id),
+            |id| {
                 let (store, org) = (store.clone(), org.clone());
                 async move { Ok(store.find_item(&org, &id).await?) }
-            })
-            .await?;
+            },
+        )
+        .await?;
         transcript_items.extend(turn.transcript);
         let format = req.text.as_ref().and_then(|t| t.format.clone());
         let request = ProviderRequest {

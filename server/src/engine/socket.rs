@@ -246,8 +246,11 @@ impl Engine {
                 ResponseStatus::Completed | ResponseStatus::Incomplete
             )
         {
+            let unseal = self.unseal(&caller.org_id);
             context.extend(b.output_items().iter().filter_map(|i| {
-                transcript::from_stored(&transcript::row(i).body)
+                transcript::from_stored(&transcript::row(i).body, unseal)
+                    .ok()
+                    .flatten()
             }));
             state.last =
                 Some(Last { id: b.snapshot().id.clone(), transcript: context });

@@ -4,22 +4,72 @@
 //! keeps messages, reasoning and function calls.
 
 use super::error::EngineError;
+use super::seal::Sealer;
 use crate::api::{
-    ContentPart, Input, InputItem, InputReasoning, ItemResource, ItemStatus,
-    MessageContent, ReasoningContent, Role, SummaryPart,
+    ContentPart, Input, InputCompaction, InputItem, InputReasoning,
+    ItemResource, ItemStatus, MessageContent, ReasoningContent, Role,
+    SummaryPart,
 };
 use crate::ids;
 use crate::providers::{Message, TranscriptItem};
 use crate::store::ItemRow;
 
+/// Opens the compaction items of one organization: the summary they seal
+/// reaches the model as a system message.
+#[derive(Clone, Copy)]
+pub struct Unseal<'a> {
+    /// The server's sealer.
+    pub sealer: &'a Sealer,
+    /// The caller's organization; items sealed for another do not open.
+    pub org: &'a str,
+}
+
+impl Unseal<'_> {
+    /// The transcript item a compaction item stands for.
+    pub fn open(
+        &self,
+        encrypted_content: &str,
+    ) -> Result<TranscriptItem, EngineError> {
+        let compacted =
+            self.sealer.open(self.org, encrypted_content).ok_or_else(|| {
+                EngineError::invalid(
+                    "The compaction item's `encrypted_content` could not be \
+                     opened: it was altered, or made for another \
+                     organization or by another server key. Send it exactly \
+                     as `POST /v1/responses/compact` returned it.",
+                    Some("input"),
+                    Some("invalid_encrypted_content"),
+                )
+            })?;
+        let text = format!("{SUMMARY_PREAMBLE}\n\n{}", compacted.summary);
+        Ok(TranscriptItem::Message(Message {
+            role: Role::System,
+            parts: vec![ContentPart::InputText { text }],
+        }))
+    }
+}
+
+/// Introduces an opened compaction summary to the model.
+const SUMMARY_PREAMBLE: &str = "Summary of the earlier part of this \
+    conversation (compacted); continue from it:";
+
 /// A stored item as a transcript item (None: unreadable).
-pub fn from_stored(body: &str) -> Option<TranscriptItem> {
-    Some(from_resource(serde_json::from_str::<ItemResource>(body).ok()?))
+pub fn from_stored(
+    body: &str,
+    unseal: Unseal<'_>,
+) -> Result<Option<TranscriptItem>, EngineError> {
+    match serde_json::from_str::<ItemResource>(body) {
+        Ok(item) => from_resource(item, unseal).map(Some),
+        Err(_) => Ok(None),
+    }
 }
 
 /// An item resource as a transcript item.
-pub fn from_resource(item: ItemResource) -> TranscriptItem {
-    match item {
+pub fn from_resource(
+    item: ItemResource,
+    unseal: Unseal<'_>,
+) -> Result<TranscriptItem, EngineError> {
+    Ok(match item {
         ItemResource::Message { role, content, .. } => {
             TranscriptItem::Message(Message { role, parts: content })
         }
@@ -29,7 +79,10 @@ pub fn from_resource(item: ItemResource) -> TranscriptItem {
         ItemResource::FunctionCall { call_id, name, arguments, .. } => {
             TranscriptItem::FunctionCall { call_id, name, arguments }
         }
-    }
+        ItemResource::Compaction { encrypted_content, .. } => {
+            return unseal.open(&encrypted_content);
+        }
+    })
 }
 
 fn reasoning(
@@ -76,11 +129,13 @@ pub struct TurnInput {
 }
 
 /// Converts the request's `input`. Item references are resolved with
-/// `lookup` (a stored item's JSON, or None). Stored items are only built
-/// when `keep_items` (the hot `store: false` path skips them).
+/// `lookup` (a stored item's JSON, or None), compaction items opened with
+/// `unseal`. Stored items are only built when `keep_items` (the hot
+/// `store: false` path skips them).
 pub async fn resolve_input<F, Fut>(
     input: Option<&Input>,
     keep_items: bool,
+    unseal: Unseal<'_>,
     lookup: F,
 ) -> Result<TurnInput, EngineError>
 where
@@ -152,9 +207,12 @@ where
                     // A fresh id: the same item may be referenced again.
                     turn.items.push(row(&with_new_id(stored.clone())));
                 }
-                turn.transcript.push(from_resource(stored));
+                turn.transcript.push(from_resource(stored, unseal)?);
             }
             InputItem::Reasoning(r) => push_reasoning(&mut turn, keep_items, r),
+            InputItem::Compaction(c) => {
+                push_compaction(&mut turn, keep_items, unseal, c)?
+            }
         }
     }
     Ok(turn)
@@ -192,6 +250,12 @@ fn with_new_id(item: ItemResource) -> ItemResource {
             arguments,
             status,
         },
+        ItemResource::Compaction { encrypted_content, .. } => {
+            ItemResource::Compaction {
+                id: ids::compaction_id(),
+                encrypted_content,
+            }
+        }
     }
 }
 
@@ -225,4 +289,22 @@ fn push_reasoning(turn: &mut TurnInput, keep_items: bool, r: &InputReasoning) {
         &content,
         r.encrypted_content.clone(),
     ));
+}
+
+fn push_compaction(
+    turn: &mut TurnInput,
+    keep_items: bool,
+    unseal: Unseal<'_>,
+    c: &InputCompaction,
+) -> Result<(), EngineError> {
+    turn.transcript.push(unseal.open(&c.encrypted_content)?);
+    if keep_items {
+        // Stored sealed, as given: input_items lists it as the client sent
+        // it, and a later turn opens it again.
+        turn.items.push(row(&ItemResource::Compaction {
+            id: c.id.clone().unwrap_or_else(ids::compaction_id),
+            encrypted_content: c.encrypted_content.clone(),
+        }));
+    }
+    Ok(())
 }

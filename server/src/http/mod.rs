@@ -52,9 +52,20 @@ fn answer<T>(
                 .map(|b| Ok::<_, Infallible>(Frame::data(b)));
             Ok(JsonOrSse::Sse(Body::wrap(StreamBody::new(frames))))
         }
-        Err(e) if e.retry_after.is_some() => Ok(JsonOrSse::Error(e)),
+        Err(e) if e.retry_after.is_some() || e.allow.is_some() => {
+            Ok(JsonOrSse::Error(e))
+        }
         Err(e) => Err(e),
     }
+}
+
+/// A body read as JSON first (one route serves several operations),
+/// rejected as dropshot rejects a typed body: the same 400s.
+fn parse_body<T: serde::de::DeserializeOwned>(
+    body: serde_json::Value,
+) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(body)
+        .map_err(|e| crate::api::error::body_error(&e.to_string()))
 }
 
 impl ManiacApi for ManiacApiImpl {
@@ -107,6 +118,31 @@ impl ManiacApi for ManiacApiImpl {
         let caller = auth::authenticate(&rqctx).await?;
         let id = path.into_inner().response_id;
         Ok(HttpResponseOk(rqctx.context().engine.delete(&caller, &id).await?))
+    }
+
+    async fn response_action(
+        rqctx: RequestContext<ServerState>,
+        path: Path<ResponsePath>,
+        body: TypedBody<serde_json::Value>,
+    ) -> Result<JsonOrSse<ResponseAction>, ApiError> {
+        let caller = auth::authenticate(&rqctx).await?;
+        let engine = &rqctx.context().engine;
+        let body = body.into_inner();
+        let action = match path.into_inner().response_id.as_str() {
+            "compact" => ResponseAction::Compacted(
+                engine.compact(&caller, parse_body(body)?).await?,
+            ),
+            "input_tokens" => ResponseAction::InputTokens(
+                engine.count_input_tokens(&caller, parse_body(body)?).await?,
+            ),
+            _ => {
+                return Ok(JsonOrSse::Error(ApiError::method_not_allowed(
+                    "POST",
+                    "GET, DELETE",
+                )));
+            }
+        };
+        Ok(JsonOrSse::Json(action))
     }
 
     async fn response_cancel(

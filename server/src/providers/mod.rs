@@ -70,6 +70,17 @@ pub trait Provider: Send + Sync + 'static {
         None
     }
 
+    /// The upstream's own count of `req`'s input tokens, where it has a
+    /// counting endpoint (Anthropic's `count_tokens`); None: the gateway
+    /// counts with a tokenizer instead.
+    async fn count_tokens(
+        &self,
+        _req: &ProviderRequest,
+        _ctx: &CallContext,
+    ) -> Option<Result<i64, ProviderError>> {
+        None
+    }
+
     /// Starts a streaming generation. Resolves once the upstream accepted
     /// the request, so failures before the first event are plain errors.
     async fn stream(

@@ -108,6 +108,14 @@ impl Resolved {
         }
     }
 
+    /// The first target: the one a call tries first.
+    pub fn first_target(&self) -> Option<&Target> {
+        match self {
+            Resolved::Direct { target, .. } => Some(target),
+            Resolved::Alias(r) => r.targets.first(),
+        }
+    }
+
     /// The upstream model of the first target (each attempt sets its
     /// own).
     pub fn first_model(&self) -> &str {

@@ -225,6 +225,33 @@ impl KeyStore for PgStore {
         })
         .await
     }
+
+    async fn server_secret(
+        &self,
+        name: &str,
+        candidate: &str,
+    ) -> StoreResult<String> {
+        self.db(async {
+            // Concurrent first starts of two replicas: one insert wins,
+            // both read the winner.
+            sqlx::query(
+                "INSERT INTO server_secrets (name, value, created_at) \
+                 VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(candidate)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+            let row =
+                sqlx::query("SELECT value FROM server_secrets WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&self.pool)
+                    .await?;
+            row.text("value")
+        })
+        .await
+    }
 }
 
 #[async_trait]

@@ -234,6 +234,28 @@ impl KeyStore for SqliteStore {
         .await?;
         Ok(row.map(|r| r.text("id")).transpose()?)
     }
+
+    async fn server_secret(
+        &self,
+        name: &str,
+        candidate: &str,
+    ) -> StoreResult<String> {
+        sqlx::query(
+            "INSERT INTO server_secrets (name, value, created_at) \
+             VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate)
+        .bind(now_ms())
+        .execute(&self.write)
+        .await?;
+        let row =
+            sqlx::query("SELECT value FROM server_secrets WHERE name = ?")
+                .bind(name)
+                .fetch_one(&self.write)
+                .await?;
+        Ok(row.text("value")?)
+    }
 }
 
 #[async_trait]

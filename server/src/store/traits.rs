@@ -39,6 +39,13 @@ pub trait KeyStore: Send + Sync + 'static {
     async fn count_keys(&self) -> StoreResult<i64>;
     /// An organization id by id or name.
     async fn find_org(&self, id_or_name: &str) -> StoreResult<Option<String>>;
+    /// The server secret `name`: the one already kept, or else `candidate`,
+    /// kept from now on. Every replica gets the same answer.
+    async fn server_secret(
+        &self,
+        name: &str,
+        candidate: &str,
+    ) -> StoreResult<String>;
 }
 
 /// Responses with their input and output items, always read within an

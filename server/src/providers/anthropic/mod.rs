@@ -28,7 +28,7 @@ use super::timeouts::{TimeoutFields, Timeouts};
 use super::upstream::{SseStream, drain_rest, fetch_models};
 use super::*;
 use stream::{EventParser, MessageBody, StreamEvent};
-use wire::MessagesRequest;
+use wire::{CountTokensRequest, MessagesRequest, TokenCount};
 
 /// `kind = "anthropic"`: Anthropic's Messages API (or a compatible one).
 #[derive(Clone, Debug, Deserialize)]
@@ -143,6 +143,8 @@ pub struct Anthropic {
     path: PathAndQuery,
     /// `/v1/models`, for discovery.
     models_path: PathAndQuery,
+    /// `/v1/messages/count_tokens` under the base URL.
+    count_path: PathAndQuery,
     discovered: ModelCache,
     keys: Arc<KeyPool>,
     json_headers: Vec<(HeaderName, HeaderValue)>,
@@ -217,6 +219,8 @@ impl Anthropic {
             };
         let (uri, path) = parse("/v1/messages").map_err(err)?;
         let (_, models_path) = parse("/v1/models?limit=1000").map_err(err)?;
+        let (_, count_path) =
+            parse("/v1/messages/count_tokens").map_err(err)?;
         let http = Client::new(
             &uri,
             ClientOptions {
@@ -270,6 +274,7 @@ impl Anthropic {
             },
             path,
             models_path,
+            count_path,
             discovered: ModelCache::default(),
             http,
         }))
@@ -282,13 +287,22 @@ impl Anthropic {
     ) -> Result<Answer, ProviderError> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| ProviderError::Protocol(e.to_string()))?;
-        let base =
-            if body.stream { &self.sse_headers } else { &self.json_headers };
+        self.post(&self.path, bytes, body.stream, deadline).await
+    }
+
+    async fn post(
+        &self,
+        path: &PathAndQuery,
+        bytes: Vec<u8>,
+        stream: bool,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Answer, ProviderError> {
+        let base = if stream { &self.sse_headers } else { &self.json_headers };
         let (headers, key) = self.keys.headers(base);
         let (budget, timed_out) = self.cfg.timeouts.first_byte(deadline);
         let rsp = match tokio::time::timeout(
             budget,
-            self.http.post(&self.path, &headers, bytes.into()),
+            self.http.post(path, &headers, bytes.into()),
         )
         .await
         {
@@ -307,6 +321,28 @@ impl Anthropic {
             self.keys.refused(k, rsp.status.as_u16());
         }
         Err(errors::status_error(rsp, |s| self.scrub(s)).await)
+    }
+
+    /// `POST /v1/messages/count_tokens`: Anthropic's own count of the
+    /// request's input.
+    async fn count(&self, req: &ProviderRequest) -> Result<i64, ProviderError> {
+        let body = CountTokensRequest::from(self.body(req, false)?);
+        let bytes = serde_json::to_vec(&body)
+            .map_err(|e| ProviderError::Protocol(e.to_string()))?;
+        let deadline = self.cfg.timeouts.deadline();
+        let rsp = self.post(&self.count_path, bytes, false, deadline).await?;
+        let (budget, timed_out) = self.cfg.timeouts.first_byte(deadline);
+        let bytes = tokio::time::timeout(budget, rsp.bytes(MAX_ANSWER_BYTES))
+            .await
+            .map_err(|_| timed_out)?
+            .map_err(|e| {
+                ProviderError::Unavailable(self.scrub(&e.to_string()))
+            })?;
+        let counted: TokenCount =
+            serde_json::from_slice(&bytes).map_err(|e| {
+                ProviderError::Protocol(format!("unreadable token count: {e}"))
+            })?;
+        Ok(counted.input_tokens)
     }
 
     /// The upstream's own model ids (`GET /v1/models`).
@@ -391,6 +427,14 @@ impl Provider for Anthropic {
                 r.fill().await;
             }
         })))
+    }
+
+    async fn count_tokens(
+        &self,
+        req: &ProviderRequest,
+        _ctx: &CallContext,
+    ) -> Option<Result<i64, ProviderError>> {
+        Some(self.count(req).await)
     }
 
     async fn complete(

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::thinking::{self, Replay};
@@ -43,6 +43,41 @@ pub(super) struct MessagesRequest<'a> {
     /// Structured outputs (GA: `output_config.format`, no beta header).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_config: Option<Value>,
+}
+
+/// The body of `POST /v1/messages/count_tokens`: what makes up the input
+/// of a Messages request, nothing about its generation.
+#[derive(Debug, Serialize)]
+pub(super) struct CountTokensRequest<'a> {
+    pub model: &'a str,
+    pub messages: Vec<Turn<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<System<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Tool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<Value>,
+}
+
+impl<'a> From<MessagesRequest<'a>> for CountTokensRequest<'a> {
+    fn from(m: MessagesRequest<'a>) -> Self {
+        CountTokensRequest {
+            model: m.model,
+            messages: m.messages,
+            system: m.system,
+            tools: m.tools,
+            tool_choice: m.tool_choice,
+            thinking: m.thinking,
+        }
+    }
+}
+
+/// The answer of `POST /v1/messages/count_tokens`.
+#[derive(Debug, Deserialize)]
+pub(super) struct TokenCount {
+    pub input_tokens: i64,
 }
 
 /// `system`: one string, or text blocks when there are several parts (so

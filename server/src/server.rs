@@ -107,7 +107,9 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
             ping_every: opts.file.websocket.ping_interval(),
         },
     };
-    let api = maniac_api_mod::api_description::<ManiacApiImpl>()
+    let mut api = maniac_api_mod::api_description::<ManiacApiImpl>()
+        .map_err(|e| anyhow::anyhow!("API description: {e}"))?;
+    crate::http::not_allowed::register(&mut api)
         .map_err(|e| anyhow::anyhow!("API description: {e}"))?;
     let log = crate::slog_bridge::logger();
     let config = ConfigDropshot {

@@ -59,7 +59,7 @@ fn last_messages(gw: &Gateway) -> Vec<(String, String)> {
 }
 
 #[tokio::test]
-async fn compaction_keeps_the_last_user_message_and_seals_the_summary() {
+async fn compaction_keeps_the_user_messages_and_seals_the_summary() {
     let gw = gateway!();
     let (status, c) = post(
         &gw,
@@ -75,17 +75,23 @@ async fn compaction_keeps_the_last_user_message_and_seals_the_summary() {
     assert!(c["id"].as_str().unwrap().starts_with("resp_"));
     assert!(c["created_at"].as_i64().unwrap() > 1_700_000_000);
     let output = c["output"].as_array().unwrap();
-    assert_eq!(output.len(), 2, "{c}");
-    assert_eq!(output[0]["type"], "message");
-    assert_eq!(output[0]["role"], "user");
-    assert_eq!(output[0]["status"], "completed");
-    assert_eq!(
-        output[0]["content"],
-        json!([{"type": "input_text", "text": "Compress this conversation."}])
-    );
-    assert_eq!(output[1]["type"], "compaction");
-    assert!(output[1]["id"].as_str().unwrap().starts_with("cmp_"));
-    let sealed = output[1]["encrypted_content"].as_str().unwrap();
+    assert_eq!(output.len(), 3, "{c}");
+    for (item, text) in output
+        .iter()
+        .zip(["Remember the code word: slate.", "Compress this conversation."])
+    {
+        assert_eq!(item["type"], "message");
+        assert_eq!(item["role"], "user");
+        assert_eq!(item["status"], "completed");
+        assert!(item["id"].as_str().unwrap().starts_with("msg_"));
+        assert_eq!(
+            item["content"],
+            json!([{"type": "input_text", "text": text}])
+        );
+    }
+    assert_eq!(output[2]["type"], "compaction");
+    assert!(output[2]["id"].as_str().unwrap().starts_with("cmp_"));
+    let sealed = output[2]["encrypted_content"].as_str().unwrap();
     assert!(!sealed.contains("slate"), "the summary is readable: {sealed}");
 
     // The model was asked with the compaction prompt, over every turn.
@@ -133,12 +139,16 @@ async fn compaction_output_starts_a_new_chain_with_the_summary() {
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["status"], "completed");
     let asked = last_messages(&gw);
-    assert_eq!(asked.len(), 3, "{asked:?}");
-    assert_eq!(asked[0], ("user".into(), "Compress this conversation.".into()));
-    assert_eq!(asked[1].0, "system");
-    assert!(asked[1].1.ends_with(&summary), "{:?}", asked[1]);
-    assert!(asked[1].1.contains("slate"));
-    assert_eq!(asked[2], ("user".into(), "Continue: the code word?".into()));
+    assert_eq!(asked.len(), 4, "{asked:?}");
+    assert_eq!(
+        asked[0],
+        ("user".into(), "Remember the code word: slate.".into())
+    );
+    assert_eq!(asked[1], ("user".into(), "Compress this conversation.".into()));
+    assert_eq!(asked[2].0, "system");
+    assert!(asked[2].1.ends_with(&summary), "{:?}", asked[2]);
+    assert!(asked[2].1.contains("slate"));
+    assert_eq!(asked[3], ("user".into(), "Continue: the code word?".into()));
 
     // Stored sealed, as sent, and opened again for the next turn.
     let id = r["id"].as_str().unwrap();
@@ -154,10 +164,10 @@ async fn compaction_output_starts_a_new_chain_with_the_summary() {
         .iter()
         .map(|i| i["type"].as_str().unwrap())
         .collect();
-    assert_eq!(types, ["message", "compaction", "message"]);
+    assert_eq!(types, ["message", "message", "compaction", "message"]);
     assert_eq!(
-        items["data"][1]["encrypted_content"],
-        c["output"][1]["encrypted_content"]
+        items["data"][2]["encrypted_content"],
+        c["output"][2]["encrypted_content"]
     );
     let (status, next) = post(
         &gw,
@@ -184,7 +194,7 @@ async fn altered_or_foreign_compaction_items_are_refused() {
         json!({"model": "fake/m", "input": conversation()}),
     )
     .await;
-    let item = c["output"][1].clone();
+    let item = c["output"][2].clone();
     let before = gw.upstream.requests().len();
 
     let mut altered = item.clone();
@@ -231,7 +241,7 @@ async fn every_server_on_the_database_opens_what_another_sealed() {
     })
     .await
     .expect("second server starts");
-    let body = json!({"model": "fake/m", "input": [c["output"][1].clone()]});
+    let body = json!({"model": "fake/m", "input": [c["output"][2].clone()]});
     let rsp = http()
         .post(format!("http://{}/v1/responses", twin.addr))
         .bearer_auth(&gw.key)
@@ -257,7 +267,7 @@ async fn a_configured_key_seals_and_the_stored_key_cannot_open_it() {
     )
     .await;
     assert_eq!(status, 200, "{c}");
-    let item = c["output"][1].clone();
+    let item = c["output"][2].clone();
     let (status, _) = post(
         &keyed,
         &keyed.key,

@@ -58,8 +58,8 @@ pub struct CompactedResponse {
     pub object: CompactionObject,
     /// Unix time (seconds) of the compaction.
     pub created_at: i64,
-    /// The items kept verbatim (the last user message) and one
-    /// `compaction` item sealing the summary of everything.
+    /// The user messages, kept verbatim, then one `compaction` item
+    /// sealing the summary of everything.
     pub output: Vec<ItemResource>,
     /// Tokens of the compaction call.
     pub usage: ResponseUsage,

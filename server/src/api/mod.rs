@@ -129,7 +129,7 @@ pub trait ManiacApi {
     async fn response_delete(
         rqctx: RequestContext<Self::Context>,
         path: Path<ResponsePath>,
-    ) -> Result<HttpResponseOk<ResponseDeleted>, ApiError>;
+    ) -> Result<JsonOrSse<ResponseDeleted>, ApiError>;
 
     /// Compact a conversation, or count its input tokens
     ///

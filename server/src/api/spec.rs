@@ -122,8 +122,8 @@ const DISPATCHED_OPERATIONS: [(&str, &str, &str, &str, Register, Register); 2] =
         "Compact a conversation",
         "The model named by `model` summarizes the conversation (`input`, \
          after the transcript of `previous_response_id` if given) under the \
-         gateway's fixed compaction prompt. `output` holds the last user \
-         message, kept verbatim, and one `compaction` item whose \
+         gateway's fixed compaction prompt. `output` holds the user \
+         messages, kept verbatim, then one `compaction` item whose \
          `encrypted_content` seals the summary: pass `output` as the start \
          of a new conversation's `input`. Only your organization can open \
          it; an altered one is a 400 `invalid_encrypted_content`.",

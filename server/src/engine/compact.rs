@@ -1,7 +1,7 @@
 //! `POST /v1/responses/compact`: the model named by the request writes a
 //! summary of the conversation (a fixed prompt over the conversation as
-//! text), which comes back sealed in one `compaction` item beside the
-//! last user message, kept verbatim.
+//! text), which comes back sealed in one `compaction` item after the
+//! user messages, kept verbatim (as OpenAI's compaction answers).
 
 use super::builder::ResponseBuilder;
 use super::error::{EngineError, EngineResult};
@@ -52,7 +52,7 @@ impl Engine {
                 Some("missing_required_parameter"),
             ));
         }
-        let kept = last_user_message(&p.request.transcript);
+        let kept = user_messages(&p.request.transcript);
         let conversation =
             render(p.request.instructions.as_deref(), &p.request.transcript);
         p.request.instructions = Some(COMPACTION_PROMPT.to_string());
@@ -87,7 +87,7 @@ impl Engine {
         }
         let sealed =
             self.inner.sealer.seal(&caller.org_id, &Compacted { summary });
-        let mut output: Vec<ItemResource> = kept.into_iter().collect();
+        let mut output = kept;
         output.push(ItemResource::Compaction {
             id: ids::compaction_id(),
             encrypted_content: sealed,
@@ -102,9 +102,9 @@ impl Engine {
     }
 }
 
-/// The last user message, as an item to keep verbatim.
-fn last_user_message(transcript: &[TranscriptItem]) -> Option<ItemResource> {
-    transcript.iter().rev().find_map(|item| match item {
+/// The user messages, as items to keep verbatim.
+fn user_messages(transcript: &[TranscriptItem]) -> Vec<ItemResource> {
+    let messages = transcript.iter().filter_map(|item| match item {
         TranscriptItem::Message(m) if m.role == Role::User => {
             Some(ItemResource::Message {
                 id: ids::message_id(),
@@ -114,7 +114,8 @@ fn last_user_message(transcript: &[TranscriptItem]) -> Option<ItemResource> {
             })
         }
         _ => None,
-    })
+    });
+    messages.collect()
 }
 
 /// The conversation as text the compaction prompt reads.
@@ -201,7 +202,7 @@ mod tests {
     }
 
     #[test]
-    fn the_prompt_holds_every_turn_and_the_last_user_message_is_kept() {
+    fn the_prompt_holds_every_turn_and_user_messages_are_kept() {
         let t = vec![
             msg(Role::User, "code word: slate"),
             msg(Role::Assistant, "OK."),
@@ -211,15 +212,20 @@ mod tests {
         assert!(text.contains("[instructions]: be brief"));
         assert!(text.contains("[user]: code word: slate"));
         assert!(text.contains("[assistant]: OK."));
-        let Some(ItemResource::Message { role, content, .. }) =
-            last_user_message(&t)
-        else {
-            panic!("no kept message");
-        };
-        assert_eq!(role, Role::User);
+        let kept: Vec<_> = user_messages(&t)
+            .into_iter()
+            .map(|i| match i {
+                ItemResource::Message { role, content, .. } => (role, content),
+                other => panic!("kept {other:?}"),
+            })
+            .collect();
+        let text = |t: &str| vec![ContentPart::InputText { text: t.into() }];
         assert_eq!(
-            content,
-            vec![ContentPart::InputText { text: "compress this".into() }]
+            kept,
+            [
+                (Role::User, text("code word: slate")),
+                (Role::User, text("compress this"))
+            ]
         );
     }
 

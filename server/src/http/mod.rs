@@ -3,6 +3,7 @@
 
 mod auth;
 mod error;
+pub mod not_allowed;
 pub mod websocket;
 
 use std::convert::Infallible;
@@ -59,6 +60,15 @@ fn answer<T>(
     }
 }
 
+/// `/v1/responses/compact` and `/input_tokens` share the route of a
+/// response id; they take only POST.
+fn dispatched_name(id: &str, method: &str) -> Option<ApiError> {
+    match not_allowed::response_item_allow(id) {
+        "POST" => Some(ApiError::method_not_allowed(method, "POST")),
+        _ => None,
+    }
+}
+
 /// A body read as JSON first (one route serves several operations),
 /// rejected as dropshot rejects a typed body: the same 400s.
 fn parse_body<T: serde::de::DeserializeOwned>(
@@ -105,8 +115,11 @@ impl ManiacApi for ManiacApiImpl {
         path: Path<ResponsePath>,
         query: Query<ResponseViewQuery>,
     ) -> Result<JsonOrSse<Response>, ApiError> {
-        let caller = auth::authenticate(&rqctx).await?;
         let id = path.into_inner().response_id;
+        if let Some(e) = dispatched_name(&id, "GET") {
+            return Ok(JsonOrSse::Error(e));
+        }
+        let caller = auth::authenticate(&rqctx).await?;
         let ctx = rqctx.context();
         answer(ctx.engine.view(&caller, &id, &query.into_inner()).await)
     }
@@ -114,10 +127,14 @@ impl ManiacApi for ManiacApiImpl {
     async fn response_delete(
         rqctx: RequestContext<ServerState>,
         path: Path<ResponsePath>,
-    ) -> Result<HttpResponseOk<ResponseDeleted>, ApiError> {
-        let caller = auth::authenticate(&rqctx).await?;
+    ) -> Result<JsonOrSse<ResponseDeleted>, ApiError> {
         let id = path.into_inner().response_id;
-        Ok(HttpResponseOk(rqctx.context().engine.delete(&caller, &id).await?))
+        if let Some(e) = dispatched_name(&id, "DELETE") {
+            return Ok(JsonOrSse::Error(e));
+        }
+        let caller = auth::authenticate(&rqctx).await?;
+        let engine = &rqctx.context().engine;
+        Ok(JsonOrSse::Json(engine.delete(&caller, &id).await?))
     }
 
     async fn response_action(
@@ -135,10 +152,10 @@ impl ManiacApi for ManiacApiImpl {
             "input_tokens" => ResponseAction::InputTokens(
                 engine.count_input_tokens(&caller, parse_body(body)?).await?,
             ),
-            _ => {
+            other => {
                 return Ok(JsonOrSse::Error(ApiError::method_not_allowed(
                     "POST",
-                    "GET, DELETE",
+                    not_allowed::response_item_allow(other),
                 )));
             }
         };

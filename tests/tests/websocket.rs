@@ -280,6 +280,8 @@ async fn store_false_continuation_is_connection_local() {
     send(&mut other, next).await;
     let e = recv(&mut other).await;
     assert_error(&e, "previous_response_not_found");
+    // A run-less error carries the status the same error has over HTTP.
+    assert_eq!(e["status"], 400, "{e}");
     send(&mut other, create("fine")).await;
     assert_eq!(
         turn(&mut other).await.pop().unwrap()["type"],
@@ -304,6 +306,51 @@ async fn failed_continuation_evicts_the_cached_response() {
         "store": false, "previous_response_id": id, "input": "x"});
     send(&mut ws, retry).await;
     assert_error(&recv(&mut ws).await, "previous_response_not_found");
+}
+
+#[tokio::test]
+async fn a_continuation_frame_that_does_not_parse_evicts_too() {
+    let gw = gateway!();
+    let mut ws = connect(&gw).await;
+    let mut first = create("alpha");
+    first["store"] = json!(false);
+    send(&mut ws, first).await;
+    let id = turn(&mut ws).await.pop().unwrap()["response"]["id"].clone();
+    // An input item this server does not take fails the frame itself.
+    let bad = json!({"type": "response.create", "model": "fake/m",
+        "store": false, "previous_response_id": id,
+        "input": [{"type": "function_call_output", "call_id": "call_x",
+                   "output": "no such call"}]});
+    send(&mut ws, bad).await;
+    let e = recv(&mut ws).await;
+    assert_eq!(e["type"], "error", "{e}");
+    assert_eq!(e["status"], 400, "{e}");
+    let retry = json!({"type": "response.create", "model": "fake/m",
+        "store": false, "previous_response_id": id, "input": "x"});
+    send(&mut ws, retry).await;
+    assert_error(&recv(&mut ws).await, "previous_response_not_found");
+    // A rejected frame naming another id leaves the cache alone.
+    let mut fresh = create("beta");
+    fresh["store"] = json!(false);
+    send(&mut ws, fresh).await;
+    let id = turn(&mut ws).await.pop().unwrap()["response"]["id"].clone();
+    send(
+        &mut ws,
+        json!({"type": "response.create", "model": "fake/m",
+        "previous_response_id": "resp_other", "bogus": 1}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["type"], "error");
+    send(
+        &mut ws,
+        json!({"type": "response.create", "model": "fake/m",
+        "store": false, "previous_response_id": id, "input": "gamma"}),
+    )
+    .await;
+    assert_eq!(
+        turn(&mut ws).await.pop().unwrap()["type"],
+        "response.completed"
+    );
 }
 
 #[tokio::test]

@@ -450,6 +450,8 @@ pub struct WebsocketErrorEvent {
     /// Always `error`.
     #[serde(rename = "type")]
     pub kind: ErrorEventType,
+    /// The HTTP status the same error has over HTTP (400, 401, 404, …).
+    pub status: u16,
     /// Error code.
     pub code: Option<String>,
     /// What went wrong.
@@ -462,9 +464,11 @@ pub struct WebsocketErrorEvent {
 
 impl From<super::ApiError> for WebsocketErrorEvent {
     fn from(e: super::ApiError) -> Self {
+        let status = e.status;
         let super::ErrorObject { message, kind, param, code } = e.error;
         WebsocketErrorEvent {
             kind: ErrorEventType::default(),
+            status,
             code: code.clone(),
             message: message.clone(),
             param: param.clone(),

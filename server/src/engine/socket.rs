@@ -23,8 +23,10 @@ pub enum Incoming {
     /// A `response.create` turn.
     Create(Box<Turn>),
     /// A frame answered with an `error` event (malformed JSON, an unknown
-    /// or unserved event type, a body that does not parse).
-    Rejected(ApiError),
+    /// or unserved event type, a body that does not parse), with the
+    /// `previous_response_id` it named, if any: a failed continuation
+    /// evicts the cached response.
+    Rejected(ApiError, Option<String>),
     /// The client closed the connection, or it broke.
     Gone,
 }
@@ -54,6 +56,16 @@ pub trait Socket: Send {
 #[derive(Default)]
 pub struct SocketState {
     last: Option<Last>,
+}
+
+impl SocketState {
+    /// Forgets the cached response if it is `id`: a continuation of it
+    /// failed, so it cannot be continued any more.
+    pub fn evict(&mut self, id: &str) {
+        if self.last.as_ref().is_some_and(|l| l.id == id) {
+            self.last = None;
+        }
+    }
 }
 
 struct Last {
@@ -117,7 +129,7 @@ impl Sink for SocketSink<'_> {
                 self.gone = true;
                 return Err(Stop::Gone);
             }
-            Some(Incoming::Rejected(e)) => e,
+            Some(Incoming::Rejected(e, _)) => e,
             Some(Incoming::Create(_)) => ApiError::invalid(
                 "A response is already in progress on this connection: \
                  wait for its terminal event before sending the next \

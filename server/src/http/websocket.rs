@@ -112,12 +112,15 @@ impl Socket for Ws {
                 }
                 Some(Ok(Message::Text(t))) => return parse_frame(&t),
                 Some(Ok(Message::Binary(_))) => {
-                    return Incoming::Rejected(ApiError::invalid(
-                        "Binary frames are not supported: send each client \
-                         event as one JSON text frame.",
+                    return Incoming::Rejected(
+                        ApiError::invalid(
+                            "Binary frames are not supported: send each \
+                             client event as one JSON text frame.",
+                            None,
+                            Some("invalid_frame"),
+                        ),
                         None,
-                        Some("invalid_frame"),
-                    ));
+                    );
                 }
                 Some(Ok(_)) => continue,
             }
@@ -131,20 +134,28 @@ fn parse_frame(text: &str) -> Incoming {
         match serde_json::from_str(text) {
             Ok(m) => m,
             Err(e) => {
-                return Incoming::Rejected(ApiError::invalid(
-                    format!(
-                        "The frame is not a JSON object ({e}): send each \
-                         client event as one JSON object with a `type`."
+                return Incoming::Rejected(
+                    ApiError::invalid(
+                        format!(
+                            "The frame is not a JSON object ({e}): send each \
+                             client event as one JSON object with a `type`."
+                        ),
+                        None,
+                        Some("invalid_json"),
                     ),
                     None,
-                    Some("invalid_json"),
-                ));
+                );
             }
         };
+    let previous = map
+        .get("previous_response_id")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    let reject = |e: ApiError| Incoming::Rejected(e, previous.clone());
     match map.remove("type") {
         Some(serde_json::Value::String(t)) if t == "response.create" => {}
         Some(serde_json::Value::String(t)) => {
-            return Incoming::Rejected(ApiError::invalid(
+            return reject(ApiError::invalid(
                 format!(
                     "Unsupported client event type '{t}': this server serves \
                      only `response.create`."
@@ -154,7 +165,7 @@ fn parse_frame(text: &str) -> Incoming {
             ));
         }
         _ => {
-            return Incoming::Rejected(ApiError::invalid(
+            return reject(ApiError::invalid(
                 "Missing or invalid `type`: send `\"type\": \
                  \"response.create\"` with the create body.",
                 Some("type"),
@@ -169,7 +180,7 @@ fn parse_frame(text: &str) -> Incoming {
         None | Some(serde_json::Value::Null) => true,
         Some(serde_json::Value::Bool(b)) => b,
         Some(_) => {
-            return Incoming::Rejected(ApiError::invalid_value(
+            return reject(ApiError::invalid_value(
                 "generate",
                 "Invalid value for 'generate': expected a boolean.",
             ));
@@ -178,9 +189,7 @@ fn parse_frame(text: &str) -> Incoming {
     let body = serde_json::Value::Object(map);
     match serde_path_to_error::deserialize::<_, CreateResponse>(body) {
         Ok(request) => Incoming::Create(Box::new(Turn { request, generate })),
-        Err(e) => {
-            Incoming::Rejected(crate::api::error::body_error(&e.to_string()))
-        }
+        Err(e) => reject(crate::api::error::body_error(&e.to_string())),
     }
 }
 
@@ -244,7 +253,12 @@ pub async fn serve(
         };
         let alive = match got {
             Incoming::Gone => false,
-            Incoming::Rejected(e) => socket.send_error(e).await,
+            Incoming::Rejected(e, previous) => {
+                if let Some(id) = previous {
+                    state.evict(&id);
+                }
+                socket.send_error(e).await
+            }
             Incoming::Create(turn) => {
                 engine
                     .socket_turn(&caller, *turn, &mut state, &mut socket)

@@ -816,7 +816,7 @@ The conversation to compact is `input`, after the transcript of `previous_respon
         ///Identifier of this compaction, `resp_…`.
         pub id: ::std::string::String,
         pub object: CompactionObject,
-        ///The items kept verbatim (the last user message) and one `compaction` item sealing the summary of everything.
+        ///The user messages, kept verbatim, then one `compaction` item sealing the summary of everything.
         pub output: ::std::vec::Vec<ItemResource>,
         pub usage: ResponseUsage,
     }
@@ -1274,7 +1274,7 @@ Every field of OpenAI's `CreateChatCompletionRequest` is accepted. Unknown top-l
     /**Request body of `POST /v1/responses`.
 
 Every field of OpenAI's `CreateResponse` is accepted. Fields the gateway cannot honour (`conversation`, `prompt`, a non-empty `tools`) are rejected with a 400 that says what to do. Unknown fields are rejected with `unknown_parameter`.*/
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     #[serde(deny_unknown_fields)]
     pub struct CreateResponse {
         ///Run in the background: return at once with `status: "queued"`. Requires `store: true`.
@@ -1306,9 +1306,8 @@ Every field of OpenAI's `CreateResponse` is accepted. Fields the gateway cannot 
         pub metadata: ::std::option::Option<
             ::std::collections::HashMap<::std::string::String, ::std::string::String>,
         >,
-        ///Model as `provider/model`, for example `openai/gpt-4o-mini` or `echo/any`.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub model: ::std::option::Option<::std::string::String>,
+        ///Model as `provider/model`, for example `openai/gpt-4o-mini` or `echo/any`. Required.
+        pub model: ::std::string::String,
         ///Whether tool calls may run in parallel (echoed).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub parallel_tool_calls: ::std::option::Option<bool>,
@@ -8183,10 +8182,7 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                 >,
                 ::std::string::String,
             >,
-            model: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
+            model: ::std::result::Result<::std::string::String, ::std::string::String>,
             parallel_tool_calls: ::std::result::Result<
                 ::std::option::Option<bool>,
                 ::std::string::String,
@@ -8290,7 +8286,7 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
                     max_output_tokens: Ok(Default::default()),
                     max_tool_calls: Ok(Default::default()),
                     metadata: Ok(Default::default()),
-                    model: Ok(Default::default()),
+                    model: Err("no value supplied for model".to_string()),
                     parallel_tool_calls: Ok(Default::default()),
                     presence_penalty: Ok(Default::default()),
                     previous_response_id: Ok(Default::default()),
@@ -8442,7 +8438,7 @@ The full OpenAI `Response` object, plus `provider` (the upstream that served it)
             }
             pub fn model<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<::std::string::String>,
                 T::Error: ::std::fmt::Display,
             {
                 self.model = value
@@ -14780,7 +14776,7 @@ let response = client.response_input_items_list()
     }
     /**Compact a conversation
 
-The model named by `model` summarizes the conversation (`input`, after the transcript of `previous_response_id` if given) under the gateway's fixed compaction prompt. `output` holds the last user message, kept verbatim, and one `compaction` item whose `encrypted_content` seals the summary: pass `output` as the start of a new conversation's `input`. Only your organization can open it; an altered one is a 400 `invalid_encrypted_content`.
+The model named by `model` summarizes the conversation (`input`, after the transcript of `previous_response_id` if given) under the gateway's fixed compaction prompt. `output` holds the user messages, kept verbatim, then one `compaction` item whose `encrypted_content` seals the summary: pass `output` as the start of a new conversation's `input`. Only your organization can open it; an altered one is a 400 `invalid_encrypted_content`.
 
 Sends a `POST` request to `/v1/responses/compact`
 
@@ -16104,7 +16100,7 @@ pub mod builder {
         response_id: Result<::std::string::String, String>,
         after: Result<Option<::std::string::String>, String>,
         include: Result<Option<::std::string::String>, String>,
-        limit: Result<Option<i64>, String>,
+        limit: Result<Option<::std::num::NonZeroU64>, String>,
         order: Result<Option<types::Order>, String>,
     }
     impl<'a> ResponseInputItemsList<'a> {
@@ -16158,12 +16154,15 @@ pub mod builder {
         }
         pub fn limit<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<i64>,
+            V: std::convert::TryInto<::std::num::NonZeroU64>,
         {
             self.limit = value
                 .try_into()
                 .map(Some)
-                .map_err(|_| "conversion to `i64` for limit failed".to_string());
+                .map_err(|_| {
+                    "conversion to `:: std :: num :: NonZeroU64` for limit failed"
+                        .to_string()
+                });
             self
         }
         pub fn order<V>(mut self, value: V) -> Self

@@ -647,7 +647,7 @@ mod tests {
                 .await;
         let client = Client::with_key(&base, "mk_wrong").unwrap();
         let err = client
-            .create_stream(types::CreateResponse::default())
+            .create_stream(types::CreateResponse::builder().model("echo/demo"))
             .await
             .unwrap_err();
         assert_eq!(err.status(), Some(reqwest::StatusCode::UNAUTHORIZED));

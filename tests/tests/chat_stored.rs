@@ -112,6 +112,11 @@ async fn list_pages_filters_and_orders() {
         after = page["last_id"].as_str().map(str::to_string);
     }
     assert_eq!(seen, ids);
+    // A cursor naming no completion of the list: a 404 naming it.
+    let (status, e) =
+        get_json(&gw, &gw.key, &format!("{CHAT}?after=chatcmpl-nope")).await;
+    assert_eq!(status, 404, "{e}");
+    assert_eq!(e["error"]["param"], "after", "{e}");
     let (_, desc) =
         get_json(&gw, &gw.key, &format!("{CHAT}?order=desc&limit=100")).await;
     let desc: Vec<&str> = desc["data"]

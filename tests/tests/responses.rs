@@ -413,6 +413,14 @@ async fn input_items_page_with_cursor_in_both_orders() {
         .get(&gw.key, &format!("/v1/responses/{id}/input_items?order=sideways"))
         .await;
     assert_eq!(rsp.status(), 400);
+    // A well-formed cursor naming no item of the response: a 404 naming it.
+    let rsp = gw
+        .get(&gw.key, &format!("/v1/responses/{id}/input_items?after=msg_nope"))
+        .await;
+    assert_eq!(rsp.status(), 404);
+    let e: Value = rsp.json().await.unwrap();
+    assert_eq!(e["error"]["param"], "after", "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("msg_nope"));
     // The SDKs send include[] repeatedly.
     let rsp = gw
         .get(

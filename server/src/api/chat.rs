@@ -24,6 +24,7 @@ pub struct CreateChatCompletion {
     #[schemars(example = "example_model")]
     pub model: String,
     /// The conversation so far, oldest first.
+    #[schemars(length(min = 1))]
     pub messages: Vec<ChatMessage>,
     /// Function tools the model may call.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -17,7 +17,7 @@ pub mod types;
 
 use dropshot::{
     HttpError, HttpResponseOk, Path, Query, RequestContext, TypedBody,
-    WebsocketUpgrade,
+    UntypedBody, WebsocketUpgrade,
 };
 
 pub use body::JsonOrSse;
@@ -148,7 +148,7 @@ pub trait ManiacApi {
     async fn response_action(
         rqctx: RequestContext<Self::Context>,
         path: Path<ResponsePath>,
-        body: TypedBody<serde_json::Value>,
+        body: UntypedBody,
     ) -> Result<JsonOrSse<ResponseAction>, ApiError>;
 
     /// Cancel a background response

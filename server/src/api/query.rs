@@ -24,6 +24,7 @@ pub struct ResponseViewQuery {
     /// object: replays the event log, then follows the run live.
     pub stream: Option<bool>,
     /// With `stream=true`, only events with a greater `sequence_number`.
+    #[schemars(range(min = 0))]
     pub starting_after: Option<i64>,
     /// With `stream=true`, whether delta events carry `obfuscation`
     /// padding.
@@ -36,6 +37,7 @@ pub struct InputItemsQuery {
     /// List items after this item id (cursor from `last_id`).
     pub after: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,
     /// `asc` or `desc` (default `desc`).
     pub order: Option<Order>,

@@ -21,8 +21,10 @@ use super::items::{InputReasoning, ReasoningContent, SummaryPart};
 #[serde(deny_unknown_fields)]
 pub struct CreateResponse {
     /// Model as `provider/model`, for example `openai/gpt-4o-mini` or
-    /// `echo/any`.
-    #[schemars(example = "example_model")]
+    /// `echo/any`. Required.
+    // Optional here so that our validation, not serde, answers its absence
+    // (with the form to use); the spec documents it as required.
+    #[schemars(example = "example_model", with = "String")]
     pub model: Option<String>,
     /// Text or typed input items. A string is one user message.
     #[schemars(example = "example_input")]
@@ -62,6 +64,7 @@ pub struct CreateResponse {
     pub text: Option<TextConfig>,
     /// Tools. Managed tools are not yet supported: only an empty list is
     /// accepted.
+    #[schemars(length(max = 0))]
     pub tools: Option<Vec<Value>>,
     /// Tool choice (echoed).
     pub tool_choice: Option<Value>,

@@ -34,13 +34,16 @@ impl Engine {
                 Some("invalid_value"),
             ));
         }
-        let after = query.starting_after.unwrap_or(-1);
-        if after < -1 {
-            return Err(EngineError::invalid_value(
-                "starting_after",
-                "`starting_after` must be a sequence number (0 or more).",
-            ));
-        }
+        let after = match query.starting_after {
+            None => -1,
+            Some(n) if n >= 0 => n,
+            Some(_) => {
+                return Err(EngineError::invalid_value(
+                    "starting_after",
+                    "`starting_after` must be a sequence number (0 or more).",
+                ));
+            }
+        };
         let rx = self.follow(caller.org_id.clone(), id.to_string(), after);
         if query.include_obfuscation == Some(false) {
             return Ok(Reply::Stream(without_obfuscation(rx)));
@@ -121,13 +124,17 @@ impl Engine {
         let start = match &query.after {
             Some(after) => match items.iter().position(|i| &i.id == after) {
                 Some(p) => p + 1,
+                // Well-formed, naming nothing: a 404 like any such id.
                 None => {
-                    return Err(EngineError::invalid_value(
-                        "after",
-                        format!(
-                            "No input item with id '{after}' in this response."
+                    return Err(EngineError::NotFound {
+                        message: format!(
+                            "No input item with id '{after}' in this \
+                             response: pass the `last_id` of the previous \
+                             page as `after`."
                         ),
-                    ));
+                        param: Some("after".into()),
+                        code: None,
+                    });
                 }
             },
             None => 0,

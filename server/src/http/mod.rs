@@ -10,7 +10,7 @@ use std::convert::Infallible;
 
 use dropshot::{
     Body, HttpError, HttpResponseOk, Path, Query, RequestContext, TypedBody,
-    WebsocketUpgrade,
+    UntypedBody, WebsocketUpgrade,
 };
 use futures::StreamExt;
 use http_body::Frame;
@@ -69,13 +69,19 @@ fn dispatched_name(id: &str, method: &str) -> Option<ApiError> {
     }
 }
 
-/// A body read as JSON first (one route serves several operations),
-/// rejected as dropshot rejects a typed body: the same 400s.
+/// A body of a route that serves several operations, rejected as dropshot
+/// rejects a typed body: the same 400s.
 fn parse_body<T: serde::de::DeserializeOwned>(
-    body: serde_json::Value,
+    body: &[u8],
 ) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(body)
-        .map_err(|e| crate::api::error::body_error(&e.to_string()))
+    let error = |e: &dyn std::fmt::Display| {
+        crate::api::error::body_error(&e.to_string())
+    };
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let value =
+        serde_path_to_error::deserialize(&mut json).map_err(|e| error(&e))?;
+    json.end().map_err(|e| error(&e))?;
+    Ok(value)
 }
 
 impl ManiacApi for ManiacApiImpl {
@@ -140,24 +146,27 @@ impl ManiacApi for ManiacApiImpl {
     async fn response_action(
         rqctx: RequestContext<ServerState>,
         path: Path<ResponsePath>,
-        body: TypedBody<serde_json::Value>,
+        body: UntypedBody,
     ) -> Result<JsonOrSse<ResponseAction>, ApiError> {
+        // The name first: any other is a 405, whatever the body.
+        let name = path.into_inner().response_id;
+        if !matches!(name.as_str(), "compact" | "input_tokens") {
+            return Ok(JsonOrSse::Error(ApiError::method_not_allowed(
+                "POST",
+                not_allowed::response_item_allow(&name),
+            )));
+        }
         let caller = auth::authenticate(&rqctx).await?;
         let engine = &rqctx.context().engine;
-        let body = body.into_inner();
-        let action = match path.into_inner().response_id.as_str() {
-            "compact" => ResponseAction::Compacted(
+        let body = body.as_bytes();
+        let action = if name == "compact" {
+            ResponseAction::Compacted(
                 engine.compact(&caller, parse_body(body)?).await?,
-            ),
-            "input_tokens" => ResponseAction::InputTokens(
+            )
+        } else {
+            ResponseAction::InputTokens(
                 engine.count_input_tokens(&caller, parse_body(body)?).await?,
-            ),
-            other => {
-                return Ok(JsonOrSse::Error(ApiError::method_not_allowed(
-                    "POST",
-                    not_allowed::response_item_allow(other),
-                )));
-            }
+            )
         };
         Ok(JsonOrSse::Json(action))
     }

@@ -237,6 +237,59 @@ not_allowed!(healthz_post, POST, "/healthz", allow = LISTS);
 not_allowed!(healthz_put, PUT, "/healthz", allow = LISTS);
 not_allowed!(healthz_patch, PATCH, "/healthz", allow = LISTS);
 not_allowed!(healthz_delete, DELETE, "/healthz", allow = LISTS);
+not_allowed!(responses_options, OPTIONS, "/v1/responses", allow = RESPONSES);
+not_allowed!(
+    response_options,
+    OPTIONS,
+    "/v1/responses/{response_id}",
+    ResponsePath,
+    allow = |p| response_item_allow(&p.response_id)
+);
+not_allowed!(
+    cancel_options,
+    OPTIONS,
+    "/v1/responses/{response_id}/cancel",
+    ResponsePath,
+    allow = |_| CANCEL
+);
+not_allowed!(
+    items_options,
+    OPTIONS,
+    "/v1/responses/{response_id}/input_items",
+    ResponsePath,
+    allow = |_| LISTS
+);
+not_allowed!(chats_options, OPTIONS, "/v1/chat/completions", allow = CHATS);
+not_allowed!(
+    chat_options,
+    OPTIONS,
+    "/v1/chat/completions/{completion_id}",
+    ChatCompletionPath,
+    allow = |_| CHAT
+);
+not_allowed!(
+    messages_options,
+    OPTIONS,
+    "/v1/chat/completions/{completion_id}/messages",
+    ChatCompletionPath,
+    allow = |_| LISTS
+);
+not_allowed!(models_options, OPTIONS, "/v1/models", allow = LISTS);
+not_allowed!(
+    model_options,
+    OPTIONS,
+    "/v1/models/{model}",
+    ModelPath,
+    allow = |_| LISTS
+);
+not_allowed!(
+    model_raw_options,
+    OPTIONS,
+    "/v1/models/{model}/{rest:.*}",
+    ModelRawPath,
+    allow = |_| LISTS
+);
+not_allowed!(healthz_options, OPTIONS, "/healthz", allow = LISTS);
 
 /// Adds every handler above to the API.
 pub fn register(api: &mut ApiDescription<ServerState>) -> Result<(), String> {
@@ -284,6 +337,17 @@ pub fn register(api: &mut ApiDescription<ServerState>) -> Result<(), String> {
         healthz_put,
         healthz_patch,
         healthz_delete,
+        responses_options,
+        response_options,
+        cancel_options,
+        items_options,
+        chats_options,
+        chat_options,
+        messages_options,
+        models_options,
+        model_options,
+        model_raw_options,
+        healthz_options,
     );
     Ok(())
 }

@@ -35,11 +35,17 @@ fn limit(l: Option<i64>) -> EngineResult<i64> {
     }
 }
 
+/// A cursor naming nothing of this list: a 404, as for any id that names
+/// nothing (the request itself is well-formed).
 fn cursor_not_found(after: &str) -> EngineError {
-    EngineError::invalid_value(
-        "after",
-        format!("Invalid 'after': '{after}' is not an id of this list."),
-    )
+    EngineError::NotFound {
+        message: format!(
+            "No item with id '{after}' in this list: pass the `last_id` of \
+             the previous page as `after`."
+        ),
+        param: Some("after".into()),
+        code: None,
+    }
 }
 
 /// A stored row as the API object, with its current metadata.

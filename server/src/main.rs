@@ -117,6 +117,7 @@ fn check_config(path: Option<&std::path::Path>) -> anyhow::Result<()> {
         );
     }
     let registry = file.providers().map_err(anyhow::Error::msg)?;
+    file.compaction.sealer_from_env().map_err(anyhow::Error::msg)?;
     let providers = registry.names();
     let aliases: Vec<&str> = registry.alias_names().collect();
     println!(

@@ -8,8 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use dropshot::WebsocketConnection;
+use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -84,9 +86,61 @@ impl Connections {
     }
 }
 
-/// A tungstenite connection as the engine's [`Socket`].
+type Stream = WebSocketStream<dropshot::WebsocketConnectionRaw>;
+
+/// Frames queued for the writer of one connection: enough for a burst of
+/// events; a slow client then holds the run back, as an SSE client does.
+const OUTBOX_FRAMES: usize = 64;
+
+/// Longest wait for the writer to send the close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// A tungstenite connection as the engine's [`Socket`]. Frames go out
+/// through a writer task that flushes once per burst: events that are
+/// ready together leave in one write, as hyper writes an SSE stream,
+/// instead of one system call per frame.
 struct Ws {
-    ws: WebSocketStream<dropshot::WebsocketConnectionRaw>,
+    read: SplitStream<Stream>,
+    out: mpsc::Sender<Message>,
+    writer: JoinHandle<()>,
+}
+
+impl Ws {
+    fn new(ws: Stream) -> Self {
+        let (sink, read) = ws.split();
+        let (out, rx) = mpsc::channel(OUTBOX_FRAMES);
+        Ws { read, out, writer: tokio::spawn(write_frames(sink, rx)) }
+    }
+
+    /// Queues a frame; false once the client is gone.
+    async fn queue(&mut self, m: Message) -> bool {
+        self.out.send(m).await.is_ok()
+    }
+}
+
+/// Writes queued frames, flushing when none is waiting; ends after a
+/// close frame or when the client is gone (the queue then refuses more).
+async fn write_frames(
+    mut sink: SplitSink<Stream, Message>,
+    mut rx: mpsc::Receiver<Message>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(m) = next.take() {
+            let closing = matches!(m, Message::Close(_));
+            if sink.feed(m).await.is_err() {
+                return;
+            }
+            if closing {
+                let _ = sink.close().await;
+                return;
+            }
+            next = rx.try_recv().ok();
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
 }
 
 #[async_trait]
@@ -94,19 +148,19 @@ impl Socket for Ws {
     async fn send(&mut self, json: Bytes) -> bool {
         // Our own events are always UTF-8 JSON.
         let Ok(text) = Utf8Bytes::try_from(json) else { return true };
-        self.ws.send(Message::Text(text)).await.is_ok()
+        self.queue(Message::Text(text)).await
     }
 
     async fn send_error(&mut self, e: ApiError) -> bool {
         let ev = WebsocketErrorEvent::from(e);
         let json = serde_json::to_string(&ev).unwrap_or_default();
-        self.ws.send(Message::text(json)).await.is_ok()
+        self.queue(Message::text(json)).await
     }
 
     async fn recv(&mut self) -> Incoming {
         loop {
             // tungstenite answers pings itself while reading.
-            match self.ws.next().await {
+            match self.read.next().await {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
                     return Incoming::Gone;
                 }
@@ -211,7 +265,7 @@ pub async fn serve(
         Some(config),
     )
     .await;
-    let mut socket = Ws { ws };
+    let mut socket = Ws::new(ws);
     let mut state = SocketState::default();
     let deadline = Instant::now() + limits.max_age;
     let mut ping = tokio::time::interval_at(
@@ -244,7 +298,7 @@ pub async fn serve(
                 return;
             }
             _ = ping.tick() => {
-                if socket.ws.send(Message::Ping(Bytes::new())).await.is_err() {
+                if !socket.queue(Message::Ping(Bytes::new())).await {
                     return;
                 }
                 continue;
@@ -274,5 +328,7 @@ pub async fn serve(
 
 async fn close(socket: &mut Ws, code: CloseCode, reason: &'static str) {
     let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
-    let _ = socket.ws.close(Some(frame)).await;
+    if socket.queue(Message::Close(Some(frame))).await {
+        let _ = tokio::time::timeout(CLOSE_WAIT, &mut socket.writer).await;
+    }
 }

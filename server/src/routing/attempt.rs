@@ -131,9 +131,10 @@ impl Resolved {
         mode: Mode,
     ) -> Result<(Output, Served), Failed> {
         let plan = self.plan();
+        let targets = plan.len();
         let mut attempts = 0u32;
         let mut last: Option<Failed> = None;
-        for (target, policy, gate) in plan {
+        for (index, (target, policy, gate)) in plan.into_iter().enumerate() {
             let mut retries = 0u32;
             let mut key_tries = 0usize;
             loop {
@@ -150,7 +151,12 @@ impl Resolved {
                 if req.model != target.model {
                     req.model.clone_from(&target.model);
                 }
-                let result = attempt(target, req, ctx, mode).await;
+                // Only an attempt that could be followed by another one
+                // looks ahead for a failure before the first output.
+                let may_retry = index + 1 < targets
+                    || retries < policy.max_retries
+                    || target.provider.keys().is_some_and(|k| k.len() > 1);
+                let result = attempt(target, req, ctx, mode, may_retry).await;
                 let e = match result {
                     Ok(out) => {
                         if let Some(h) = &target.health {
@@ -273,16 +279,25 @@ fn release(target: &Target) {
     }
 }
 
-/// One call. A stream counts as served once it reaches its first output
-/// (a delta, a finished item or the finish): an upstream that fails
-/// before that (an `error` event right after `message_start`, a reset)
-/// is retried like one that refused at once. What was read is replayed
-/// in front of the rest.
+/// How long a stream that could still be retried is watched for a failure
+/// before its first output. Failures of an overloaded upstream come at
+/// once (an `error` event right after `message_start`); a model that
+/// thinks longer starts the client's stream after this, so the client
+/// sees `response.created` without waiting for the first token.
+const PEEK_WINDOW: Duration = Duration::from_millis(1000);
+
+/// One call. When another attempt could follow (`may_retry`), a stream
+/// counts as served once it reaches its first output (a delta, a finished
+/// item or the finish) or [`PEEK_WINDOW`] passes: an upstream that fails
+/// before that (an `error` event right after `message_start`, a reset) is
+/// retried like one that refused at once. What was read is replayed in
+/// front of the rest. The last possible attempt is served at once.
 async fn attempt(
     target: &Target,
     req: &ProviderRequest,
     ctx: &CallContext,
     mode: Mode,
+    may_retry: bool,
 ) -> Result<Output, ProviderError> {
     let guard = target.health.as_ref().map(|h| h.enter());
     if mode == Mode::Whole {
@@ -292,8 +307,13 @@ async fn attempt(
     }
     let mut s = target.provider.stream(req, ctx).await?;
     let mut head = Vec::new();
-    loop {
-        match s.next().await {
+    let until = tokio::time::Instant::now() + PEEK_WINDOW;
+    while may_retry {
+        let next = match tokio::time::timeout_at(until, s.next()).await {
+            Ok(next) => next,
+            Err(_) => break,
+        };
+        match next {
             None => break,
             Some(Err(e)) => return Err(e),
             Some(Ok(ev)) => {

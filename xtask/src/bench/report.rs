@@ -665,7 +665,11 @@ impl Report {
             ["metric", "direct", "gateway", "overhead", "target", "result"]
                 .map(String::from),
         ];
-        rows.extend(self.rows.iter().map(|r| {
+        // Rows of phases that did not run (`--only`) say nothing.
+        let measured = |r: &&Row| {
+            [&r.direct, &r.gateway].iter().any(|c| !c.is_empty() && *c != "—")
+        };
+        rows.extend(self.rows.iter().filter(measured).map(|r| {
             [
                 r.metric.clone(),
                 r.direct.clone(),
@@ -675,7 +679,9 @@ impl Report {
                 r.result.clone(),
             ]
         }));
-        render(out, &rows);
+        if rows.len() > 1 {
+            render(out, &rows);
+        }
         out.push_str(&format!(
             "\nGateway RSS: {} at start, {} at the end; idle CPU {:.1} % of a \
              core. Overhead: gateway − direct for latencies, gateway / \

@@ -888,7 +888,7 @@ impl Bench {
             let run = self.measure_once(spec)?;
             foreign.push(run.foreign_cpu_pct);
             eprintln!(
-                "    {:<15} {:<7} {:>9.0} req/s  p50 {:>8.1} µs  errors {}  \
+                "    {:<15} {:<9} {:>9.0} req/s  p50 {:>8.1} µs  errors {}  \
                  gateway {:>5.1} % core  foreign {:>5.1} %{}",
                 spec.id,
                 format!("{:?}", spec.target).to_lowercase(),

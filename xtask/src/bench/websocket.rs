@@ -26,12 +26,14 @@ pub const ALL: &str = "websocket";
 /// The phases, in order; each is measured direct, as HTTP SSE through the
 /// gateway, and over WebSocket mode.
 pub const IDS: &[&str] = &["websocket_c1", "websocket_c64"];
+/// The concurrent connections of each of [`IDS`].
+const CONCURRENCY: [usize; 2] = [1, 64];
 
 /// The phases' specs: direct, HTTP SSE, WebSocket, back to back, so the
 /// three see the same machine.
 pub(super) fn phases() -> Vec<Spec> {
     let mut out = Vec::new();
-    for (&id, concurrency) in IDS.iter().zip([1, 64]) {
+    for (&id, concurrency) in IDS.iter().zip(CONCURRENCY) {
         for target in [Target::Direct, Target::Gateway, Target::Websocket] {
             out.push(Spec {
                 id,
@@ -125,7 +127,7 @@ impl Section {
         let mut s = Section::default();
         let first: Pick = |r| r.load.first_delta.as_ref();
         let whole: Pick = |r| r.load.latency.as_ref();
-        for (&id, c) in IDS.iter().zip([1, 64]) {
+        for (&id, c) in IDS.iter().zip(CONCURRENCY) {
             let by =
                 |t: Target| runs.iter().find(|r| r.id == id && r.target == t);
             let trio = [

@@ -5,9 +5,11 @@
 //!
 //! The client is hyper's low-level HTTP/1.1 connection API on a
 //! single-threaded tokio runtime: one keep-alive connection per simulated
-//! client, requests issued back to back on it.
+//! client, requests issued back to back on it (`websocket.rs`: the same
+//! with one WebSocket connection per client and turns on it).
 
 mod background;
+mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,6 +66,9 @@ pub enum Target {
     Gateway,
     /// The gateway's Chat Completions endpoint.
     Chat,
+    /// The gateway's Responses endpoint in WebSocket mode (`GET` upgraded,
+    /// one `response.create` frame per turn; stream mode only).
+    Websocket,
 }
 
 impl Target {
@@ -216,6 +221,8 @@ struct Template {
     auth: Option<HeaderValue>,
     mode: Mode,
     target: Target,
+    /// Checked in non-streaming bodies and WebSocket `response.completed`
+    /// frames.
     expect: Option<Vec<u8>>,
 }
 
@@ -280,10 +287,15 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<LoadResult> {
         target: args.target,
         expect: args.expect.as_ref().map(|s| s.as_bytes().to_vec()),
     });
-    match args.mode {
-        Mode::Open => return open_streams(&args, t).await,
-        Mode::Background => return background::run(&args, t).await,
-        Mode::Json | Mode::Stream => {}
+    match (args.mode, args.target) {
+        (Mode::Stream, _) => {}
+        (_, Target::Websocket) => anyhow::bail!(
+            "--target websocket runs turns: use --mode stream, not {:?}",
+            args.mode
+        ),
+        (Mode::Open, _) => return open_streams(&args, t).await,
+        (Mode::Background, _) => return background::run(&args, t).await,
+        (Mode::Json, _) => {}
     }
 
     let start = Instant::now();
@@ -293,7 +305,13 @@ async fn run_async(args: LoadArgs) -> anyhow::Result<LoadResult> {
     let cap = (args.max_samples / c).max(1);
     let mut set = JoinSet::new();
     for i in 0..c {
-        set.spawn(worker(t.clone(), cap, i as u64, warm_end, end));
+        let (t, seed) = (t.clone(), i as u64);
+        match args.target {
+            Target::Websocket => {
+                set.spawn(websocket::worker(t, cap, seed, warm_end, end))
+            }
+            _ => set.spawn(worker(t, cap, seed, warm_end, end)),
+        };
     }
     let mut outs = Vec::with_capacity(c);
     while let Some(r) = set.join_next().await {
@@ -444,6 +462,57 @@ struct WorkerOut {
 }
 
 impl WorkerOut {
+    fn new(t: &Template, cap: usize, seed: u64) -> WorkerOut {
+        let stream_cap = if t.mode == Mode::Stream { cap } else { 0 };
+        WorkerOut {
+            ok: 0,
+            total: 0,
+            errors: 0,
+            reconnects: 0,
+            error_samples: Vec::new(),
+            latency: Reservoir::new(cap, seed),
+            ttfb: Reservoir::new(stream_cap, seed + 1000),
+            first_delta: Reservoir::new(stream_cap, seed + 2000),
+            last_done: None,
+            last_body: None,
+        }
+    }
+
+    /// Counts a request started at `t0` and ended at `done`, keeping its
+    /// timings when it started after the warm-up. Returns whether the
+    /// connection broke.
+    fn record(
+        &mut self,
+        r: Result<Timing, Failure>,
+        t0: Instant,
+        done: Instant,
+        warm_end: Instant,
+        stream: bool,
+    ) -> bool {
+        self.total += 1;
+        match r {
+            Ok(tm) => {
+                if t0 >= warm_end {
+                    self.ok += 1;
+                    self.latency.push(tm.total);
+                    if stream {
+                        self.ttfb.push(tm.ttfb);
+                        self.first_delta.push(tm.first_delta);
+                    }
+                    self.last_done = Some(done);
+                }
+                if tm.body.is_some() {
+                    self.last_body = tm.body;
+                }
+                false
+            }
+            Err(f) => {
+                self.error(f.msg);
+                f.broken
+            }
+        }
+    }
+
     fn error(&mut self, e: String) {
         self.errors += 1;
         if self.error_samples.len() < 4 && !self.error_samples.contains(&e) {
@@ -477,24 +546,7 @@ async fn worker(
     warm_end: Instant,
     end: Instant,
 ) -> WorkerOut {
-    let mut out = WorkerOut {
-        ok: 0,
-        total: 0,
-        errors: 0,
-        reconnects: 0,
-        error_samples: Vec::new(),
-        latency: Reservoir::new(cap, seed),
-        ttfb: Reservoir::new(
-            if t.mode == Mode::Stream { cap } else { 0 },
-            seed + 1000,
-        ),
-        first_delta: Reservoir::new(
-            if t.mode == Mode::Stream { cap } else { 0 },
-            seed + 2000,
-        ),
-        last_done: None,
-        last_body: None,
-    };
+    let mut out = WorkerOut::new(&t, cap, seed);
     let mut sender: Option<Sender> = None;
     let mut buf = Vec::with_capacity(16 * 1024);
     let mut n: u64 = 0;
@@ -531,28 +583,9 @@ async fn worker(
             _ => json_request(s, &t, check, t0).await,
         };
         let done = Instant::now();
-        out.total += 1;
-        match r {
-            Ok(tm) => {
-                if t0 >= warm_end {
-                    out.ok += 1;
-                    out.latency.push(tm.total);
-                    if t.mode == Mode::Stream {
-                        out.ttfb.push(tm.ttfb);
-                        out.first_delta.push(tm.first_delta);
-                    }
-                    out.last_done = Some(done);
-                }
-                if tm.body.is_some() {
-                    out.last_body = tm.body;
-                }
-            }
-            Err(f) => {
-                if f.broken {
-                    sender = None;
-                }
-                out.error(f.msg);
-            }
+        let stream = t.mode == Mode::Stream;
+        if out.record(r, t0, done, warm_end, stream) {
+            sender = None;
         }
     }
     out
@@ -646,7 +679,9 @@ async fn stream_request(
 /// complete events it inspected (direct) so each is parsed once.
 fn first_delta_seen(target: Target, buf: &mut Vec<u8>) -> bool {
     match target {
-        Target::Gateway => find(buf, b"response.output_text.delta").is_some(),
+        Target::Gateway | Target::Websocket => {
+            find(buf, b"response.output_text.delta").is_some()
+        }
         Target::Direct | Target::Chat => drain_data(buf, |d| {
             serde_json::from_slice::<Value>(d).ok().is_some_and(|v| {
                 v.pointer("/choices/0/delta/content")
@@ -802,7 +837,7 @@ async fn hold_stream(
         }
         let mut buf = Vec::new();
         let marker: &[u8] = match t.target {
-            Target::Gateway => b"response.created",
+            Target::Gateway | Target::Websocket => b"response.created",
             Target::Direct | Target::Chat => b"data:",
         };
         loop {

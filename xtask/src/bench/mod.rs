@@ -1,8 +1,10 @@
 //! `cargo xtask bench [--quick] [--out DIR] [--only PHASE,…]`: measures
 //! the gateway against the fake upstream, each phase directly against the
-//! upstream and through the gateway, side by side; then the background
-//! phases (`background.rs`: what a background run costs per chunk, on
-//! SQLite and on two PostgreSQL replicas).
+//! upstream and through the gateway, side by side; the WebSocket phases
+//! (`websocket.rs`: a turn over WebSocket mode beside the same turn as
+//! HTTP streaming and direct); then the background phases
+//! (`background.rs`: what a background run costs per chunk, on SQLite and
+//! on two PostgreSQL replicas).
 //!
 //! Everything measured runs as release builds: the gateway (`maniac`), the
 //! fake upstream and the load generator (`xtask bench-load`, this crate
@@ -17,6 +19,7 @@ pub mod load;
 mod postgres;
 mod procfs;
 mod report;
+mod websocket;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -46,9 +49,10 @@ pub struct BenchArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Run only these phases (comma-separated ids: json_c1, json_c1_xcore,
-    /// json_c32, json_store_c32, stream_c1, stream_c64, open_streams,
-    /// background = background_sqlite + background_postgres; `-` may
-    /// stand for `_`), e.g. to re-run one that was disturbed.
+    /// json_c32, json_store_c32, stream_c1, stream_c64, websocket =
+    /// websocket_c1 + websocket_c64, open_streams, background =
+    /// background_sqlite + background_postgres; `-` may stand for `_`),
+    /// e.g. to re-run one that was disturbed.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 }
@@ -468,7 +472,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let only: Vec<String> =
         args.only.iter().map(|o| o.replace('-', "_")).collect();
     for o in &only {
-        let known = ["open_streams", background::ALL]
+        let known = ["open_streams", background::ALL, websocket::ALL]
             .iter()
             .chain(background::IDS)
             .any(|id| id == o)
@@ -615,6 +619,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             || only.iter().any(|o| {
                 o == id
                     || (o == background::ALL && id.starts_with("background"))
+                    || (o == websocket::ALL && websocket::IDS.contains(&id))
             })
     };
     let phases = phase_list(pinned);
@@ -653,7 +658,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "gateway_stderr_tail": stderr_tail.iter().rev().take(10).rev().collect::<Vec<_>>(),
         "upstream_stderr_lines": upstream_stderr.lines().1,
         "git": git_describe(),
-        "load_generator": "xtask bench-load (release), hyper HTTP/1.1 client, \
+        "load_generator": "xtask bench-load (release), hyper HTTP/1.1 client \
+                           (tokio-tungstenite for WebSocket mode), \
                            current-thread tokio runtime, one keep-alive \
                            connection per concurrent client",
     });
@@ -710,6 +716,7 @@ fn phase_list(pinned: bool) -> Vec<Spec> {
     if pinned {
         phases.insert(2, xcore);
     }
+    phases.extend(websocket::phases());
     phases
 }
 
@@ -737,6 +744,12 @@ fn request_body(
         Target::Gateway => {
             json!({"model": "fake/m", "input": input, "store": store})
         }
+        Target::Websocket => json!({
+            "type": "response.create",
+            "model": "fake/m",
+            "input": input,
+            "store": store,
+        }),
         Target::Chat => json!({
             "model": "fake/m",
             "messages": [{"role": "user", "content": input}],
@@ -754,7 +767,7 @@ fn request_body(
 
 fn path(target: Target) -> &'static str {
     match target {
-        Target::Gateway => "/v1/responses",
+        Target::Gateway | Target::Websocket => "/v1/responses",
         Target::Direct | Target::Chat => "/v1/chat/completions",
     }
 }
@@ -762,7 +775,9 @@ fn path(target: Target) -> &'static str {
 impl Bench {
     fn addr(&self, target: Target) -> SocketAddr {
         match target {
-            Target::Gateway | Target::Chat => self.gateway_addr,
+            Target::Gateway | Target::Chat | Target::Websocket => {
+                self.gateway_addr
+            }
             Target::Direct => self.upstream_addr,
         }
     }
@@ -779,7 +794,7 @@ impl Bench {
                 bail!("smoke request ({target:?}): HTTP {status}\n{text}");
             }
         }
-        Ok(())
+        websocket::smoke(self.gateway_addr, &self.key)
     }
 
     fn idle_cpu_pct(&self, ms: u64) -> f64 {
@@ -873,7 +888,7 @@ impl Bench {
             let run = self.measure_once(spec)?;
             foreign.push(run.foreign_cpu_pct);
             eprintln!(
-                "    {:<15} {:<7} {:>9.0} req/s  p50 {:>8.1} µs  errors {}  \
+                "    {:<15} {:<9} {:>9.0} req/s  p50 {:>8.1} µs  errors {}  \
                  gateway {:>5.1} % core  foreign {:>5.1} %{}",
                 spec.id,
                 format!("{:?}", spec.target).to_lowercase(),
@@ -919,7 +934,7 @@ impl Bench {
             "--warmup-ms".into(),
             s.warmup_ms.to_string(),
         ];
-        if spec.mode == Mode::Json {
+        if spec.mode == Mode::Json || spec.target == Target::Websocket {
             args.extend(["--expect".into(), "You said: hi".into()]);
         }
         if spec.store {

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::background::{self, BackgroundRun};
 use super::load::{Stats, Target};
+use super::websocket::Section;
 use super::{PhaseRun, StreamsRun};
 
 /// Added p50 latency at c=1 (µs).
@@ -35,13 +36,13 @@ struct Row {
 
 /// A target and whether it was met.
 #[derive(Clone, Debug, Serialize)]
-struct Check {
-    name: &'static str,
-    target: String,
-    value: Option<f64>,
-    unit: &'static str,
-    pass: Option<bool>,
-    note: Option<String>,
+pub(super) struct Check {
+    pub(super) name: &'static str,
+    pub(super) target: String,
+    pub(super) value: Option<f64>,
+    pub(super) unit: &'static str,
+    pub(super) pass: Option<bool>,
+    pub(super) note: Option<String>,
 }
 
 /// Everything measured.
@@ -51,6 +52,7 @@ pub struct Report {
     streams: Vec<StreamsRun>,
     background: Vec<BackgroundRun>,
     rows: Vec<Row>,
+    websocket: Section,
     checks: Vec<Check>,
     notes: Vec<String>,
 }
@@ -65,11 +67,11 @@ pub(super) fn us(x: f64) -> String {
     }
 }
 
-fn signed_us(x: f64) -> String {
+pub(super) fn signed_us(x: f64) -> String {
     if x >= 0.0 { format!("+{}", us(x)) } else { format!("-{}", us(-x)) }
 }
 
-fn thousands(x: f64) -> String {
+pub(super) fn thousands(x: f64) -> String {
     let s = format!("{:.0}", x.max(0.0));
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -85,7 +87,7 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-fn verdict(pass: Option<bool>, errors: bool) -> String {
+pub(super) fn verdict(pass: Option<bool>, errors: bool) -> String {
     match (pass, errors) {
         (_, true) => "FAIL (errors)".into(),
         (Some(true), _) => "PASS".into(),
@@ -108,10 +110,13 @@ impl Report {
             streams,
             background,
             rows: Vec::new(),
+            websocket: Section::default(),
             checks: Vec::new(),
             notes: Vec::new(),
         };
         r.build();
+        r.websocket = Section::new(&r.runs);
+        r.checks.extend(r.websocket.checks.iter().cloned());
         r
     }
 
@@ -660,7 +665,11 @@ impl Report {
             ["metric", "direct", "gateway", "overhead", "target", "result"]
                 .map(String::from),
         ];
-        rows.extend(self.rows.iter().map(|r| {
+        // Rows of phases that did not run (`--only`) say nothing.
+        let measured = |r: &&Row| {
+            [&r.direct, &r.gateway].iter().any(|c| !c.is_empty() && *c != "—")
+        };
+        rows.extend(self.rows.iter().filter(measured).map(|r| {
             [
                 r.metric.clone(),
                 r.direct.clone(),
@@ -670,7 +679,9 @@ impl Report {
                 r.result.clone(),
             ]
         }));
-        render(out, &rows);
+        if rows.len() > 1 {
+            render(out, &rows);
+        }
         out.push_str(&format!(
             "\nGateway RSS: {} at start, {} at the end; idle CPU {:.1} % of a \
              core. Overhead: gateway − direct for latencies, gateway / \
@@ -681,6 +692,7 @@ impl Report {
             env["gateway_idle_cpu_pct"].as_f64().unwrap_or(0.0),
         ));
         render(out, &self.phase_table());
+        out.push_str(&self.websocket.table());
         let count = |p: Option<bool>| {
             self.checks.iter().filter(|c| c.pass == p).count()
         };
@@ -699,6 +711,7 @@ impl Report {
             "environment": self.env,
             "targets": self.checks,
             "table": self.rows,
+            "websocket_table": self.websocket.rows,
             "notes": self.notes,
             "phases": self.runs,
             "open_streams": self.streams,
@@ -709,7 +722,7 @@ impl Report {
 
 /// Gateway CPU per request, with its precision when that is coarse (one
 /// clock tick over few requests).
-fn cpu_cell(r: &PhaseRun) -> String {
+pub(super) fn cpu_cell(r: &PhaseRun) -> String {
     match (r.gateway_cpu_us_per_request, r.gateway_cpu_resolution_us) {
         (Some(v), Some(res)) if res > v * 0.05 => {
             format!("{} ±{}", us(v), us(res))

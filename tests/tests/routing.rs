@@ -503,3 +503,69 @@ async fn an_alias_across_protocols_fails_over_as_upstreams_are_killed() {
         assert_eq!(v["choices"][0]["message"]["content"], "You said: yo");
     }
 }
+
+/// Unix time in µs.
+fn now_us() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros()
+}
+
+/// Streams a slow first token and returns when the client saw
+/// `response.created` and when the upstream sent its first content chunk
+/// (the fake stamps it).
+async fn created_and_first_chunk(gw: &Gateway) -> (u128, u128) {
+    let body = json!({"model": "fake/m", "stream": true,
+                      "input": "SLOW:1500 STAMP WORDS:1"});
+    let mut rsp = gw.post(&gw.key, "/v1/responses", &body).await;
+    assert_eq!(rsp.status(), 200);
+    let (mut created, mut text) = (None, String::new());
+    while let Some(chunk) = rsp.chunk().await.unwrap() {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if created.is_none() && text.contains("response.created") {
+            created = Some(now_us());
+        }
+        if text.contains("response.completed") {
+            break;
+        }
+    }
+    let events = parse_sse(&text);
+    let delta = events
+        .iter()
+        .find(|(t, _)| t == "response.output_text.delta")
+        .and_then(|(_, v)| v["delta"].as_str())
+        .expect("a delta");
+    let stamp = delta
+        .strip_prefix("[t=")
+        .and_then(|s| s.split(']').next())
+        .and_then(|s| s.parse().ok())
+        .expect("a stamped chunk");
+    (created.expect("response.created"), stamp)
+}
+
+#[tokio::test]
+async fn response_created_does_not_wait_for_a_slow_first_token() {
+    // Retries allowed (the default): the look-ahead for an early failure
+    // is bounded; and on the last possible attempt there is none.
+    for max_retries in [2, 0] {
+        let Some(gw) = Gateway::start_with(Options {
+            routing: RoutingConfig {
+                max_retries: Some(max_retries),
+                ..RoutingConfig::default()
+            },
+            ..Options::default()
+        })
+        .await
+        else {
+            return;
+        };
+        let (created, first_chunk) = created_and_first_chunk(&gw).await;
+        assert!(
+            created < first_chunk,
+            "max_retries {max_retries}: response.created came {} µs after \
+             the upstream's first chunk",
+            created - first_chunk
+        );
+    }
+}

@@ -283,7 +283,11 @@ pub trait ManiacApi {
         path: Path<ModelRawPath>,
     ) -> Result<HttpResponseOk<Model>, ApiError>;
 
-    /// Liveness and readiness probe (not part of the public API).
+    /// Liveness probe (not part of the public API).
+    ///
+    /// 200 `{"status": "ok"}` as long as the process answers. It never
+    /// touches the database, so a database outage does not make an
+    /// orchestrator restart every replica; use `/readyz` to route traffic.
     #[endpoint {
         method = GET,
         path = "/healthz",
@@ -292,11 +296,26 @@ pub trait ManiacApi {
     async fn health_view(
         rqctx: RequestContext<Self::Context>,
     ) -> Result<HttpResponseOk<Health>, HttpError>;
+
+    /// Readiness probe (not part of the public API).
+    ///
+    /// 200 `{"status": "ok"}` when the database answers and every migration
+    /// of this version is applied; otherwise 503 `service_unavailable` in
+    /// the OpenAI error shape, so a load balancer sends no traffic here
+    /// until it can be served.
+    #[endpoint {
+        method = GET,
+        path = "/readyz",
+        unpublished = true,
+    }]
+    async fn readiness_view(
+        rqctx: RequestContext<Self::Context>,
+    ) -> Result<HttpResponseOk<Health>, ApiError>;
 }
 
-/// Health probe answer.
+/// Health and readiness probe answer.
 #[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Health {
-    /// `ok` when the store answers.
+    /// `ok`.
     pub status: String,
 }

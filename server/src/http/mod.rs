@@ -236,12 +236,26 @@ impl ManiacApi for ManiacApiImpl {
     }
 
     async fn health_view(
-        rqctx: RequestContext<ServerState>,
+        _rqctx: RequestContext<ServerState>,
     ) -> Result<HttpResponseOk<Health>, HttpError> {
-        if rqctx.context().readiness.ready().await {
-            Ok(HttpResponseOk(Health { status: "ok".into() }))
-        } else {
-            Err(HttpError::for_unavail(None, "database unavailable".into()))
+        Ok(HttpResponseOk(Health { status: "ok".into() }))
+    }
+
+    async fn readiness_view(
+        rqctx: RequestContext<ServerState>,
+    ) -> Result<HttpResponseOk<Health>, ApiError> {
+        match rqctx.context().readiness.check().await {
+            Ok(()) => Ok(HttpResponseOk(Health { status: "ok".into() })),
+            Err(e) => {
+                tracing::warn!(error = %e, "not ready");
+                Err(ApiError::new(
+                    503,
+                    "server_error",
+                    e.public_message(),
+                    None,
+                    Some("service_unavailable"),
+                ))
+            }
         }
     }
 }

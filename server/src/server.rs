@@ -87,6 +87,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
             max_age: opts.file.websocket.max_connection(),
             ping_every: opts.file.websocket.ping_interval(),
         },
+        sse_keepalive: opts.file.streaming.keepalive(),
     };
     let api = maniac_api_mod::api_description::<ManiacApiImpl>()
         .map_err(|e| anyhow::anyhow!("API description: {e}"))?;

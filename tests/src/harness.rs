@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use maniac_server::config::{BackgroundConfig, FileConfig, WebsocketConfig};
+use maniac_server::config::{
+    BackgroundConfig, FileConfig, LimitsConfig, StreamingConfig,
+    WebsocketConfig,
+};
 use maniac_server::providers::ProviderConfig;
 use maniac_server::providers::openai_chat::ChatConfig;
 use maniac_server::routing::{AliasConfig, RoutingConfig};
@@ -68,6 +71,10 @@ pub struct Options {
     pub websocket_max_connection_secs: Option<u64>,
     /// `[websocket] ping_interval_secs`.
     pub websocket_ping_interval_secs: Option<u64>,
+    /// `[streaming] keepalive_secs`.
+    pub sse_keepalive_secs: Option<u64>,
+    /// `[limits] max_inflight_body_bytes`.
+    pub max_inflight_body_bytes: Option<u64>,
 }
 
 impl Default for Options {
@@ -87,6 +94,8 @@ impl Default for Options {
             aliases: BTreeMap::new(),
             websocket_max_connection_secs: None,
             websocket_ping_interval_secs: None,
+            sse_keepalive_secs: None,
+            max_inflight_body_bytes: None,
         }
     }
 }
@@ -235,6 +244,10 @@ pub fn file_config(upstream_url: &str, o: &Options) -> FileConfig {
         websocket: WebsocketConfig {
             max_connection_secs: o.websocket_max_connection_secs,
             ping_interval_secs: o.websocket_ping_interval_secs,
+        },
+        streaming: StreamingConfig { keepalive_secs: o.sse_keepalive_secs },
+        limits: LimitsConfig {
+            max_inflight_body_bytes: o.max_inflight_body_bytes,
         },
         background: BackgroundConfig {
             workers: Some(o.workers),

@@ -3,6 +3,7 @@
 
 mod auth;
 mod error;
+pub mod keepalive;
 pub mod websocket;
 
 use std::convert::Infallible;
@@ -14,7 +15,6 @@ use dropshot::{
 use futures::StreamExt;
 use http_body::Frame;
 use http_body_util::StreamBody;
-use tokio_stream::wrappers::ReceiverStream;
 
 use crate::api::*;
 use crate::auth::KeyCache;
@@ -34,21 +34,25 @@ pub struct ServerState {
     pub sockets: websocket::Connections,
     /// Limits of a WebSocket connection.
     pub socket_limits: websocket::Limits,
+    /// Silence after which an SSE stream sends a keep-alive comment.
+    pub sse_keepalive: std::time::Duration,
 }
 
 /// The implementation of [`ManiacApi`].
 pub enum ManiacApiImpl {}
 
-/// Engine replies as HTTP answers; errors that carry headers (a 429's
+/// Engine replies as HTTP answers (streams with keep-alives after
+/// `keepalive` of silence); errors that carry headers (a 429's
 /// Retry-After) are answered through `JsonOrSse::Error`.
 fn answer<T>(
     r: Result<Reply<T>, EngineError>,
+    keepalive: std::time::Duration,
 ) -> Result<JsonOrSse<T>, ApiError> {
     match r.map_err(ApiError::from) {
         Ok(Reply::Json(resp)) => Ok(JsonOrSse::Json(*resp)),
         Ok(Reply::Encoded(json)) => Ok(JsonOrSse::Encoded(json)),
         Ok(Reply::Stream(rx)) => {
-            let frames = ReceiverStream::new(rx)
+            let frames = keepalive::KeepAlive::new(rx, keepalive)
                 .map(|b| Ok::<_, Infallible>(Frame::data(b)));
             Ok(JsonOrSse::Sse(Body::wrap(StreamBody::new(frames))))
         }
@@ -66,7 +70,8 @@ impl ManiacApi for ManiacApiImpl {
     ) -> Result<JsonOrSse<Response>, ApiError> {
         let caller = auth::authenticate(&rqctx).await?;
         let ctx = rqctx.context();
-        answer(ctx.engine.create(&caller, body.into_inner()).await)
+        let reply = ctx.engine.create(&caller, body.into_inner()).await;
+        answer(reply, ctx.sse_keepalive)
     }
 
     async fn response_connect(
@@ -97,7 +102,8 @@ impl ManiacApi for ManiacApiImpl {
         let caller = auth::authenticate(&rqctx).await?;
         let id = path.into_inner().response_id;
         let ctx = rqctx.context();
-        answer(ctx.engine.view(&caller, &id, &query.into_inner()).await)
+        let reply = ctx.engine.view(&caller, &id, &query.into_inner()).await;
+        answer(reply, ctx.sse_keepalive)
     }
 
     async fn response_delete(
@@ -137,7 +143,8 @@ impl ManiacApi for ManiacApiImpl {
     ) -> Result<JsonOrSse<ChatCompletion>, ApiError> {
         let caller = auth::authenticate(&rqctx).await?;
         let ctx = rqctx.context();
-        answer(ctx.engine.chat_create(&caller, body.into_inner()).await)
+        let reply = ctx.engine.chat_create(&caller, body.into_inner()).await;
+        answer(reply, ctx.sse_keepalive)
     }
 
     async fn chat_completion_list(

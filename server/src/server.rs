@@ -88,7 +88,11 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
             ping_every: opts.file.websocket.ping_interval(),
         },
         sse_keepalive: opts.file.streaming.keepalive(),
+        body_budget: crate::api::budget::BodyBudget::new(
+            opts.file.limits.max_inflight_body_bytes(),
+        ),
     };
+    crate::api::budget::register_context::<ServerState>();
     let api = maniac_api_mod::api_description::<ManiacApiImpl>()
         .map_err(|e| anyhow::anyhow!("API description: {e}"))?;
     let log = crate::slog_bridge::logger();

@@ -3,6 +3,7 @@
 //! rendered from it (`cargo xtask openapi generate`).
 
 pub mod body;
+pub mod budget;
 pub mod chat;
 pub mod chat_completion;
 pub mod error;
@@ -15,11 +16,11 @@ pub mod spec;
 pub mod types;
 
 use dropshot::{
-    HttpError, HttpResponseOk, Path, Query, RequestContext, TypedBody,
-    WebsocketUpgrade,
+    HttpError, HttpResponseOk, Path, Query, RequestContext, WebsocketUpgrade,
 };
 
 pub use body::JsonOrSse;
+pub use budget::BudgetedBody;
 pub use chat::*;
 pub use chat_completion::*;
 pub use error::{ApiError, ErrorObject};
@@ -48,6 +49,8 @@ impl<T, E> Outcome for Result<T, E> {
 }
 
 /// Largest accepted request body: 32 MiB (images as data URIs are large).
+/// Every body also counts against `[limits] max_inflight_body_bytes`
+/// while its request is handled ([`BudgetedBody`]).
 pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
 
 /// The Maniac gateway API.
@@ -73,7 +76,7 @@ pub trait ManiacApi {
     }]
     async fn response_create(
         rqctx: RequestContext<Self::Context>,
-        body: TypedBody<CreateResponse>,
+        body: BudgetedBody<CreateResponse>,
     ) -> Result<JsonOrSse<Response>, ApiError>;
 
     /// Connect in WebSocket mode
@@ -176,7 +179,7 @@ pub trait ManiacApi {
     }]
     async fn chat_completion_create(
         rqctx: RequestContext<Self::Context>,
-        body: TypedBody<CreateChatCompletion>,
+        body: BudgetedBody<CreateChatCompletion>,
     ) -> Result<JsonOrSse<ChatCompletion>, ApiError>;
 
     /// List stored chat completions
@@ -216,8 +219,8 @@ pub trait ManiacApi {
     async fn chat_completion_update(
         rqctx: RequestContext<Self::Context>,
         path: Path<ChatCompletionPath>,
-        body: TypedBody<UpdateChatCompletion>,
-    ) -> Result<HttpResponseOk<ChatCompletion>, ApiError>;
+        body: BudgetedBody<UpdateChatCompletion>,
+    ) -> Result<JsonOrSse<ChatCompletion>, ApiError>;
 
     /// Delete a stored chat completion
     #[endpoint {

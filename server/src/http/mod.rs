@@ -9,7 +9,7 @@ pub mod websocket;
 use std::convert::Infallible;
 
 use dropshot::{
-    Body, HttpError, HttpResponseOk, Path, Query, RequestContext, TypedBody,
+    Body, HttpError, HttpResponseOk, Path, Query, RequestContext,
     WebsocketUpgrade,
 };
 use futures::StreamExt;
@@ -36,6 +36,25 @@ pub struct ServerState {
     pub socket_limits: websocket::Limits,
     /// Silence after which an SSE stream sends a keep-alive comment.
     pub sse_keepalive: std::time::Duration,
+    /// Request body bytes in flight, bounded.
+    pub body_budget: crate::api::budget::BodyBudget,
+}
+
+impl crate::api::budget::BudgetSource for ServerState {
+    fn body_budget(&self) -> &crate::api::budget::BodyBudget {
+        &self.body_budget
+    }
+}
+
+/// A body admitted under the byte budget (its permit held until the
+/// handler returns), or the 503 to answer, with `Retry-After`.
+macro_rules! admit {
+    ($body:expr) => {
+        match $body.admit() {
+            Ok(admitted) => admitted,
+            Err(refused) => return Ok(JsonOrSse::Error(refused)),
+        }
+    };
 }
 
 /// The implementation of [`ManiacApi`].
@@ -66,11 +85,12 @@ impl ManiacApi for ManiacApiImpl {
 
     async fn response_create(
         rqctx: RequestContext<ServerState>,
-        body: TypedBody<CreateResponse>,
+        body: BudgetedBody<CreateResponse>,
     ) -> Result<JsonOrSse<Response>, ApiError> {
+        let (body, _permit) = admit!(body);
         let caller = auth::authenticate(&rqctx).await?;
         let ctx = rqctx.context();
-        let reply = ctx.engine.create(&caller, body.into_inner()).await;
+        let reply = ctx.engine.create(&caller, body).await;
         answer(reply, ctx.sse_keepalive)
     }
 
@@ -139,11 +159,12 @@ impl ManiacApi for ManiacApiImpl {
 
     async fn chat_completion_create(
         rqctx: RequestContext<ServerState>,
-        body: TypedBody<CreateChatCompletion>,
+        body: BudgetedBody<CreateChatCompletion>,
     ) -> Result<JsonOrSse<ChatCompletion>, ApiError> {
+        let (body, _permit) = admit!(body);
         let caller = auth::authenticate(&rqctx).await?;
         let ctx = rqctx.context();
-        let reply = ctx.engine.chat_create(&caller, body.into_inner()).await;
+        let reply = ctx.engine.chat_create(&caller, body).await;
         answer(reply, ctx.sse_keepalive)
     }
 
@@ -170,13 +191,14 @@ impl ManiacApi for ManiacApiImpl {
     async fn chat_completion_update(
         rqctx: RequestContext<ServerState>,
         path: Path<ChatCompletionPath>,
-        body: TypedBody<UpdateChatCompletion>,
-    ) -> Result<HttpResponseOk<ChatCompletion>, ApiError> {
+        body: BudgetedBody<UpdateChatCompletion>,
+    ) -> Result<JsonOrSse<ChatCompletion>, ApiError> {
+        let (body, _permit) = admit!(body);
         let caller = auth::authenticate(&rqctx).await?;
         let id = path.into_inner().completion_id;
         let engine = &rqctx.context().engine;
-        let c = engine.chat_update(&caller, &id, body.into_inner()).await?;
-        Ok(HttpResponseOk(c))
+        let c = engine.chat_update(&caller, &id, body).await?;
+        Ok(JsonOrSse::Json(c))
     }
 
     async fn chat_completion_delete(

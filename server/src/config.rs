@@ -42,6 +42,46 @@ pub struct FileConfig {
     /// Compaction (`POST /v1/responses/compact`).
     #[serde(default)]
     pub compaction: CompactionConfig,
+    /// Server-sent event streams.
+    #[serde(default)]
+    pub streaming: StreamingConfig,
+    /// Memory bounds.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// `[limits]`: memory bounds.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Most request body bytes held by all requests at once (default
+    /// 256 MiB). Requests past it are answered 503 `server_overloaded`
+    /// with `Retry-After` before their body is read.
+    pub max_inflight_body_bytes: Option<u64>,
+}
+
+impl LimitsConfig {
+    /// The body byte budget.
+    pub fn max_inflight_body_bytes(&self) -> u64 {
+        self.max_inflight_body_bytes.unwrap_or(256 << 20)
+    }
+}
+
+/// `[streaming]`: server-sent event streams.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamingConfig {
+    /// Seconds of silence after which a stream sends the comment line
+    /// `: keep-alive` (default 15), so proxies and load balancers that cut
+    /// idle connections do not cut a long reasoning pause.
+    pub keepalive_secs: Option<u64>,
+}
+
+impl StreamingConfig {
+    /// Silence before a keep-alive comment.
+    pub fn keepalive(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.keepalive_secs.unwrap_or(15).max(1))
+    }
 }
 
 /// `[compaction]`.

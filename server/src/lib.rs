@@ -11,6 +11,7 @@ pub mod engine;
 pub mod health;
 pub mod http;
 pub mod ids;
+pub mod initial_key;
 pub mod logging;
 mod nodelay;
 pub mod providers;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use maniac_server::config::FileConfig;
+use maniac_server::initial_key;
 use maniac_server::server::{self, ServeOptions};
 
 #[derive(Parser)]
@@ -195,6 +196,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .ok()
                 .filter(|k| !k.is_empty())
                 .map(maniac_server::secret::Secret::new);
+            // Absolute, so the logged path says where it is.
+            let key_file = initial_key::path_for(&database_url);
+            let key_file = std::path::absolute(&key_file).unwrap_or(key_file);
             let running = server::start(ServeOptions {
                 listen,
                 database_url,
@@ -203,10 +207,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             })
             .await?;
             if let Some(key) = &running.bootstrap_key {
-                println!(
-                    "Created organization 'default' with an API key (shown once, keep it safe):"
-                );
-                println!("{key}");
+                hand_over_initial_key(key, &key_file)?;
             }
             println!("Maniac gateway listening on http://{}/v1", running.addr);
             wait_for_signal().await;
@@ -222,6 +223,38 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The key of a fresh store goes to the operator's terminal, or, when
+/// stdout is captured (a service manager, a container, CI), to a file only
+/// its owner can read, whose path is logged: logs never hold it.
+fn hand_over_initial_key(
+    key: &str,
+    key_file: &std::path::Path,
+) -> anyhow::Result<()> {
+    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        println!(
+            "Created organization 'default' with an API key (shown once, keep it safe):"
+        );
+        println!("{key}");
+        return Ok(());
+    }
+    initial_key::write(key_file, key).with_context(|| {
+        format!(
+            "writing the first API key to {} (create another with \
+             `maniac keys create --org default`)",
+            key_file.display()
+        )
+    })?;
+    tracing::info!(
+        path = %key_file.display(),
+        "created organization 'default'; its API key is in this file (mode 0600)"
+    );
+    println!(
+        "Created organization 'default'; its API key is in {} (mode 0600)",
+        key_file.display()
+    );
+    Ok(())
 }
 
 async fn keys(action: KeysAction) -> anyhow::Result<()> {

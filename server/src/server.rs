@@ -106,7 +106,12 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
             max_age: opts.file.websocket.max_connection(),
             ping_every: opts.file.websocket.ping_interval(),
         },
+        sse_keepalive: opts.file.streaming.keepalive(),
+        body_budget: crate::api::budget::BodyBudget::new(
+            opts.file.limits.max_inflight_body_bytes(),
+        ),
     };
+    crate::api::budget::register_context::<ServerState>();
     let mut api = maniac_api_mod::api_description::<ManiacApiImpl>()
         .map_err(|e| anyhow::anyhow!("API description: {e}"))?;
     crate::http::not_allowed::register(&mut api)

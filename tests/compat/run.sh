@@ -169,7 +169,7 @@ MANIAC_LOG="${MANIAC_LOG:-warn}" "$BIN/maniac" serve --listen "127.0.0.1:$PORT" 
 GW_PID=$!
 wait_for_line "$TMP/maniac.out" 'listening on http' 60 "$GW_PID"
 
-python3 - "http://127.0.0.1:$PORT/healthz" "$GW_PID" <<'PY' || { log "gateway not healthy"; cat "$TMP/maniac.out" "$TMP/maniac.err" >&2 || true; exit 1; }
+python3 - "http://127.0.0.1:$PORT/readyz" "$GW_PID" <<'PY' || { log "gateway not ready"; cat "$TMP/maniac.out" "$TMP/maniac.err" >&2 || true; exit 1; }
 import os, sys, time, urllib.request
 url, pid = sys.argv[1], int(sys.argv[2])
 deadline = time.monotonic() + 30
@@ -188,8 +188,12 @@ while time.monotonic() < deadline:
 sys.exit(1)
 PY
 
-API_KEY="$(awk 'found { print; exit } /^Created organization .default. with an API key/ { found = 1 }' "$TMP/maniac.out")"
-[[ -n "$API_KEY" ]] || { log "no API key in the gateway output"; cat "$TMP/maniac.out" >&2; exit 1; }
+# Stdout is not a terminal: the first key is in a file beside the database.
+API_KEY="$(cat "$TMP/maniac-initial-key" 2>/dev/null || true)"
+[[ -n "$API_KEY" ]] || { log "no $TMP/maniac-initial-key"; cat "$TMP/maniac.out" >&2; exit 1; }
+if grep -qF "$API_KEY" "$TMP/maniac.out" "$TMP/maniac.err"; then
+    log "the gateway printed its API key"; exit 1
+fi
 OTHER_KEY="$("$BIN/maniac" keys create --org compat-other --name compat --database-url "$DB_URL" 2>>"$TMP/keys.err" | tail -n1)"
 [[ -n "$OTHER_KEY" ]] || { log "maniac keys create printed no key"; cat "$TMP/keys.err" >&2; exit 1; }
 
@@ -274,15 +278,17 @@ if [[ " $SUITES " == *" replicas "* ]]; then
     if psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE $PG_DB" >/dev/null 2>&1; then
         PG_URL="postgres://postgres@127.0.0.1:5432/$PG_DB"
         replica_urls=()
+        # On PostgreSQL the first key goes to the working directory.
+        mkdir -p "$TMP/replicas"
         for name in a b; do
             rport="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-            MANIAC_LOG=warn "$BIN/maniac" serve --listen "127.0.0.1:$rport" --database-url "$PG_URL" \
-                --config "$TMP/maniac.toml" >"$TMP/replica-$name.out" 2>"$TMP/replica-$name.err" &
+            (cd "$TMP/replicas" && MANIAC_LOG=warn exec "$BIN/maniac" serve --listen "127.0.0.1:$rport" --database-url "$PG_URL" \
+                --config "$TMP/maniac.toml") >"$TMP/replica-$name.out" 2>"$TMP/replica-$name.err" &
             REPLICA_PIDS="$REPLICA_PIDS $!"
             wait_for_line "$TMP/replica-$name.out" 'listening on http' 60 "$!"
             replica_urls+=("http://127.0.0.1:$rport/v1")
         done
-        REPLICA_KEY="$(awk 'found { print; exit } /^Created organization .default. with an API key/ { found = 1 }' "$TMP/replica-a.out")"
+        REPLICA_KEY="$(cat "$TMP/replicas/maniac-initial-key" 2>/dev/null || true)"
         if ! MANIAC_REPLICA_A="${replica_urls[0]}" MANIAC_REPLICA_B="${replica_urls[1]}" MANIAC_API_KEY="$REPLICA_KEY" \
                 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/compat/python_replicas"; then
             failed+=(replicas)

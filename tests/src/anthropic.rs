@@ -21,7 +21,7 @@
 //! | `FAULT:529` | HTTP 529 `overloaded_error`                                     |
 //! | `FAULT:500` | HTTP 500 `api_error`                                            |
 //! | `FAULT:401` | HTTP 401 `authentication_error` quoting the `x-api-key` it got  |
-//! | `MIDERROR`  | stream: `message_start`, one text delta, then an `error` event (`overloaded_error`); else HTTP 529 |
+//! | `MIDERROR`  | stream: `message_start`, one text delta, then an `error` event (`overloaded_error`, its message naming [`crate::upstream::UPSTREAM_DETAIL`]); else HTTP 529 |
 //!
 //! It validates what Anthropic validates and a translation could get
 //! wrong, answering 400 `invalid_request_error` as Anthropic does: the key

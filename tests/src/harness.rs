@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use maniac_server::config::{
-    BackgroundConfig, CompactionConfig, FileConfig, WebsocketConfig,
+    BackgroundConfig, CompactionConfig, FileConfig, LimitsConfig,
+    StreamingConfig, WebsocketConfig,
 };
 use maniac_server::providers::ProviderConfig;
 use maniac_server::providers::openai_chat::ChatConfig;
@@ -72,6 +73,10 @@ pub struct Options {
     pub websocket_ping_interval_secs: Option<u64>,
     /// `[compaction] key_env`.
     pub compaction_key_env: Option<String>,
+    /// `[streaming] keepalive_secs`.
+    pub sse_keepalive_secs: Option<u64>,
+    /// `[limits] max_inflight_body_bytes`.
+    pub max_inflight_body_bytes: Option<u64>,
 }
 
 impl Default for Options {
@@ -92,6 +97,8 @@ impl Default for Options {
             websocket_max_connection_secs: None,
             websocket_ping_interval_secs: None,
             compaction_key_env: None,
+            sse_keepalive_secs: None,
+            max_inflight_body_bytes: None,
         }
     }
 }
@@ -242,6 +249,10 @@ pub fn file_config(upstream_url: &str, o: &Options) -> FileConfig {
             ping_interval_secs: o.websocket_ping_interval_secs,
         },
         compaction: CompactionConfig { key_env: o.compaction_key_env.clone() },
+        streaming: StreamingConfig { keepalive_secs: o.sse_keepalive_secs },
+        limits: LimitsConfig {
+            max_inflight_body_bytes: o.max_inflight_body_bytes,
+        },
         background: BackgroundConfig {
             workers: Some(o.workers),
             lease_ms: Some(o.lease_ms),

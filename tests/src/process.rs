@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use maniac_server::initial_key;
+
 /// Path of the `maniac` binary, built once per test process.
 pub fn maniac_bin() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
@@ -49,7 +51,8 @@ pub struct Maniac {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
-    /// The key printed on first start (None if the store had keys).
+    /// The key created on first start, read from its key file (None if
+    /// the store had keys).
     pub bootstrap_key: Option<String>,
     /// Everything written to stdout and stderr so far.
     pub output: Arc<Mutex<String>>,
@@ -80,24 +83,18 @@ impl Maniac {
         for (k, v) in envs {
             cmd.env(k, v);
         }
+        // Its working directory holds the key file of a PostgreSQL store.
+        let workdir = config.parent().expect("config dir").to_path_buf();
+        cmd.current_dir(&workdir);
         let mut child = cmd.spawn().expect("spawn maniac");
         let output = Arc::new(Mutex::new(String::new()));
-        let key = Arc::new(Mutex::new(None::<String>));
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
         {
-            let (output, key) = (output.clone(), key.clone());
+            let output = output.clone();
             std::thread::spawn(move || {
-                let mut next_is_key = false;
                 for line in BufReader::new(stdout).lines().map_while(Result::ok)
                 {
-                    if next_is_key {
-                        *key.lock().unwrap() = Some(line.trim().to_string());
-                        next_is_key = false;
-                    }
-                    if line.starts_with("Created organization") {
-                        next_is_key = true;
-                    }
                     let mut o = output.lock().unwrap();
                     o.push_str(&line);
                     o.push('\n');
@@ -135,7 +132,14 @@ impl Maniac {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        let bootstrap_key = key.lock().unwrap().clone();
+        // Stdout is a pipe: a fresh store's key is in the key file, written
+        // before the listening line.
+        let key_file = workdir.join(initial_key::path_for(database_url));
+        let bootstrap_key = output
+            .lock()
+            .unwrap()
+            .contains("Created organization 'default'")
+            .then(|| initial_key_in(&key_file));
         Maniac { child, base, bootstrap_key, output }
     }
 
@@ -176,6 +180,20 @@ impl Drop for Maniac {
             self.kill9();
         }
     }
+}
+
+/// The key in a `maniac-initial-key` file, checking that only its owner
+/// may read it.
+pub fn initial_key_in(path: &Path) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "key file mode");
+    }
+    let text = std::fs::read_to_string(path).expect("key file");
+    text.trim().to_string()
 }
 
 /// Writes a gateway config TOML pointing provider `fake` at `upstream`.

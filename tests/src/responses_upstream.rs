@@ -13,7 +13,7 @@
 //! | `CALL`       | with `tools`: a `function_call` of the first tool, arguments `{"q":"<text>"}` streamed in 3 deltas |
 //! | `REFUSE`     | the message is the refusal [`REFUSAL`] (streamed as `response.refusal.delta`) |
 //! | `LONG`       | the reply is `w0 w1 … w39`                                     |
-//! | `MIDERROR`   | stream: `response.failed` after one text delta; else a `failed` Response |
+//! | `MIDERROR`   | stream: `response.failed` (code `server_error`, message [`MID_ERROR`]) after one text delta; else a `failed` Response |
 //! | `FAULT:429`  | HTTP 429, `Retry-After: 7`, code `rate_limit_exceeded`         |
 //! | `FAULT:500`  | HTTP 500 `server_error`                                        |
 //! | `ECHOKEY`    | HTTP 400 whose message repeats the key it got, whole (worse than OpenAI, which masks it: proves the gateway scrubs it) |
@@ -56,7 +56,10 @@ pub const RESPONSES_MODELS: [&str; 2] = ["native-large", "native-small"];
 /// The refusal of `REFUSE`.
 pub const REFUSAL: &str = "I can't help with that.";
 /// The message of `MIDERROR`'s failure.
-pub const MID_ERROR: &str = "The model failed to generate a response.";
+/// It names the operator's upstream organization and a key-looking string
+/// ([`crate::upstream::UPSTREAM_DETAIL`]), which clients must never see.
+pub const MID_ERROR: &str = "The model failed to generate a response \
+    (organization org-acme-internal-7f3e, key sk-proj-leak-9c1d2e).";
 
 /// One request as received.
 #[derive(Clone, Debug)]

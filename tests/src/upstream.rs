@@ -17,13 +17,19 @@
 //!
 //! | marker         | effect                                                           |
 //! |----------------|------------------------------------------------------------------|
-//! | `FAULT:500`    | HTTP 500 `server_error` ("upstream exploded")                    |
+//! | `FAULT:500`    | HTTP 500 `server_error` ("upstream exploded (…)")                |
 //! | `FAULT:429`    | HTTP 429 with `Retry-After: 7`, code `rate_limit_exceeded`       |
-//! | `FAULT:400`    | HTTP 400 `invalid_request_error` ("bad upstream request")        |
-//! | `FAULT:401`    | HTTP 401 `invalid_api_key`                                       |
+//! | `FAULT:400`    | HTTP 400 `invalid_request_error` ("bad upstream request (…)")    |
+//! | `FAULT:401`    | HTTP 401 `invalid_api_key`, quoting the key it got, as OpenAI does |
+//!
+//! Error messages name [`UPSTREAM_DETAIL`] (the operator's upstream
+//! organization and a key-looking string), as real upstreams' messages
+//! do: text the gateway must keep from its clients.
 //! | `FAULT:hang`   | never answers (the connection stays open)                        |
 //! | `FAULT:reset`  | stream: 2 content chunks (per choice) then the connection is cut; else no answer |
 //! | `FAULT:malformed` | stream: `data: {not json` after the first content chunk; else body `{not json` |
+//! | `FAULT:midstream` | stream: after the first content chunk an `error` chunk (code `engine_overloaded`, message with [`UPSTREAM_DETAIL`]) and the end; else as 500 |
+//! | `PAUSE`        | stream: waits after the first content chunk until [`FakeUpstream::release_pauses`] |
 //! | `FAULT:filter` | finish_reason `content_filter`                                   |
 //! | `REFUSE`       | refusal "I can't help with that." instead of content            |
 //! | `SLOW:<ms>`    | sleep before each SSE event (before the answer when not streaming) |
@@ -101,6 +107,12 @@ pub const JSON_REPLY: &str = r#"{"name":"Ada","age":36}"#;
 pub const REFUSAL: &str = "I can't help with that.";
 /// The reasoning of `THINK`.
 pub const REASONING: &str = "Thinking about it.";
+/// What every error message of the fake names: the operator's upstream
+/// organization and a key-looking string (never to reach a client).
+pub const UPSTREAM_DETAIL: &str =
+    "organization org-acme-internal-7f3e, key sk-proj-leak-9c1d2e";
+/// The message of a `FAULT:midstream` error chunk (before the detail).
+pub const MID_STREAM_MESSAGE: &str = "engine overloaded mid-stream";
 
 /// One chat completion request as received.
 #[derive(Clone, Debug)]
@@ -131,6 +143,25 @@ struct State {
     forced: Mutex<Option<String>>,
     /// `Authorization` values answered with 401.
     rejected: Mutex<Vec<String>>,
+    /// Permits that let paused (`PAUSE`) streams go on.
+    pauses: Arc<Pauses>,
+}
+
+/// The gate paused streams wait at: a semaphore with no permits until the
+/// test releases some.
+pub(crate) struct Pauses(tokio::sync::Semaphore);
+
+impl Default for Pauses {
+    fn default() -> Self {
+        Pauses(tokio::sync::Semaphore::new(0))
+    }
+}
+
+impl std::ops::Deref for Pauses {
+    type Target = tokio::sync::Semaphore;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 /// What `GET /v1/models` answers.
@@ -313,6 +344,12 @@ impl FakeUpstream {
     pub fn fail_all(&self, marker: Option<&str>) {
         *self.state.forced.lock().unwrap_or_else(|e| e.into_inner()) =
             marker.map(str::to_string);
+    }
+
+    /// Lets `n` paused (`PAUSE`) streams go on, now or when they get to
+    /// their pause.
+    pub fn release_pauses(&self, n: usize) {
+        self.state.pauses.add_permits(n);
     }
 
     /// Answers 401 `invalid_api_key` to requests whose `Authorization` is
@@ -559,6 +596,9 @@ async fn handle(
     let revoked = authorization.as_ref().is_some_and(|a| {
         state.rejected.lock().unwrap_or_else(|e| e.into_inner()).contains(a)
     });
+    let given_key = authorization
+        .as_deref()
+        .map(|a| a.trim_start_matches("Bearer ").to_string());
     state.record(RecordedRequest { body, authorization, path, query, headers });
     if revoked {
         plan.fault = Some(Fault::Status(401));
@@ -572,7 +612,7 @@ async fn handle(
         Some(Fault::Status(500)) => {
             return Ok(error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "upstream exploded",
+                &format!("upstream exploded ({UPSTREAM_DETAIL})"),
                 "server_error",
                 None,
                 None,
@@ -581,7 +621,9 @@ async fn handle(
         Some(Fault::Status(429)) => {
             let mut rsp = error_response(
                 StatusCode::TOO_MANY_REQUESTS,
-                "upstream rate limit reached, retry later",
+                &format!(
+                    "upstream rate limit reached, retry later ({UPSTREAM_DETAIL})"
+                ),
                 "requests",
                 None,
                 Some("rate_limit_exceeded"),
@@ -593,16 +635,21 @@ async fn handle(
         Some(Fault::Status(400)) => {
             return Ok(error_response(
                 StatusCode::BAD_REQUEST,
-                "bad upstream request",
+                &format!("bad upstream request ({UPSTREAM_DETAIL})"),
                 "invalid_request_error",
                 Some("messages"),
                 None,
             ));
         }
         Some(Fault::Status(_)) => {
+            let message = format!(
+                "upstream rejected the API key: Incorrect API key provided: \
+                 {} ({UPSTREAM_DETAIL})",
+                given_key.as_deref().unwrap_or("none")
+            );
             return Ok(error_response(
                 StatusCode::UNAUTHORIZED,
-                "upstream rejected the API key: Incorrect API key provided",
+                &message,
                 "invalid_request_error",
                 None,
                 Some("invalid_api_key"),
@@ -613,6 +660,15 @@ async fn handle(
             return Err("hung".into());
         }
         Some(Fault::Reset) if !plan.stream => return Err("reset".into()),
+        Some(Fault::MidStream) if !plan.stream => {
+            return Ok(error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("{MID_STREAM_MESSAGE} ({UPSTREAM_DETAIL})"),
+                "server_error",
+                None,
+                Some("engine_overloaded"),
+            ));
+        }
         Some(Fault::Malformed) if !plan.stream => {
             return Ok(full(StatusCode::OK, "application/json", "{not json"));
         }

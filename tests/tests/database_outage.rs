@@ -157,6 +157,15 @@ async fn database_outage_gives_503_and_recovers_without_restart() {
             .unwrap();
         assert_eq!(rsp.status(), 401);
     }
+    // Liveness stays up (no restart of every replica); readiness is down,
+    // in the OpenAI error shape.
+    let live = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+    let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let e: Value = ready.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "service_unavailable", "{e}");
+    assert_eq!(e["error"]["type"], "server_error", "{e}");
 
     proxy.restore();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -187,5 +196,7 @@ async fn database_outage_gives_503_and_recovers_without_restart() {
         .await
         .unwrap();
     assert_eq!(rsp.status(), 200);
+    let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "ready again once the database is back");
     running.shutdown().await;
 }

@@ -284,3 +284,38 @@ async fn keys_never_appear_in_answers_or_logs() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_piped_serve_writes_the_first_key_to_an_owner_only_file() {
+    let Some(db) = TestDb::create().await else { return };
+    let upstream = FakeUpstream::start().await;
+    let dir = temp_dir("initial-key");
+    let config = write_config(&dir, &upstream.base_url(), "");
+    // Stdout is a pipe here: `Maniac::serve` reads the key from the file
+    // (checking its mode is 0600) after the listening line.
+    let gw = Maniac::serve(&db.url, &config, &[]);
+    let key = gw.bootstrap_key.clone().expect("a key file");
+    assert!(key.starts_with("sk-mn-"), "a gateway key");
+    let file = if db.url.starts_with("sqlite:") {
+        let db_file = db.url.trim_start_matches("sqlite://");
+        std::path::Path::new(db_file).with_file_name("maniac-initial-key")
+    } else {
+        dir.join("maniac-initial-key")
+    };
+    assert!(file.exists(), "{} exists", file.display());
+    let rsp = http()
+        .post(format!("{}/v1/responses", gw.base))
+        .bearer_auth(&key)
+        .json(&json!({"model": "echo/m", "input": "first key"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rsp.status(), 200, "the key in the file works");
+    let log = gw.log();
+    assert!(!log.contains(&key), "the key is in stdout or the log:\n{log}");
+    assert!(
+        log.contains(&file.display().to_string()),
+        "the file's path is logged:\n{log}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -3,6 +3,7 @@
 //! rendered from it (`cargo xtask openapi generate`).
 
 pub mod body;
+pub mod budget;
 pub mod chat;
 pub mod chat_completion;
 pub mod compact;
@@ -16,11 +17,11 @@ pub mod spec;
 pub mod types;
 
 use dropshot::{
-    HttpError, HttpResponseOk, Path, Query, RequestContext, TypedBody,
-    UntypedBody, WebsocketUpgrade,
+    HttpError, HttpResponseOk, Path, Query, RequestContext, WebsocketUpgrade,
 };
 
 pub use body::JsonOrSse;
+pub use budget::{BudgetedBody, BudgetedBytes};
 pub use chat::*;
 pub use chat_completion::*;
 pub use compact::*;
@@ -50,6 +51,8 @@ impl<T, E> Outcome for Result<T, E> {
 }
 
 /// Largest accepted request body: 32 MiB (images as data URIs are large).
+/// Every body also counts against `[limits] max_inflight_body_bytes`
+/// while its request is handled ([`BudgetedBody`]).
 pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
 
 /// The Maniac gateway API.
@@ -75,7 +78,7 @@ pub trait ManiacApi {
     }]
     async fn response_create(
         rqctx: RequestContext<Self::Context>,
-        body: TypedBody<CreateResponse>,
+        body: BudgetedBody<CreateResponse>,
     ) -> Result<JsonOrSse<Response>, ApiError>;
 
     /// Connect in WebSocket mode
@@ -148,7 +151,7 @@ pub trait ManiacApi {
     async fn response_action(
         rqctx: RequestContext<Self::Context>,
         path: Path<ResponsePath>,
-        body: UntypedBody,
+        body: BudgetedBytes,
     ) -> Result<JsonOrSse<ResponseAction>, ApiError>;
 
     /// Cancel a background response
@@ -198,7 +201,7 @@ pub trait ManiacApi {
     }]
     async fn chat_completion_create(
         rqctx: RequestContext<Self::Context>,
-        body: TypedBody<CreateChatCompletion>,
+        body: BudgetedBody<CreateChatCompletion>,
     ) -> Result<JsonOrSse<ChatCompletion>, ApiError>;
 
     /// List stored chat completions
@@ -238,8 +241,8 @@ pub trait ManiacApi {
     async fn chat_completion_update(
         rqctx: RequestContext<Self::Context>,
         path: Path<ChatCompletionPath>,
-        body: TypedBody<UpdateChatCompletion>,
-    ) -> Result<HttpResponseOk<ChatCompletion>, ApiError>;
+        body: BudgetedBody<UpdateChatCompletion>,
+    ) -> Result<JsonOrSse<ChatCompletion>, ApiError>;
 
     /// Delete a stored chat completion
     #[endpoint {
@@ -305,7 +308,11 @@ pub trait ManiacApi {
         path: Path<ModelRawPath>,
     ) -> Result<HttpResponseOk<Model>, ApiError>;
 
-    /// Liveness and readiness probe (not part of the public API).
+    /// Liveness probe (not part of the public API).
+    ///
+    /// 200 `{"status": "ok"}` as long as the process answers. It never
+    /// touches the database, so a database outage does not make an
+    /// orchestrator restart every replica; use `/readyz` to route traffic.
     #[endpoint {
         method = GET,
         path = "/healthz",
@@ -314,11 +321,26 @@ pub trait ManiacApi {
     async fn health_view(
         rqctx: RequestContext<Self::Context>,
     ) -> Result<HttpResponseOk<Health>, HttpError>;
+
+    /// Readiness probe (not part of the public API).
+    ///
+    /// 200 `{"status": "ok"}` when the database answers and every migration
+    /// of this version is applied; otherwise 503 `service_unavailable` in
+    /// the OpenAI error shape, so a load balancer sends no traffic here
+    /// until it can be served.
+    #[endpoint {
+        method = GET,
+        path = "/readyz",
+        unpublished = true,
+    }]
+    async fn readiness_view(
+        rqctx: RequestContext<Self::Context>,
+    ) -> Result<HttpResponseOk<Health>, ApiError>;
 }
 
-/// Health probe answer.
+/// Health and readiness probe answer.
 #[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Health {
-    /// `ok` when the store answers.
+    /// `ok`.
     pub status: String,
 }

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::providers::ProviderError;
+use crate::providers::{ProviderError, UpstreamReport};
 use crate::store::StoreError;
 
 /// What a request or run can fail with.
@@ -183,6 +183,7 @@ impl EngineError {
 
     /// The ending of a run that failed with this error after its stream
     /// started: `(code, type, message)` of the terminal `error` event.
+    /// The message is the gateway's own, as before the stream started.
     pub fn stream_failure(&self) -> (String, String, String) {
         let (code, kind) = match self.kind() {
             ErrorKind::RateLimited => {
@@ -190,20 +191,7 @@ impl EngineError {
             }
             _ => ("server_error", "server_error"),
         };
-        let message = match self {
-            EngineError::Upstream { provider, error } => match error {
-                ProviderError::Status { status: 429, .. } => format!(
-                    "The upstream provider '{provider}' is rate limiting \
-                     requests."
-                ),
-                _ => format!(
-                    "The upstream provider '{provider}' failed mid-stream: \
-                     {error}"
-                ),
-            },
-            other => other.public_message(),
-        };
-        (code.to_string(), kind.to_string(), message)
+        (code.to_string(), kind.to_string(), self.public_message())
     }
 }
 
@@ -218,6 +206,7 @@ fn upstream_kind(e: &ProviderError) -> ErrorKind {
         ProviderError::Status { status, .. } if *status < 500 => {
             ErrorKind::UpstreamRejected
         }
+        ProviderError::Unsupported(_) => ErrorKind::UpstreamRejected,
         ProviderError::Timeout(_)
         | ProviderError::IdleTimeout(_)
         | ProviderError::TotalTimeout(_) => ErrorKind::UpstreamTimeout,
@@ -225,41 +214,74 @@ fn upstream_kind(e: &ProviderError) -> ErrorKind {
     }
 }
 
+/// `answered 500 (code: server_error)`: the upstream's status and code,
+/// never its text (that goes to the log).
+fn answered(status: u16, report: &UpstreamReport) -> String {
+    match &report.code {
+        Some(code) => format!("answered {status} (code: {code})"),
+        None => format!("answered {status}"),
+    }
+}
+
+/// The client's view of an upstream failure: the gateway's own words,
+/// plus the upstream's status and code. Upstream text can name the
+/// operator's organization or project, or echo a key: it stays in the log.
 fn upstream_message(provider: &str, e: &ProviderError) -> String {
     match e {
-        ProviderError::Status { status: 429, message, .. } => format!(
-            "The upstream provider '{provider}' is rate limiting requests: \
-             {message}"
+        ProviderError::Status { status: 429, report, .. } => format!(
+            "The upstream provider `{provider}` is rate limiting requests: \
+             it {}.",
+            answered(429, report)
         ),
-        ProviderError::Status { status: 401 | 403, .. } => format!(
-            "The upstream provider '{provider}' rejected the gateway's \
-             credentials. The operator should check its API key."
-        ),
-        ProviderError::Status { status, message, .. } if *status < 500 => {
+        ProviderError::Status {
+            status: status @ (401 | 403), report, ..
+        } => {
             format!(
-                "The upstream provider '{provider}' rejected the request: \
-                 {message}"
+                "The upstream provider `{provider}` rejected the gateway's \
+                 credentials: it {}. The operator should check its API key.",
+                answered(*status, report)
             )
         }
-        ProviderError::Status { status, message, .. } => format!(
-            "The upstream provider '{provider}' failed (HTTP {status}): \
-             {message}"
+        ProviderError::Status { status, report, .. } if *status < 500 => {
+            format!(
+                "The upstream provider `{provider}` rejected the request: \
+                 it {}.",
+                answered(*status, report)
+            )
+        }
+        ProviderError::Status { status, report, .. } => format!(
+            "The upstream provider `{provider}` {}.",
+            answered(*status, report)
         ),
-        ProviderError::Unavailable(msg)
-        | ProviderError::Protocol(msg)
-        | ProviderError::Stream(msg) => format!(
-            "The upstream provider '{provider}' could not be used: {msg}"
+        ProviderError::Stream(report) => match &report.code {
+            Some(code) => format!(
+                "The upstream provider `{provider}` reported an error \
+                 mid-stream (code: {code})."
+            ),
+            None => format!(
+                "The upstream provider `{provider}` reported an error \
+                 mid-stream."
+            ),
+        },
+        ProviderError::Unsupported(msg) => format!(
+            "The upstream provider `{provider}` cannot take this request: \
+             {msg}"
         ),
+        ProviderError::Unavailable(msg) | ProviderError::Protocol(msg) => {
+            format!(
+                "The upstream provider `{provider}` could not be used: {msg}"
+            )
+        }
         ProviderError::Timeout(secs) => format!(
-            "The upstream provider '{provider}' did not answer within {secs} s \
+            "The upstream provider `{provider}` did not answer within {secs} s \
              (first_byte_timeout_secs)."
         ),
         ProviderError::IdleTimeout(secs) => format!(
-            "The upstream provider '{provider}' sent nothing for {secs} s \
+            "The upstream provider `{provider}` sent nothing for {secs} s \
              inside a stream (idle_timeout_secs)."
         ),
         ProviderError::TotalTimeout(secs) => format!(
-            "The upstream provider '{provider}' did not finish within {secs} s \
+            "The upstream provider `{provider}` did not finish within {secs} s \
              (total_timeout_secs)."
         ),
     }

@@ -53,6 +53,7 @@ impl From<EngineError> for ApiError {
                         ErrorKind::UpstreamRejected,
                         ProviderError::Status { status, .. },
                     ) => *status,
+                    (ErrorKind::UpstreamRejected, _) => 400,
                     (ErrorKind::UpstreamTimeout, _) => 504,
                     (ErrorKind::Unavailable, _) => 503,
                     _ => 502,

@@ -3,19 +3,19 @@
 
 mod auth;
 mod error;
+pub mod keepalive;
 pub mod not_allowed;
 pub mod websocket;
 
 use std::convert::Infallible;
 
 use dropshot::{
-    Body, HttpError, HttpResponseOk, Path, Query, RequestContext, TypedBody,
-    UntypedBody, WebsocketUpgrade,
+    Body, HttpError, HttpResponseOk, Path, Query, RequestContext,
+    WebsocketUpgrade,
 };
 use futures::StreamExt;
 use http_body::Frame;
 use http_body_util::StreamBody;
-use tokio_stream::wrappers::ReceiverStream;
 
 use crate::api::*;
 use crate::auth::KeyCache;
@@ -35,21 +35,44 @@ pub struct ServerState {
     pub sockets: websocket::Connections,
     /// Limits of a WebSocket connection.
     pub socket_limits: websocket::Limits,
+    /// Silence after which an SSE stream sends a keep-alive comment.
+    pub sse_keepalive: std::time::Duration,
+    /// Request body bytes in flight, bounded.
+    pub body_budget: crate::api::budget::BodyBudget,
+}
+
+impl crate::api::budget::BudgetSource for ServerState {
+    fn body_budget(&self) -> &crate::api::budget::BodyBudget {
+        &self.body_budget
+    }
+}
+
+/// A body admitted under the byte budget (its permit held until the
+/// handler returns), or the 503 to answer, with `Retry-After`.
+macro_rules! admit {
+    ($body:expr) => {
+        match $body.admit() {
+            Ok(admitted) => admitted,
+            Err(refused) => return Ok(JsonOrSse::Error(refused)),
+        }
+    };
 }
 
 /// The implementation of [`ManiacApi`].
 pub enum ManiacApiImpl {}
 
-/// Engine replies as HTTP answers; errors that carry headers (a 429's
+/// Engine replies as HTTP answers (streams with keep-alives after
+/// `keepalive` of silence); errors that carry headers (a 429's
 /// Retry-After) are answered through `JsonOrSse::Error`.
 fn answer<T>(
     r: Result<Reply<T>, EngineError>,
+    keepalive: std::time::Duration,
 ) -> Result<JsonOrSse<T>, ApiError> {
     match r.map_err(ApiError::from) {
         Ok(Reply::Json(resp)) => Ok(JsonOrSse::Json(*resp)),
         Ok(Reply::Encoded(json)) => Ok(JsonOrSse::Encoded(json)),
         Ok(Reply::Stream(rx)) => {
-            let frames = ReceiverStream::new(rx)
+            let frames = keepalive::KeepAlive::new(rx, keepalive)
                 .map(|b| Ok::<_, Infallible>(Frame::data(b)));
             Ok(JsonOrSse::Sse(Body::wrap(StreamBody::new(frames))))
         }
@@ -89,11 +112,13 @@ impl ManiacApi for ManiacApiImpl {
 
     async fn response_create(
         rqctx: RequestContext<ServerState>,
-        body: TypedBody<CreateResponse>,
+        body: BudgetedBody<CreateResponse>,
     ) -> Result<JsonOrSse<Response>, ApiError> {
+        let (body, _permit) = admit!(body);
         let caller = auth::authenticate(&rqctx).await?;
         let ctx = rqctx.context();
-        answer(ctx.engine.create(&caller, body.into_inner()).await)
+        let reply = ctx.engine.create(&caller, body).await;
+        answer(reply, ctx.sse_keepalive)
     }
 
     async fn response_connect(
@@ -127,7 +152,8 @@ impl ManiacApi for ManiacApiImpl {
         }
         let caller = auth::authenticate(&rqctx).await?;
         let ctx = rqctx.context();
-        answer(ctx.engine.view(&caller, &id, &query.into_inner()).await)
+        let reply = ctx.engine.view(&caller, &id, &query.into_inner()).await;
+        answer(reply, ctx.sse_keepalive)
     }
 
     async fn response_delete(
@@ -146,8 +172,9 @@ impl ManiacApi for ManiacApiImpl {
     async fn response_action(
         rqctx: RequestContext<ServerState>,
         path: Path<ResponsePath>,
-        body: UntypedBody,
+        body: BudgetedBytes,
     ) -> Result<JsonOrSse<ResponseAction>, ApiError> {
+        let (body, _permit) = admit!(body);
         // The name first: any other is a 405, whatever the body.
         let name = path.into_inner().response_id;
         if !matches!(name.as_str(), "compact" | "input_tokens") {
@@ -195,11 +222,13 @@ impl ManiacApi for ManiacApiImpl {
 
     async fn chat_completion_create(
         rqctx: RequestContext<ServerState>,
-        body: TypedBody<CreateChatCompletion>,
+        body: BudgetedBody<CreateChatCompletion>,
     ) -> Result<JsonOrSse<ChatCompletion>, ApiError> {
+        let (body, _permit) = admit!(body);
         let caller = auth::authenticate(&rqctx).await?;
         let ctx = rqctx.context();
-        answer(ctx.engine.chat_create(&caller, body.into_inner()).await)
+        let reply = ctx.engine.chat_create(&caller, body).await;
+        answer(reply, ctx.sse_keepalive)
     }
 
     async fn chat_completion_list(
@@ -225,13 +254,14 @@ impl ManiacApi for ManiacApiImpl {
     async fn chat_completion_update(
         rqctx: RequestContext<ServerState>,
         path: Path<ChatCompletionPath>,
-        body: TypedBody<UpdateChatCompletion>,
-    ) -> Result<HttpResponseOk<ChatCompletion>, ApiError> {
+        body: BudgetedBody<UpdateChatCompletion>,
+    ) -> Result<JsonOrSse<ChatCompletion>, ApiError> {
+        let (body, _permit) = admit!(body);
         let caller = auth::authenticate(&rqctx).await?;
         let id = path.into_inner().completion_id;
         let engine = &rqctx.context().engine;
-        let c = engine.chat_update(&caller, &id, body.into_inner()).await?;
-        Ok(HttpResponseOk(c))
+        let c = engine.chat_update(&caller, &id, body).await?;
+        Ok(JsonOrSse::Json(c))
     }
 
     async fn chat_completion_delete(
@@ -298,12 +328,26 @@ impl ManiacApi for ManiacApiImpl {
     }
 
     async fn health_view(
-        rqctx: RequestContext<ServerState>,
+        _rqctx: RequestContext<ServerState>,
     ) -> Result<HttpResponseOk<Health>, HttpError> {
-        if rqctx.context().readiness.ready().await {
-            Ok(HttpResponseOk(Health { status: "ok".into() }))
-        } else {
-            Err(HttpError::for_unavail(None, "database unavailable".into()))
+        Ok(HttpResponseOk(Health { status: "ok".into() }))
+    }
+
+    async fn readiness_view(
+        rqctx: RequestContext<ServerState>,
+    ) -> Result<HttpResponseOk<Health>, ApiError> {
+        match rqctx.context().readiness.check().await {
+            Ok(()) => Ok(HttpResponseOk(Health { status: "ok".into() })),
+            Err(e) => {
+                tracing::warn!(error = %e, "not ready");
+                Err(ApiError::new(
+                    503,
+                    "server_error",
+                    e.public_message(),
+                    None,
+                    Some("service_unavailable"),
+                ))
+            }
         }
     }
 }

@@ -290,6 +290,11 @@ not_allowed!(
     allow = |_| LISTS
 );
 not_allowed!(healthz_options, OPTIONS, "/healthz", allow = LISTS);
+not_allowed!(readyz_post, POST, "/readyz", allow = LISTS);
+not_allowed!(readyz_put, PUT, "/readyz", allow = LISTS);
+not_allowed!(readyz_patch, PATCH, "/readyz", allow = LISTS);
+not_allowed!(readyz_delete, DELETE, "/readyz", allow = LISTS);
+not_allowed!(readyz_options, OPTIONS, "/readyz", allow = LISTS);
 
 /// Adds every handler above to the API.
 pub fn register(api: &mut ApiDescription<ServerState>) -> Result<(), String> {
@@ -348,6 +353,11 @@ pub fn register(api: &mut ApiDescription<ServerState>) -> Result<(), String> {
         model_options,
         model_raw_options,
         healthz_options,
+        readyz_post,
+        readyz_put,
+        readyz_patch,
+        readyz_delete,
+        readyz_options,
     );
     Ok(())
 }

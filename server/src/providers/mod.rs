@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 
-pub use error::ProviderError;
+pub use error::{ProviderError, UpstreamReport};
 pub use events::{
     AnswerMeta, Completion, Delta, FinishReason, ItemKind, ProviderEvent, Usage,
 };

@@ -9,9 +9,9 @@ use futures::{FutureExt, StreamExt};
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 
-use super::ProviderError;
 use super::client::{Answer, Client, ClientError};
 use super::discovery::{MAX_LIST_BYTES, parse_model_list};
+use super::{ProviderError, UpstreamReport};
 
 /// Largest error body read from an upstream (only its message is kept).
 pub const MAX_ERROR_BYTES: usize = 64 << 10;
@@ -29,11 +29,11 @@ pub type SseStream = std::pin::Pin<
 >;
 
 /// The error for a non-success answer: its status, `Retry-After` and the
-/// message `message_of` finds in the body (read within 5 s, at most
-/// [`MAX_ERROR_BYTES`]), with `scrub` applied.
+/// report `report_of` finds in the body (read within 5 s, at most
+/// [`MAX_ERROR_BYTES`]), with `scrub` applied to its text.
 pub async fn status_error(
     rsp: Answer,
-    message_of: fn(&str) -> String,
+    report_of: fn(&str) -> UpstreamReport,
     scrub: impl Fn(&str) -> String,
 ) -> ProviderError {
     let status = rsp.status.as_u16();
@@ -53,17 +53,37 @@ pub async fn status_error(
     .unwrap_or_default();
     ProviderError::Status {
         status,
-        message: scrub(&message_of(&text)),
+        report: report_of(&text).scrubbed(scrub),
         retry_after,
     }
 }
 
-/// OpenAI's `{"error": {"message"}}`, else the body's start.
-pub fn openai_message(text: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| truncate(text, 300))
+/// OpenAI's `{"error": {"message", "code", "type"}}` (the code, else the
+/// type), else the body's start without a code.
+pub fn openai_report(text: &str) -> UpstreamReport {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+        return UpstreamReport::new(None, truncate(text, 300));
+    };
+    openai_error_report(&v["error"])
+        .unwrap_or_else(|| UpstreamReport::new(None, truncate(text, 300)))
+}
+
+/// The report of an OpenAI-shaped `error` object (`message`, and `code`
+/// or else `type`), if it is one.
+pub fn openai_error_report(
+    error: &serde_json::Value,
+) -> Option<UpstreamReport> {
+    let message = error.get("message").and_then(|m| m.as_str());
+    // OpenRouter and some proxies send numeric codes.
+    let code = match error.get("code") {
+        Some(serde_json::Value::String(c)) => Some(c.clone()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    }
+    .or_else(|| error.get("type").and_then(|t| t.as_str()).map(str::to_string));
+    (message.is_some() || code.is_some()).then(|| {
+        UpstreamReport::new(code.as_deref(), message.unwrap_or_default())
+    })
 }
 
 /// `s` cut to `max` characters (marked with `…`).
@@ -114,10 +134,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn messages_are_read_or_cut() {
-        assert_eq!(openai_message(r#"{"error":{"message":"m"}}"#), "m");
+    fn reports_are_read_or_cut() {
+        let cases = [
+            (r#"{"error":{"message":"m"}}"#, None, "m"),
+            (r#"{"error":{"message":"m","code":"c1"}}"#, Some("c1"), "m"),
+            (
+                r#"{"error":{"message":"m","type":"server_error","code":null}}"#,
+                Some("server_error"),
+                "m",
+            ),
+            ("<html>bad gateway</html>", None, "<html>bad gateway</html>"),
+        ];
+        for (body, code, message) in cases {
+            let r = openai_report(body);
+            assert_eq!(r.code.as_deref(), code, "{body}");
+            assert_eq!(r.message, message, "{body}");
+        }
         let long = "x".repeat(400);
-        assert_eq!(openai_message(&long).chars().count(), 301);
+        assert_eq!(openai_report(&long).message.chars().count(), 301);
         assert_eq!(truncate("héllo", 2), "hé…");
     }
 }

@@ -56,6 +56,7 @@ fn verdict(e: &ProviderError) -> Verdict {
         } => Verdict::Retry { after: None },
         // The time budget is spent: another try would overrun it.
         ProviderError::Status { .. }
+        | ProviderError::Unsupported(_)
         | ProviderError::Protocol(_)
         | ProviderError::TotalTimeout(_) => Verdict::Final,
         ProviderError::Unavailable(_)
@@ -376,7 +377,7 @@ mod tests {
     fn only_transient_failures_are_retried() {
         let s = |status| ProviderError::Status {
             status,
-            message: String::new(),
+            report: Default::default(),
             retry_after: None,
         };
         for st in [429, 500, 502, 503, 504, 529] {

@@ -9,6 +9,7 @@
 mod chat_tests;
 pub mod counters;
 mod error;
+mod migrations;
 pub mod postgres;
 mod records;
 mod rows;
@@ -16,6 +17,8 @@ pub mod sqlite;
 mod traits;
 
 use std::sync::Arc;
+
+use migrations::{APPLIED_MIGRATIONS, all_applied};
 
 pub use error::{StoreError, StoreResult};
 pub use records::*;

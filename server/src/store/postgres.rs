@@ -116,6 +116,17 @@ impl Store for PgStore {
         })
         .await
     }
+
+    async fn migrations_applied(&self) -> StoreResult<bool> {
+        let applied: Vec<i64> = self
+            .db(sqlx::query_scalar(super::APPLIED_MIGRATIONS)
+                .fetch_all(&self.pool))
+            .await?;
+        Ok(super::all_applied(
+            &sqlx::migrate!("./migrations/postgres"),
+            &applied,
+        ))
+    }
 }
 
 #[async_trait]

@@ -145,6 +145,13 @@ impl Store for SqliteStore {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
     }
+
+    async fn migrations_applied(&self) -> StoreResult<bool> {
+        let applied: Vec<i64> = sqlx::query_scalar(super::APPLIED_MIGRATIONS)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(super::all_applied(&sqlx::migrate!("./migrations/sqlite"), &applied))
+    }
 }
 
 #[async_trait]

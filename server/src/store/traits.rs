@@ -16,6 +16,11 @@ pub trait Store: KeyStore + ResponseStore + RunQueue + ChatStore {
 
     /// Whether the database answers.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Whether every migration this binary knows is applied (and none
+    /// failed half way): readiness, since a replica on an older schema
+    /// cannot serve.
+    async fn migrations_applied(&self) -> StoreResult<bool>;
 }
 
 /// API keys and the organizations that own them.

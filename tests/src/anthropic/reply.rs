@@ -248,7 +248,8 @@ fn stream(p: &Plan) -> Response<Full<Bytes>> {
         s.push(json!({"type": "content_block_delta", "index": 0,
                       "delta": {"type": "text_delta", "text": "Partial "}}));
         s.push(json!({"type": "error",
-                      "error": {"type": "overloaded_error", "message": "Overloaded"}}));
+                      "error": {"type": "overloaded_error",
+                      "message": format!("Overloaded ({})", crate::upstream::UPSTREAM_DETAIL)}}));
         return answer(200, "text/event-stream", s.0);
     }
     if p.redact {

@@ -20,6 +20,8 @@ pub(super) enum Fault {
     Hang,
     Reset,
     Malformed,
+    /// Stream: an `error` chunk after the first content chunk.
+    MidStream,
 }
 
 /// The `FAULT:` marker in `t`, if any.
@@ -38,6 +40,8 @@ pub(super) fn fault_of(t: &str) -> Option<Fault> {
         Some(Fault::Reset)
     } else if t.contains("FAULT:malformed") {
         Some(Fault::Malformed)
+    } else if t.contains("FAULT:midstream") {
+        Some(Fault::MidStream)
     } else {
         None
     }
@@ -99,6 +103,9 @@ pub(super) struct Plan {
     pub slow: Option<Duration>,
     /// Streamed content chunks start with their send time.
     pub stamp: bool,
+    /// Stream: wait after the first content chunk until the test releases
+    /// it ([`super::FakeUpstream::release_pauses`]).
+    pub pause: bool,
     /// `Some(top_logprobs)` when `logprobs: true` was asked for.
     pub logprobs: Option<usize>,
     /// Content carries a `url_citation` annotation (`ANNOTATE`).
@@ -373,6 +380,7 @@ impl Plan {
             fault,
             slow: marker_number(t, "SLOW:").map(Duration::from_millis),
             stamp: t.contains("STAMP"),
+            pause: t.contains("PAUSE"),
             logprobs: (body.get("logprobs").and_then(Value::as_bool)
                 == Some(true))
             .then(|| {

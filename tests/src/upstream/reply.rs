@@ -14,7 +14,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::plan::{Choice, Fault, Plan, Usage};
-use super::{Body, BoxError, Counter, Gauge, State};
+use super::{
+    Body, BoxError, Counter, Gauge, MID_STREAM_MESSAGE, State, UPSTREAM_DETAIL,
+};
 
 /// The `system_fingerprint` of every completion and chunk.
 pub const SYSTEM_FINGERPRINT: &str = "fp_fake";
@@ -171,6 +173,8 @@ enum Event {
     Stamped(String, String),
     /// Cut the connection (the body yields an error, hyper aborts).
     Reset,
+    /// Wait until the test releases the pause (`PAUSE`).
+    Pause,
 }
 
 /// One chunk being written, byte by byte: no `fmt` machinery and one
@@ -347,6 +351,8 @@ fn events(plan: &Plan) -> VecDeque<Event> {
         .collect();
     let mut out = VecDeque::new();
     let mut malformed = plan.fault == Some(Fault::Malformed);
+    let mut pause = plan.pause;
+    let mid_error = plan.fault == Some(Fault::MidStream);
     let mut more = true;
     while more {
         more = false;
@@ -368,6 +374,23 @@ fn events(plan: &Plan) -> VecDeque<Event> {
                     b"data: {not json\n\n",
                 )));
                 malformed = false;
+            }
+            if pause && content {
+                out.push_back(Event::Pause);
+                pause = false;
+            }
+            if mid_error && content {
+                // As vLLM and OpenRouter report a failure inside a 200
+                // stream, with text a client must never see.
+                let error = json!({"error": {
+                    "message": format!("{MID_STREAM_MESSAGE} ({UPSTREAM_DETAIL})"),
+                    "type": "server_error",
+                    "code": "engine_overloaded",
+                }});
+                out.push_back(Event::Data(Bytes::from(format!(
+                    "data: {error}\n\n"
+                ))));
+                return out;
             }
         }
     }
@@ -403,31 +426,42 @@ pub(super) fn stream_response(
         delay: plan.slow,
         guards: Some((Gauge::new(state, Counter::OpenStreams), in_flight)),
     };
-    let body = futures::stream::unfold(st, |mut st| async move {
-        let ev = st.events.pop_front()?;
-        if let Some(d) = st.delay {
-            tokio::time::sleep(d).await;
-        }
-        if st.events.is_empty() {
-            // The stream is over once its last event is handed over.
-            st.guards = None;
-        }
-        let item = match ev {
-            Event::Data(b) => Ok(Frame::data(b)),
-            Event::Stamped(head, tail) => {
-                let sent = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_micros());
-                Ok(Frame::data(Bytes::from(format!("{head}[t={sent}]{tail}"))))
+    let gate = state.pauses.clone();
+    let body = futures::stream::unfold(st, move |mut st| {
+        let gate = gate.clone();
+        async move {
+            let mut ev = st.events.pop_front()?;
+            if matches!(ev, Event::Pause) {
+                gate.acquire().await.ok()?.forget();
+                ev = st.events.pop_front()?;
             }
-            Event::Reset => {
-                // Return Pending once so hyper flushes what came before
-                // (headers and chunks) before the error cuts the connection.
-                tokio::task::yield_now().await;
-                Err(BoxError::from("FAULT:reset"))
+            if let Some(d) = st.delay {
+                tokio::time::sleep(d).await;
             }
-        };
-        Some((item, st))
+            if st.events.is_empty() {
+                // The stream is over once its last event is handed over.
+                st.guards = None;
+            }
+            let item = match ev {
+                Event::Data(b) => Ok(Frame::data(b)),
+                Event::Stamped(head, tail) => {
+                    let sent = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_micros());
+                    Ok(Frame::data(Bytes::from(format!(
+                        "{head}[t={sent}]{tail}"
+                    ))))
+                }
+                Event::Reset => {
+                    // Return Pending once so hyper flushes what came before
+                    // (headers and chunks) before the error cuts the connection.
+                    tokio::task::yield_now().await;
+                    Err(BoxError::from("FAULT:reset"))
+                }
+                Event::Pause => Ok(Frame::data(Bytes::new())),
+            };
+            Some((item, st))
+        }
     });
     let mut rsp = Response::new(StreamBody::new(body).boxed_unsync());
     let h = rsp.headers_mut();

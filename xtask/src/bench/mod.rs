@@ -360,12 +360,13 @@ struct Gateway {
     proc: Guard,
     addr: SocketAddr,
     log: LogFile,
-    /// The key it printed for organization "default" (fresh database).
+    /// The key it created for organization "default" (fresh database),
+    /// read from its key file.
     key: Option<String>,
 }
 
 /// Starts `maniac serve` on a free port (pinned to `cpu`), logging at its
-/// default level into `log`, and waits until `/healthz` answers.
+/// default level into `log`, and waits until `/readyz` answers.
 fn start_gateway(
     name: &'static str,
     bin: &Path,
@@ -387,6 +388,12 @@ fn start_gateway(
         .env_remove("MANIAC_LISTEN")
         .env_remove("MANIAC_DATABASE_URL")
         .env_remove("MANIAC_CONFIG");
+    // A fresh store's key goes to a file (stdout is a pipe): beside a
+    // SQLite file, else in the working directory, the bench's temp dir.
+    let workdir = log.parent().context("log dir")?.to_path_buf();
+    cmd.current_dir(&workdir);
+    let key_file =
+        workdir.join(maniac_server::initial_key::path_for(database_url));
     let log = LogFile(log);
     let file = std::fs::File::create(&log.0).context("log file")?;
     let mut child = cmd
@@ -404,16 +411,18 @@ fn start_gateway(
     .map_err(|e| anyhow::anyhow!("{e}\n{}", log.lines().0.join("\n")))?;
     let key = lines
         .iter()
-        .position(|l| l.starts_with("Created organization"))
-        .and_then(|i| lines.get(i + 1))
+        .any(|l| l.starts_with("Created organization"))
+        .then(|| std::fs::read_to_string(&key_file))
+        .transpose()
+        .with_context(|| format!("reading {}", key_file.display()))?
         .map(|k| k.trim().to_string());
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let ready_by = Instant::now() + Duration::from_secs(30);
     loop {
-        match http_once(addr, "GET", "/healthz", None, "") {
+        match http_once(addr, "GET", "/readyz", None, "") {
             Ok((200, _)) => break,
             _ if Instant::now() > ready_by => {
-                bail!("{name}: /healthz never said 200")
+                bail!("{name}: /readyz never said 200")
             }
             _ => std::thread::sleep(Duration::from_millis(50)),
         }

@@ -370,6 +370,7 @@ impl Engine {
                     }
                     Err(f) => {
                         let e = EngineError::Upstream { provider: f.provider, error: f.error };
+                        tracing::warn!(response_id = %facts.response_id, error = %e, "background run failed to start");
                         let code = if e.kind() == ErrorKind::RateLimited {
                             "rate_limit_exceeded"
                         } else {

@@ -1,13 +1,13 @@
 //! Anthropic's error answers (`{"type":"error","error":{"type",
 //! "message"}}`) as provider errors. The status is kept as the upstream
 //! sent it (429 with its `Retry-After`, 529 `overloaded_error`): the
-//! engine decides what each means. Messages never carry our key.
+//! engine decides what each means. Reports never carry our key.
 
 use serde::Deserialize;
 
 use super::super::client::Answer;
 use super::super::upstream;
-use crate::providers::ProviderError;
+use crate::providers::{ProviderError, UpstreamReport};
 
 /// The `error` object of an error body or of a stream's `error` event.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -21,14 +21,14 @@ pub(super) struct ErrorBody {
 }
 
 impl ErrorBody {
-    /// `message (type)`, or whichever of them is there.
-    pub fn describe(&self) -> String {
-        match (self.message.is_empty(), self.kind.is_empty()) {
-            (false, false) => format!("{} ({})", self.message, self.kind),
-            (false, true) => self.message.clone(),
-            (true, false) => self.kind.clone(),
-            (true, true) => "upstream error".into(),
-        }
+    /// As a report: `type` is Anthropic's code.
+    pub fn report(&self) -> UpstreamReport {
+        let message = if self.message.is_empty() {
+            "upstream error"
+        } else {
+            &self.message
+        };
+        UpstreamReport::new(Some(&self.kind), message)
     }
 }
 
@@ -38,20 +38,20 @@ struct Envelope {
 }
 
 /// The error for a non-success answer (see [`upstream::status_error`]),
-/// its message read in Anthropic's shape.
+/// its report read in Anthropic's shape.
 pub(super) async fn status_error(
     rsp: Answer,
     scrub: impl Fn(&str) -> String,
 ) -> ProviderError {
-    upstream::status_error(rsp, message_of, scrub).await
+    upstream::status_error(rsp, report_of, scrub).await
 }
 
-/// The message of an error body, or its start when it is not Anthropic's
+/// The report of an error body, or its start when it is not Anthropic's
 /// shape.
-fn message_of(text: &str) -> String {
+fn report_of(text: &str) -> UpstreamReport {
     match serde_json::from_str::<Envelope>(text) {
-        Ok(e) => e.error.describe(),
-        Err(_) => upstream::truncate(text, 300),
+        Ok(e) => e.error.report(),
+        Err(_) => UpstreamReport::new(None, upstream::truncate(text, 300)),
     }
 }
 
@@ -64,14 +64,14 @@ mod tests {
         let cases = [
             (
                 r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
-                "Overloaded (overloaded_error)",
+                "Overloaded (code: overloaded_error)",
             ),
             (r#"{"error":{"message":"m"}}"#, "m"),
             ("<html>bad gateway</html>", "<html>bad gateway</html>"),
-            ("", ""),
+            ("", "(no message)"),
         ];
         for (body, want) in cases {
-            assert_eq!(message_of(body), want, "body {body}");
+            assert_eq!(report_of(body).to_string(), want, "body {body}");
         }
     }
 }

@@ -511,8 +511,8 @@ impl EventReader {
         self.pending.extend(self.scratch.drain(..).map(Ok));
         if let Err(e) = applied {
             let e = match e {
-                ProviderError::Stream(m) => {
-                    ProviderError::Stream(self.keys.scrub(&m))
+                ProviderError::Stream(r) => {
+                    ProviderError::Stream(r.scrubbed(|s| self.keys.scrub(s)))
                 }
                 other => other,
             };

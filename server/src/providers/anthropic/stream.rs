@@ -206,7 +206,7 @@ impl EventParser {
             }
             StreamEvent::Ping | StreamEvent::Unknown => {}
             StreamEvent::Error { error } => {
-                return Err(ProviderError::Stream(error.describe()));
+                return Err(ProviderError::Stream(error.report()));
             }
         }
         Ok(())
@@ -581,8 +581,9 @@ mod tests {
             "error": {"type": "overloaded_error", "message": "Overloaded"}}))
         .unwrap();
         match p.event(err, &mut out) {
-            Err(ProviderError::Stream(m)) => {
-                assert_eq!(m, "Overloaded (overloaded_error)")
+            Err(ProviderError::Stream(r)) => {
+                assert_eq!(r.code.as_deref(), Some("overloaded_error"));
+                assert_eq!(r.message, "Overloaded");
             }
             other => panic!("{other:?}"),
         }

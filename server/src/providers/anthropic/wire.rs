@@ -151,7 +151,7 @@ pub(super) enum Source<'a> {
 /// A request the translation cannot express: the client's to fix, so it
 /// answers 400 with what to do.
 fn rejected(message: String) -> ProviderError {
-    ProviderError::Status { status: 400, message, retry_after: None }
+    ProviderError::Unsupported(message)
 }
 
 impl<'a> MessagesRequest<'a> {
@@ -649,7 +649,7 @@ mod tests {
                     let v = serde_json::to_value(b).unwrap();
                     assert_eq!(v["messages"][0]["content"][0]["source"], want);
                 }
-                (Err(ProviderError::Status { status: 400, .. }), None) => {}
+                (Err(ProviderError::Unsupported(_)), None) => {}
                 (other, want) => panic!("{url}: {other:?}, wanted {want:?}"),
             }
         }

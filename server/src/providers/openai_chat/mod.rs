@@ -21,7 +21,8 @@ use super::http_options::with_query;
 use super::keys::{KeyPool, PoolKey};
 use super::timeouts::Timeouts;
 use super::upstream::{
-    SseStream, drain_rest, fetch_models, openai_message, status_error,
+    self, SseStream, drain_rest, fetch_models, openai_error_report,
+    openai_report, status_error,
 };
 use super::*;
 use chunks::{ChatChunk, ChatCompletion, ChunkParser};
@@ -180,7 +181,7 @@ impl OpenAiChat {
         if let Some(k) = &key {
             self.keys.refused(k, rsp.status.as_u16());
         }
-        Err(status_error(rsp, openai_message, |s| self.scrub(s)).await)
+        Err(status_error(rsp, openai_report, |s| self.scrub(s)).await)
     }
 
     /// The upstream's own model ids (`GET {base_url}/models`).
@@ -238,6 +239,7 @@ impl Provider for OpenAiChat {
             sse: Box::pin(rsp.into_stream().eventsource()),
             timeouts: self.cfg.timeouts,
             deadline,
+            keys: self.keys.clone(),
             parser: ChunkParser::default(),
             done: false,
             pending: VecDeque::new(),
@@ -300,6 +302,8 @@ struct ChunkReader {
     timeouts: Timeouts,
     /// When the whole call must be over (`total_timeout_secs`).
     deadline: Option<tokio::time::Instant>,
+    /// The upstream keys, scrubbed from what a failure reports.
+    keys: Arc<KeyPool>,
     /// Item state of the answer (its `finished`: ending without `[DONE]`
     /// is fine).
     parser: ChunkParser,
@@ -312,6 +316,15 @@ struct ChunkReader {
 
 impl ChunkReader {
     fn fail(&mut self, e: ProviderError) {
+        let e = match e {
+            ProviderError::Stream(r) => {
+                ProviderError::Stream(r.scrubbed(|s| self.keys.scrub(s)))
+            }
+            ProviderError::Unavailable(m) => {
+                ProviderError::Unavailable(self.keys.scrub(&m))
+            }
+            other => other,
+        };
         self.pending.push_back(Err(e));
         self.done = true;
     }
@@ -352,8 +365,13 @@ impl ChunkReader {
             }
         };
         if let Some(err) = chunk.error.take() {
-            let msg = err["message"].as_str().unwrap_or("upstream error");
-            return self.fail(ProviderError::Stream(msg.to_string()));
+            let report = openai_error_report(&err).unwrap_or_else(|| {
+                UpstreamReport::new(
+                    None,
+                    upstream::truncate(&err.to_string(), 300),
+                )
+            });
+            return self.fail(ProviderError::Stream(report));
         }
         self.parser.chunk(chunk, &mut self.scratch);
         self.pending.extend(self.scratch.drain(..).map(Ok));

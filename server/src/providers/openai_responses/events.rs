@@ -10,9 +10,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::REASONING_TAG;
+use crate::providers::upstream::openai_error_report;
 use crate::providers::{
     AnswerMeta, Completion, Delta, FinishReason, ItemKind, ProviderError,
-    ProviderEvent, Usage,
+    ProviderEvent, UpstreamReport, Usage,
 };
 
 /// One streamed event (only the fields we read; others are ignored, and
@@ -174,18 +175,14 @@ fn text_of(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
-/// The error message of a `response.failed` or `error` event.
-fn error_message(error: Option<&Value>, flat: Option<&str>) -> String {
-    let code = error.and_then(|e| e.get("code")).and_then(Value::as_str);
-    let msg = error
-        .and_then(|e| e.get("message"))
-        .and_then(Value::as_str)
-        .or(flat)
-        .unwrap_or("the upstream failed without a message");
-    match code {
-        Some(c) if !c.is_empty() => format!("{msg} ({c})"),
-        _ => msg.to_string(),
-    }
+/// What a `response.failed` or `error` event reports.
+fn error_report(error: Option<&Value>, flat: Option<&str>) -> UpstreamReport {
+    error.and_then(openai_error_report).unwrap_or_else(|| {
+        UpstreamReport::new(
+            None,
+            flat.unwrap_or("the upstream failed without a message"),
+        )
+    })
 }
 
 impl EventParser {
@@ -450,13 +447,13 @@ impl EventParser {
             }
             "response.failed" => {
                 let error = ev.response.and_then(|r| r.error);
-                return Err(ProviderError::Stream(error_message(
+                return Err(ProviderError::Stream(error_report(
                     error.as_ref(),
                     None,
                 )));
             }
             "error" => {
-                return Err(ProviderError::Stream(error_message(
+                return Err(ProviderError::Stream(error_report(
                     ev.error.as_ref(),
                     ev.message.as_deref(),
                 )));
@@ -469,7 +466,7 @@ impl EventParser {
     /// The events of a non-streaming answer; a `failed` one is an error.
     pub fn completion(r: ResponseObject) -> Result<Completion, ProviderError> {
         if r.status.as_deref() == Some("failed") {
-            return Err(ProviderError::Stream(error_message(
+            return Err(ProviderError::Stream(error_report(
                 r.error.as_ref(),
                 None,
             )));

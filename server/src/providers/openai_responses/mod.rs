@@ -24,7 +24,7 @@ use super::http_options::{self, Auth};
 use super::keys::KeyPool;
 use super::timeouts::{TimeoutFields, Timeouts};
 use super::upstream::{
-    SseStream, drain_rest, fetch_models, openai_message, status_error,
+    SseStream, drain_rest, fetch_models, openai_report, status_error,
 };
 use super::*;
 use events::{EventParser, ResponseObject, StreamEvent};
@@ -308,7 +308,7 @@ impl OpenAiResponses {
         if let Some(k) = &key {
             self.keys.refused(k, rsp.status.as_u16());
         }
-        Err(status_error(rsp, openai_message, |s| self.scrub(s)).await)
+        Err(status_error(rsp, openai_report, |s| self.scrub(s)).await)
     }
 
     /// The upstream's own model ids (`GET {base_url}/models`).
@@ -408,7 +408,9 @@ impl Provider for OpenAiResponses {
                 ProviderError::Protocol(format!("unreadable answer: {e}"))
             })?;
         EventParser::completion(body).map_err(|e| match e {
-            ProviderError::Stream(m) => ProviderError::Stream(self.scrub(&m)),
+            ProviderError::Stream(r) => {
+                ProviderError::Stream(r.scrubbed(|s| self.scrub(s)))
+            }
             other => other,
         })
     }
@@ -433,8 +435,8 @@ struct EventReader {
 impl EventReader {
     fn fail(&mut self, e: ProviderError) {
         let e = match e {
-            ProviderError::Stream(m) => {
-                ProviderError::Stream(self.keys.scrub(&m))
+            ProviderError::Stream(r) => {
+                ProviderError::Stream(r.scrubbed(|s| self.keys.scrub(s)))
             }
             ProviderError::Unavailable(m) => {
                 ProviderError::Unavailable(self.keys.scrub(&m))

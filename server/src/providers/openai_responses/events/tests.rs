@@ -101,12 +101,12 @@ fn failures_mid_stream_are_errors() {
         (
             json!({"type": "response.failed", "response": {"status": "failed",
             "error": {"code": "server_error", "message": "boom"}}}),
-            "boom (server_error)",
+            "boom (code: server_error)",
         ),
         (
             json!({"type": "error", "sequence_number": 3,
             "error": {"type": "too_many_requests", "code": "too_many_requests", "message": "slow down"}}),
-            "slow down (too_many_requests)",
+            "slow down (code: too_many_requests)",
         ),
         (
             json!({"type": "error", "code": null, "message": "flat", "param": null}),
@@ -120,7 +120,9 @@ fn failures_mid_stream_are_errors() {
             &mut Vec::new(),
         );
         match got {
-            Err(ProviderError::Stream(m)) => assert_eq!(m, want, "{ev}"),
+            Err(ProviderError::Stream(r)) => {
+                assert_eq!(r.to_string(), want, "{ev}")
+            }
             other => panic!("{ev}: {other:?}"),
         }
     }

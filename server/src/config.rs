@@ -39,6 +39,9 @@ pub struct FileConfig {
     /// WebSocket mode.
     #[serde(default)]
     pub websocket: WebsocketConfig,
+    /// `/metrics`: where it is served and its token.
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// `[websocket]`.

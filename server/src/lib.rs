@@ -12,6 +12,7 @@ pub mod health;
 pub mod http;
 pub mod ids;
 pub mod logging;
+pub mod metrics;
 mod nodelay;
 pub mod providers;
 pub mod routing;

@@ -292,6 +292,16 @@ pub trait ManiacApi {
     async fn health_view(
         rqctx: RequestContext<Self::Context>,
     ) -> Result<HttpResponseOk<Health>, HttpError>;
+
+    /// Prometheus metrics in the text format (not part of the public API).
+    #[endpoint {
+        method = GET,
+        path = "/metrics",
+        unpublished = true,
+    }]
+    async fn metrics_view(
+        rqctx: RequestContext<Self::Context>,
+    ) -> Result<http::Response<dropshot::Body>, ApiError>;
 }
 
 /// Health probe answer.

@@ -26,6 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::*;
 use crate::ids;
+use crate::metrics::Metrics;
+use crate::metrics::notes::note;
 use crate::providers::Registry;
 use crate::store::SharedStore;
 
@@ -107,6 +109,8 @@ struct Inner {
     abort: CancellationToken,
     /// WebSocket turns running now (shutdown lets them finish too).
     socket_turns: std::sync::atomic::AtomicUsize,
+    /// What runs are counted in.
+    metrics: Metrics,
 }
 
 impl Engine {
@@ -116,6 +120,7 @@ impl Engine {
         store: SharedStore,
         providers: Registry,
         config: EngineConfig,
+        metrics: Metrics,
     ) -> Self {
         Engine {
             inner: Arc::new(Inner {
@@ -128,8 +133,14 @@ impl Engine {
                 draining: CancellationToken::new(),
                 abort: CancellationToken::new(),
                 socket_turns: Default::default(),
+                metrics,
             }),
         }
+    }
+
+    /// The metrics of this gateway.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// `POST /v1/responses`.
@@ -141,10 +152,14 @@ impl Engine {
         let stream = req.stream.unwrap_or(false);
         let background = req.background.unwrap_or(false);
         let p = self.prepare(caller, req).await?;
-        // One line per request, kept lean: it is formatted on the request
-        // path (~10k instructions for these fields). Tags and trace are
-        // client data and stay out of the logs.
-        tracing::info!(
+        note(|n| {
+            n.model = Some(p.response.model.clone());
+            n.object_id = Some(p.response.id.clone());
+        });
+        // The request's access line (http/instrument.rs) has the model and
+        // id; this one is for debugging. Tags and trace are client data
+        // and stay out of the logs.
+        tracing::debug!(
             request_id = %caller.request_id,
             org = %caller.org_id,
             response_id = %p.response.id,

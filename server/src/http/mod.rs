@@ -3,6 +3,7 @@
 
 mod auth;
 mod error;
+mod instrument;
 pub mod websocket;
 
 use std::convert::Infallible;
@@ -19,6 +20,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::api::*;
 use crate::auth::KeyCache;
 use crate::engine::{Engine, EngineError, Reply};
+use crate::metrics::exposition::Exposition;
+use instrument::instrument;
 
 /// Shared state of the HTTP handlers.
 pub struct ServerState {
@@ -34,6 +37,8 @@ pub struct ServerState {
     pub sockets: websocket::Connections,
     /// Limits of a WebSocket connection.
     pub socket_limits: websocket::Limits,
+    /// How `/metrics` is answered here.
+    pub metrics: Exposition,
 }
 
 /// The implementation of [`ManiacApi`].
@@ -42,14 +47,20 @@ pub enum ManiacApiImpl {}
 /// Engine replies as HTTP answers; errors that carry headers (a 429's
 /// Retry-After) are answered through `JsonOrSse::Error`.
 fn answer<T>(
+    ctx: &ServerState,
     r: Result<Reply<T>, EngineError>,
 ) -> Result<JsonOrSse<T>, ApiError> {
     match r.map_err(ApiError::from) {
         Ok(Reply::Json(resp)) => Ok(JsonOrSse::Json(*resp)),
         Ok(Reply::Encoded(json)) => Ok(JsonOrSse::Encoded(json)),
         Ok(Reply::Stream(rx)) => {
-            let frames = ReceiverStream::new(rx)
-                .map(|b| Ok::<_, Infallible>(Frame::data(b)));
+            crate::metrics::notes::note(|n| n.streamed = true);
+            // Counted open until the body (and so this closure) is dropped.
+            let open = ctx.engine.metrics().sse_stream();
+            let frames = ReceiverStream::new(rx).map(move |b| {
+                let _ = &open;
+                Ok::<_, Infallible>(Frame::data(b))
+            });
             Ok(JsonOrSse::Sse(Body::wrap(StreamBody::new(frames))))
         }
         Err(e) if e.retry_after.is_some() => Ok(JsonOrSse::Error(e)),
@@ -64,29 +75,38 @@ impl ManiacApi for ManiacApiImpl {
         rqctx: RequestContext<ServerState>,
         body: TypedBody<CreateResponse>,
     ) -> Result<JsonOrSse<Response>, ApiError> {
-        let caller = auth::authenticate(&rqctx).await?;
-        let ctx = rqctx.context();
-        answer(ctx.engine.create(&caller, body.into_inner()).await)
+        instrument(&rqctx, "response_create", async {
+            let caller = auth::authenticate(&rqctx).await?;
+            let ctx = rqctx.context();
+            answer(ctx, ctx.engine.create(&caller, body.into_inner()).await)
+        })
+        .await
     }
 
     async fn response_connect(
         rqctx: RequestContext<ServerState>,
         upgrade: WebsocketUpgrade,
     ) -> Result<SwitchingToWebsocket, ApiError> {
-        let caller = auth::authenticate(&rqctx).await?;
-        let ctx = rqctx.context();
-        let (engine, limits) = (ctx.engine.clone(), ctx.socket_limits);
-        let registered = ctx.sockets.enter();
-        tracing::info!(
-            request_id = %caller.request_id,
-            org = %caller.org_id,
-            "websocket connect"
-        );
-        let serving = upgrade.handle(move |conn| async move {
-            websocket::serve(engine, caller, conn, limits, registered).await;
-            Ok(())
-        });
-        serving.map_err(ApiError::from)
+        instrument(&rqctx, "response_connect", async {
+            let caller = auth::authenticate(&rqctx).await?;
+            let ctx = rqctx.context();
+            let (engine, limits) = (ctx.engine.clone(), ctx.socket_limits);
+            let registered = ctx.sockets.enter();
+            let open = ctx.engine.metrics().websocket();
+            tracing::info!(
+                request_id = %caller.request_id,
+                org = %caller.org_id,
+                "websocket connect"
+            );
+            let serving = upgrade.handle(move |conn| async move {
+                let _open = open;
+                websocket::serve(engine, caller, conn, limits, registered)
+                    .await;
+                Ok(())
+            });
+            serving.map_err(ApiError::from)
+        })
+        .await
     }
 
     async fn response_view(
@@ -94,28 +114,44 @@ impl ManiacApi for ManiacApiImpl {
         path: Path<ResponsePath>,
         query: Query<ResponseViewQuery>,
     ) -> Result<JsonOrSse<Response>, ApiError> {
-        let caller = auth::authenticate(&rqctx).await?;
-        let id = path.into_inner().response_id;
-        let ctx = rqctx.context();
-        answer(ctx.engine.view(&caller, &id, &query.into_inner()).await)
+        instrument(&rqctx, "response_view", async {
+            let caller = auth::authenticate(&rqctx).await?;
+            let id = path.into_inner().response_id;
+            let ctx = rqctx.context();
+            answer(
+                ctx,
+                ctx.engine.view(&caller, &id, &query.into_inner()).await,
+            )
+        })
+        .await
     }
 
     async fn response_delete(
         rqctx: RequestContext<ServerState>,
         path: Path<ResponsePath>,
     ) -> Result<HttpResponseOk<ResponseDeleted>, ApiError> {
-        let caller = auth::authenticate(&rqctx).await?;
-        let id = path.into_inner().response_id;
-        Ok(HttpResponseOk(rqctx.context().engine.delete(&caller, &id).await?))
+        instrument(&rqctx, "response_delete", async {
+            let caller = auth::authenticate(&rqctx).await?;
+            let id = path.into_inner().response_id;
+            Ok(HttpResponseOk(
+                rqctx.context().engine.delete(&caller, &id).await?,
+            ))
+        })
+        .await
     }
 
     async fn response_cancel(
         rqctx: RequestContext<ServerState>,
         path: Path<ResponsePath>,
     ) -> Result<HttpResponseOk<Response>, ApiError> {
-        let caller = auth::authenticate(&rqctx).await?;
-        let id = path.into_inner().response_id;
-        Ok(HttpResponseOk(rqctx.context().engine.cancel(&caller, &id).await?))
+        instrument(&rqctx, "response_cancel", async {
+            let caller = auth::authenticate(&rqctx).await?;
+            let id = path.into_inner().response_id;
+            Ok(HttpResponseOk(
+                rqctx.context().engine.cancel(&caller, &id).await?,
+            ))
+        })
+        .await
     }
 
     async fn response_input_items_list(
@@ -123,41 +159,56 @@ impl ManiacApi for ManiacApiImpl {
         path: Path<ResponsePath>,
         query: Query<InputItemsQuery>,
     ) -> Result<HttpResponseOk<ResponseItemList>, ApiError> {
-        let caller = auth::authenticate(&rqctx).await?;
-        let id = path.into_inner().response_id;
-        let q = query.into_inner();
-        Ok(HttpResponseOk(
-            rqctx.context().engine.input_items(&caller, &id, &q).await?,
-        ))
+        instrument(&rqctx, "response_input_items_list", async {
+            let caller = auth::authenticate(&rqctx).await?;
+            let id = path.into_inner().response_id;
+            let q = query.into_inner();
+            Ok(HttpResponseOk(
+                rqctx.context().engine.input_items(&caller, &id, &q).await?,
+            ))
+        })
+        .await
     }
 
     async fn chat_completion_create(
         rqctx: RequestContext<ServerState>,
         body: TypedBody<CreateChatCompletion>,
     ) -> Result<JsonOrSse<ChatCompletion>, ApiError> {
-        let caller = auth::authenticate(&rqctx).await?;
-        let ctx = rqctx.context();
-        answer(ctx.engine.chat_create(&caller, body.into_inner()).await)
+        instrument(&rqctx, "chat_completion_create", async {
+            let caller = auth::authenticate(&rqctx).await?;
+            let ctx = rqctx.context();
+            answer(
+                ctx,
+                ctx.engine.chat_create(&caller, body.into_inner()).await,
+            )
+        })
+        .await
     }
 
     async fn chat_completion_list(
         rqctx: RequestContext<ServerState>,
         query: Query<ChatListQuery>,
     ) -> Result<HttpResponseOk<ChatCompletionList>, ApiError> {
-        let caller = auth::authenticate(&rqctx).await?;
-        let engine = &rqctx.context().engine;
-        let list = engine.chat_list(&caller, &query.into_inner()).await?;
-        Ok(HttpResponseOk(list))
+        instrument(&rqctx, "chat_completion_list", async {
+            let caller = auth::authenticate(&rqctx).await?;
+            let engine = &rqctx.context().engine;
+            let list = engine.chat_list(&caller, &query.into_inner()).await?;
+            Ok(HttpResponseOk(list))
+        })
+        .await
     }
 
     async fn chat_completion_view(
         rqctx: RequestContext<ServerState>,
         path: Path<ChatCompletionPath>,
     ) -> Result<HttpResponseOk<ChatCompletion>, ApiError> {
-        let caller = auth::authenticate(&rqctx).await?;
-        let id = path.into_inner().completion_id;
-        let engine = &rqctx.context().engine;
-        Ok(HttpResponseOk(engine.chat_view(&caller, &id).await?))
+        instrument(&rqctx, "chat_completion_view", async {
+            let caller = auth::authenticate(&rqctx).await?;
+            let id = path.into_inner().completion_id;
+            let engine = &rqctx.context().engine;
+            Ok(HttpResponseOk(engine.chat_view(&caller, &id).await?))
+        })
+        .await
     }
 
     async fn chat_completion_update(
@@ -165,21 +216,27 @@ impl ManiacApi for ManiacApiImpl {
         path: Path<ChatCompletionPath>,
         body: TypedBody<UpdateChatCompletion>,
     ) -> Result<HttpResponseOk<ChatCompletion>, ApiError> {
-        let caller = auth::authenticate(&rqctx).await?;
-        let id = path.into_inner().completion_id;
-        let engine = &rqctx.context().engine;
-        let c = engine.chat_update(&caller, &id, body.into_inner()).await?;
-        Ok(HttpResponseOk(c))
+        instrument(&rqctx, "chat_completion_update", async {
+            let caller = auth::authenticate(&rqctx).await?;
+            let id = path.into_inner().completion_id;
+            let engine = &rqctx.context().engine;
+            let c = engine.chat_update(&caller, &id, body.into_inner()).await?;
+            Ok(HttpResponseOk(c))
+        })
+        .await
     }
 
     async fn chat_completion_delete(
         rqctx: RequestContext<ServerState>,
         path: Path<ChatCompletionPath>,
     ) -> Result<HttpResponseOk<ChatCompletionDeleted>, ApiError> {
-        let caller = auth::authenticate(&rqctx).await?;
-        let id = path.into_inner().completion_id;
-        let engine = &rqctx.context().engine;
-        Ok(HttpResponseOk(engine.chat_delete(&caller, &id).await?))
+        instrument(&rqctx, "chat_completion_delete", async {
+            let caller = auth::authenticate(&rqctx).await?;
+            let id = path.into_inner().completion_id;
+            let engine = &rqctx.context().engine;
+            Ok(HttpResponseOk(engine.chat_delete(&caller, &id).await?))
+        })
+        .await
     }
 
     async fn chat_completion_messages_list(
@@ -187,61 +244,86 @@ impl ManiacApi for ManiacApiImpl {
         path: Path<ChatCompletionPath>,
         query: Query<ChatMessagesQuery>,
     ) -> Result<HttpResponseOk<ChatMessageList>, ApiError> {
-        let caller = auth::authenticate(&rqctx).await?;
-        let id = path.into_inner().completion_id;
-        let engine = &rqctx.context().engine;
-        let page =
-            engine.chat_messages(&caller, &id, &query.into_inner()).await?;
-        Ok(HttpResponseOk(page))
+        instrument(&rqctx, "chat_completion_messages_list", async {
+            let caller = auth::authenticate(&rqctx).await?;
+            let id = path.into_inner().completion_id;
+            let engine = &rqctx.context().engine;
+            let page =
+                engine.chat_messages(&caller, &id, &query.into_inner()).await?;
+            Ok(HttpResponseOk(page))
+        })
+        .await
     }
 
     async fn model_list(
         rqctx: RequestContext<ServerState>,
     ) -> Result<HttpResponseOk<ModelList>, ApiError> {
-        auth::authenticate(&rqctx).await?;
-        Ok(HttpResponseOk(rqctx.context().engine.models().await))
+        instrument(&rqctx, "model_list", async {
+            auth::authenticate(&rqctx).await?;
+            Ok(HttpResponseOk(rqctx.context().engine.models().await))
+        })
+        .await
     }
 
     async fn model_view(
         rqctx: RequestContext<ServerState>,
         path: Path<ModelPath>,
     ) -> Result<HttpResponseOk<Model>, ApiError> {
-        auth::authenticate(&rqctx).await?;
-        let raw = path.into_inner().model;
-        // The id's `/` arrives percent-encoded, as the SDKs send it.
-        let id = percent_encoding::percent_decode_str(&raw).decode_utf8_lossy();
-        Ok(HttpResponseOk(rqctx.context().engine.model(&id).await?))
+        instrument(&rqctx, "model_view", async {
+            auth::authenticate(&rqctx).await?;
+            let raw = path.into_inner().model;
+            // The id's `/` arrives percent-encoded, as the SDKs send it.
+            let id =
+                percent_encoding::percent_decode_str(&raw).decode_utf8_lossy();
+            Ok(HttpResponseOk(rqctx.context().engine.model(&id).await?))
+        })
+        .await
     }
 
     async fn model_view_raw(
         rqctx: RequestContext<ServerState>,
         path: Path<ModelRawPath>,
     ) -> Result<HttpResponseOk<Model>, ApiError> {
-        auth::authenticate(&rqctx).await?;
-        let p = path.into_inner();
-        // Dropshot decodes `%2F` before routing, so an encoded id can land
-        // here too, with nothing after it.
-        let rest: Vec<&str> = p
-            .rest
-            .iter()
-            .map(String::as_str)
-            .filter(|s| !s.is_empty())
-            .collect();
-        let id = if rest.is_empty() {
-            p.model
-        } else {
-            format!("{}/{}", p.model, rest.join("/"))
-        };
-        Ok(HttpResponseOk(rqctx.context().engine.model(&id).await?))
+        instrument(&rqctx, "model_view_raw", async {
+            auth::authenticate(&rqctx).await?;
+            let p = path.into_inner();
+            // Dropshot decodes `%2F` before routing, so an encoded id can land
+            // here too, with nothing after it.
+            let rest: Vec<&str> = p
+                .rest
+                .iter()
+                .map(String::as_str)
+                .filter(|s| !s.is_empty())
+                .collect();
+            let id = if rest.is_empty() {
+                p.model
+            } else {
+                format!("{}/{}", p.model, rest.join("/"))
+            };
+            Ok(HttpResponseOk(rqctx.context().engine.model(&id).await?))
+        })
+        .await
     }
 
     async fn health_view(
         rqctx: RequestContext<ServerState>,
     ) -> Result<HttpResponseOk<Health>, HttpError> {
-        if rqctx.context().readiness.ready().await {
-            Ok(HttpResponseOk(Health { status: "ok".into() }))
-        } else {
-            Err(HttpError::for_unavail(None, "database unavailable".into()))
-        }
+        instrument(&rqctx, "health_view", async {
+            if rqctx.context().readiness.ready().await {
+                Ok(HttpResponseOk(Health { status: "ok".into() }))
+            } else {
+                Err(HttpError::for_unavail(None, "database unavailable".into()))
+            }
+        })
+        .await
+    }
+
+    async fn metrics_view(
+        rqctx: RequestContext<ServerState>,
+    ) -> Result<http::Response<Body>, ApiError> {
+        instrument(&rqctx, "metrics_view", async {
+            rqctx.context().metrics.on_main(rqctx.request.headers())
+        })
+        .await
     }
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use maniac_server::config::{BackgroundConfig, FileConfig, WebsocketConfig};
+use maniac_server::metrics::MetricsConfig;
 use maniac_server::providers::ProviderConfig;
 use maniac_server::providers::openai_chat::ChatConfig;
 use maniac_server::routing::{AliasConfig, RoutingConfig};
@@ -68,6 +69,8 @@ pub struct Options {
     pub websocket_max_connection_secs: Option<u64>,
     /// `[websocket] ping_interval_secs`.
     pub websocket_ping_interval_secs: Option<u64>,
+    /// `[metrics]`.
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Options {
@@ -87,6 +90,7 @@ impl Default for Options {
             aliases: BTreeMap::new(),
             websocket_max_connection_secs: None,
             websocket_ping_interval_secs: None,
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -206,6 +210,8 @@ pub struct Gateway {
     pub upstream: FakeUpstream,
     /// A second connection to the same store.
     pub store: SharedStore,
+    /// `http://ADDR` of the `[metrics] listen` listener, if configured.
+    pub metrics_base: Option<String>,
     running: Option<Running>,
     /// The database (kept alive for the gateway's lifetime).
     pub db: TestDb,
@@ -236,6 +242,7 @@ pub fn file_config(upstream_url: &str, o: &Options) -> FileConfig {
             max_connection_secs: o.websocket_max_connection_secs,
             ping_interval_secs: o.websocket_ping_interval_secs,
         },
+        metrics: o.metrics.clone(),
         background: BackgroundConfig {
             workers: Some(o.workers),
             lease_ms: Some(o.lease_ms),
@@ -292,6 +299,7 @@ impl Gateway {
             key,
             upstream,
             store,
+            metrics_base: running.metrics_addr().map(|a| format!("http://{a}")),
             running: Some(running),
             db,
         })

@@ -117,6 +117,11 @@ fn check_config(path: Option<&std::path::Path>) -> anyhow::Result<()> {
         );
     }
     let registry = file.providers().map_err(anyhow::Error::msg)?;
+    maniac_server::metrics::exposition::Exposition::from_config(
+        &file.metrics,
+        maniac_server::metrics::Metrics::default(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let providers = registry.names();
     let aliases: Vec<&str> = registry.alias_names().collect();
     println!(

@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use dropshot::{HttpResponse, HttpResponseError, RequestContext};
+use tracing::field;
 
 use super::ServerState;
 use crate::metrics::notes::Notes;
@@ -68,16 +69,16 @@ impl Pending<'_> {
         tracing::info!(
             target: "maniac::access",
             method = %req.method(),
-            path = req.uri().path(),
-            operation = self.operation,
+            path = %req.uri().path(),
+            operation = %self.operation,
             status,
             duration_ms = elapsed.as_micros() as f64 / 1000.0,
             request_id = %self.rqctx.request_id,
-            org = n.org.as_deref(),
-            key_id = n.key_id.as_deref(),
-            model = n.model.as_deref(),
-            provider = n.provider.as_deref(),
-            id = n.object_id.as_deref(),
+            org = shown(&n.org),
+            key_id = shown(&n.key_id),
+            model = shown(&n.model),
+            provider = shown(&n.provider),
+            id = shown(&n.object_id),
             input_tokens = n.input_tokens,
             output_tokens = n.output_tokens,
             ttft_ms = n
@@ -95,4 +96,9 @@ impl Drop for Pending<'_> {
             self.record(CLIENT_CLOSED);
         }
     }
+}
+
+/// An optional string field, shown without quotes when present.
+fn shown(v: &Option<String>) -> Option<field::DisplayValue<&str>> {
+    v.as_deref().map(field::display)
 }

@@ -15,6 +15,7 @@ use crate::http::{ManiacApiImpl, ServerState};
 use crate::metrics::Metrics;
 use crate::metrics::exposition::Exposition;
 use crate::metrics::labels::Catalog;
+use crate::metrics::store::TimedStore;
 use crate::store::{self, SharedStore};
 
 /// Everything needed to start a gateway.
@@ -68,6 +69,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
         Exposition::from_config(&opts.file.metrics, metrics.clone())
             .map_err(anyhow::Error::msg)?;
     let store = open_store(&opts.database_url, &opts.file).await?;
+    let store = TimedStore::wrap(store, metrics.clone());
     let bootstrap_key = if store.count_keys().await? == 0 {
         let key = crate::auth::generate();
         store

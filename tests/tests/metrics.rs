@@ -221,6 +221,11 @@ async fn a_known_mix_of_requests_moves_every_counter_by_exactly_that() {
     ] {
         table.push((name.into(), labels.to_vec(), delta(name, &labels), n));
     }
+    // The three stored responses (chat completions are not stored by
+    // default), each written once.
+    let stored = [("operation", "insert_response"), ("outcome", "ok")];
+    let name = "maniac_store_operation_duration_seconds_count";
+    table.push((name.into(), stored.to_vec(), delta(name, &stored), 3.0));
     let errors = [("provider", "down"), ("kind", "server_error")];
     table.push((
         "maniac_upstream_errors_total".into(),

@@ -155,6 +155,8 @@ impl Engine {
         note(|n| {
             n.model = Some(p.response.model.clone());
             n.object_id = Some(p.response.id.clone());
+            // The first target's; the attempt that serves replaces it.
+            n.provider = Some(p.response.provider.clone());
         });
         // The request's access line (http/instrument.rs) has the model and
         // id; this one is for debugging. Tags and trace are client data

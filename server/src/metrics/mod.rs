@@ -7,6 +7,7 @@
 pub mod exposition;
 pub mod labels;
 pub mod notes;
+pub mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +74,12 @@ struct ProviderLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct UpstreamErrorLabels {
     provider: Arc<str>,
     kind: &'static str,
@@ -105,6 +112,7 @@ struct Inner {
     background_started: Counter,
     background_running: Gauge,
     lease_expiries: Counter,
+    store_duration: HistogramFamily<StoreLabels>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -123,6 +131,13 @@ fn http_seconds() -> Histogram {
     Histogram::new([
         0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         30.0, 60.0, 120.0,
+    ])
+}
+
+fn store_seconds() -> Histogram {
+    Histogram::new([
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+        2.5, 5.0,
     ])
 }
 
@@ -257,6 +272,14 @@ impl Metrics {
              renewing its lease",
             lease_expiries.clone(),
         );
+        let store_duration: HistogramFamily<_> =
+            Family::new_with_constructor(store_seconds);
+        r.register_with_unit(
+            "maniac_store_operation_duration",
+            "Store calls by operation and outcome (ok, error)",
+            Unit::Seconds,
+            store_duration.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry: r,
@@ -276,6 +299,7 @@ impl Metrics {
                 background_started,
                 background_running,
                 lease_expiries,
+                store_duration,
             }),
         }
     }
@@ -400,6 +424,21 @@ impl Metrics {
     /// A background run was queued.
     pub fn background_queued(&self) {
         self.inner.background_queued.inc();
+    }
+
+    /// One store call and how long it took.
+    pub fn store_operation(
+        &self,
+        operation: &'static str,
+        ok: bool,
+        elapsed: Duration,
+    ) {
+        let l =
+            StoreLabels { operation, outcome: if ok { "ok" } else { "error" } };
+        self.inner
+            .store_duration
+            .get_or_create(&l)
+            .observe(elapsed.as_secs_f64());
     }
 
     /// The sweeper failed a run whose lease expired.

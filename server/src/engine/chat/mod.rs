@@ -150,6 +150,7 @@ impl Engine {
         crate::metrics::notes::note(|n| {
             n.model = Some(p.head.model.clone());
             n.object_id = Some(p.head.id.clone());
+            n.provider = Some(p.head.provider.clone());
         });
         tracing::debug!(
             request_id = %caller.request_id,

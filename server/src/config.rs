@@ -48,6 +48,9 @@ pub struct FileConfig {
     /// Memory bounds.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// `/metrics`: where it is served and its token.
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// `[limits]`: memory bounds.

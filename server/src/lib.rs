@@ -13,6 +13,7 @@ pub mod http;
 pub mod ids;
 pub mod initial_key;
 pub mod logging;
+pub mod metrics;
 mod nodelay;
 pub mod providers;
 pub mod routing;

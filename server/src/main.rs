@@ -119,6 +119,11 @@ fn check_config(path: Option<&std::path::Path>) -> anyhow::Result<()> {
     }
     let registry = file.providers().map_err(anyhow::Error::msg)?;
     file.compaction.sealer_from_env().map_err(anyhow::Error::msg)?;
+    maniac_server::metrics::exposition::Exposition::from_config(
+        &file.metrics,
+        maniac_server::metrics::Metrics::default(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let providers = registry.names();
     let aliases: Vec<&str> = registry.alias_names().collect();
     println!(
@@ -144,11 +149,19 @@ fn init_logging() -> maniac_server::logging::FlushGuard {
     // Colours only on a terminal: log files and collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let (writer, guard) = maniac_server::logging::BatchedStderr::start();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(writer)
-        .init();
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter);
+    // `MANIAC_LOG_FORMAT=json`: one JSON object a line, the event's
+    // fields at the top level, through the same batched writer.
+    if std::env::var("MANIAC_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        fmt.json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(writer)
+            .init();
+    } else {
+        fmt.with_ansi(ansi).with_writer(writer).init();
+    }
     guard
 }
 

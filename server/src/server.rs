@@ -13,6 +13,10 @@ use crate::engine::Engine;
 use crate::engine::seal::Sealer;
 use crate::http::websocket::{Connections, Limits};
 use crate::http::{ManiacApiImpl, ServerState};
+use crate::metrics::Metrics;
+use crate::metrics::exposition::Exposition;
+use crate::metrics::labels::Catalog;
+use crate::metrics::store::TimedStore;
 use crate::store::{self, SharedStore};
 
 /// Everything needed to start a gateway.
@@ -35,6 +39,7 @@ pub struct Running {
     /// A key created on an empty store (print it once, never log it).
     pub bootstrap_key: Option<String>,
     server: dropshot::HttpServer<ServerState>,
+    metrics_server: Option<dropshot::HttpServer<Exposition>>,
     engine: Engine,
     sockets: Connections,
     grace: Duration,
@@ -73,7 +78,12 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
     let providers = opts.file.providers().map_err(anyhow::Error::msg)?;
     let configured_sealer =
         opts.file.compaction.sealer_from_env().map_err(anyhow::Error::msg)?;
+    let metrics = Metrics::new(Catalog::configured(&opts.file, &providers));
+    let exposition =
+        Exposition::from_config(&opts.file.metrics, metrics.clone())
+            .map_err(anyhow::Error::msg)?;
     let store = open_store(&opts.database_url, &opts.file).await?;
+    let store = TimedStore::wrap(store, metrics.clone());
     let bootstrap_key = if store.count_keys().await? == 0 {
         let key = crate::auth::generate();
         store
@@ -88,8 +98,13 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
         Some(sealer) => sealer,
         None => stored_sealer(&store).await?,
     };
-    let engine =
-        Engine::new(store.clone(), providers, opts.file.engine(), sealer);
+    let engine = Engine::new(
+        store.clone(),
+        providers,
+        opts.file.engine(),
+        sealer,
+        metrics,
+    );
     engine.start_background();
     let sockets = Connections::default();
     let grace = Duration::from_millis(opts.file.engine().shutdown_grace_ms);
@@ -110,6 +125,7 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
         body_budget: crate::api::budget::BodyBudget::new(
             opts.file.limits.max_inflight_body_bytes(),
         ),
+        metrics: exposition.clone(),
     };
     crate::api::budget::register_context::<ServerState>();
     let mut api = maniac_api_mod::api_description::<ManiacApiImpl>()
@@ -134,11 +150,33 @@ pub async fn start(opts: ServeOptions) -> anyhow::Result<Running> {
     if !crate::nodelay::set_on_listener(addr) {
         tracing::warn!(%addr, "could not set TCP_NODELAY; streamed events may be delayed");
     }
+    let metrics_server = match exposition.separate() {
+        Some(at) => {
+            let s = crate::metrics::exposition::listen(at, exposition)
+                .map_err(anyhow::Error::msg)?;
+            tracing::info!(addr = %s.local_addr(), "metrics listening");
+            Some(s)
+        }
+        None => None,
+    };
     tracing::info!(%addr, "maniac gateway listening");
-    Ok(Running { addr, bootstrap_key, server, engine, sockets, grace })
+    Ok(Running {
+        addr,
+        bootstrap_key,
+        server,
+        metrics_server,
+        engine,
+        sockets,
+        grace,
+    })
 }
 
 impl Running {
+    /// The bound address of the `[metrics] listen` listener, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(|s| s.local_addr())
+    }
+
     /// Graceful stop: stop accepting, let in-flight requests and background
     /// runs finish (bounded), then return.
     pub async fn shutdown(self) {
@@ -155,6 +193,9 @@ impl Running {
             tracing::warn!(
                 "in-flight requests did not finish in 15 s; stopping anyway"
             );
+        }
+        if let Some(m) = self.metrics_server {
+            let _ = m.close().await;
         }
         let _ = runs.await;
         let _ = sockets.await;

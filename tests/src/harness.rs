@@ -10,6 +10,7 @@ use maniac_server::config::{
     BackgroundConfig, CompactionConfig, FileConfig, LimitsConfig,
     StreamingConfig, WebsocketConfig,
 };
+use maniac_server::metrics::MetricsConfig;
 use maniac_server::providers::ProviderConfig;
 use maniac_server::providers::openai_chat::ChatConfig;
 use maniac_server::routing::{AliasConfig, RoutingConfig};
@@ -77,6 +78,8 @@ pub struct Options {
     pub sse_keepalive_secs: Option<u64>,
     /// `[limits] max_inflight_body_bytes`.
     pub max_inflight_body_bytes: Option<u64>,
+    /// `[metrics]`.
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Options {
@@ -99,6 +102,7 @@ impl Default for Options {
             compaction_key_env: None,
             sse_keepalive_secs: None,
             max_inflight_body_bytes: None,
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -218,6 +222,8 @@ pub struct Gateway {
     pub upstream: FakeUpstream,
     /// A second connection to the same store.
     pub store: SharedStore,
+    /// `http://ADDR` of the `[metrics] listen` listener, if configured.
+    pub metrics_base: Option<String>,
     running: Option<Running>,
     /// The database (kept alive for the gateway's lifetime).
     pub db: TestDb,
@@ -253,6 +259,7 @@ pub fn file_config(upstream_url: &str, o: &Options) -> FileConfig {
         limits: LimitsConfig {
             max_inflight_body_bytes: o.max_inflight_body_bytes,
         },
+        metrics: o.metrics.clone(),
         background: BackgroundConfig {
             workers: Some(o.workers),
             lease_ms: Some(o.lease_ms),
@@ -309,6 +316,7 @@ impl Gateway {
             key,
             upstream,
             store,
+            metrics_base: running.metrics_addr().map(|a| format!("http://{a}")),
             running: Some(running),
             db,
         })

@@ -336,6 +336,15 @@ pub trait ManiacApi {
     async fn readiness_view(
         rqctx: RequestContext<Self::Context>,
     ) -> Result<HttpResponseOk<Health>, ApiError>;
+    /// Prometheus metrics in the text format (not part of the public API).
+    #[endpoint {
+        method = GET,
+        path = "/metrics",
+        unpublished = true,
+    }]
+    async fn metrics_view(
+        rqctx: RequestContext<Self::Context>,
+    ) -> Result<http::Response<dropshot::Body>, ApiError>;
 }
 
 /// Health and readiness probe answer.

@@ -66,7 +66,7 @@ impl Engine {
             model = %p.response.model,
             "response compact"
         );
-        let ctx = p.context();
+        let ctx = p.context(&self.inner.metrics);
         let (completion, served) = p
             .route
             .complete(&mut p.request, &ctx)

@@ -29,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::*;
 use crate::ids;
+use crate::metrics::Metrics;
+use crate::metrics::notes::note;
 use crate::providers::Registry;
 use crate::store::SharedStore;
 
@@ -112,6 +114,8 @@ struct Inner {
     socket_turns: std::sync::atomic::AtomicUsize,
     /// Seals and opens compaction items.
     sealer: seal::Sealer,
+    /// What runs are counted in.
+    metrics: Metrics,
 }
 
 impl Engine {
@@ -122,6 +126,7 @@ impl Engine {
         providers: Registry,
         config: EngineConfig,
         sealer: seal::Sealer,
+        metrics: Metrics,
     ) -> Self {
         Engine {
             inner: Arc::new(Inner {
@@ -135,8 +140,14 @@ impl Engine {
                 abort: CancellationToken::new(),
                 socket_turns: Default::default(),
                 sealer,
+                metrics,
             }),
         }
+    }
+
+    /// The metrics of this gateway.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// `POST /v1/responses`.
@@ -148,10 +159,16 @@ impl Engine {
         let stream = req.stream.unwrap_or(false);
         let background = req.background.unwrap_or(false);
         let p = self.prepare(caller, req).await?;
-        // One line per request, kept lean: it is formatted on the request
-        // path (~10k instructions for these fields). Tags and trace are
-        // client data and stay out of the logs.
-        tracing::info!(
+        note(|n| {
+            n.model = Some(p.response.model.clone());
+            n.object_id = Some(p.response.id.clone());
+            // The first target's; the attempt that serves replaces it.
+            n.provider = Some(p.response.provider.clone());
+        });
+        // The request's access line (http/instrument.rs) has the model and
+        // id; this one is for debugging. Tags and trace are client data
+        // and stay out of the logs.
+        tracing::debug!(
             request_id = %caller.request_id,
             org = %caller.org_id,
             response_id = %p.response.id,

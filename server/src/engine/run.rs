@@ -310,8 +310,16 @@ impl Engine {
         Ok(outcome)
     }
 
-    /// Hands an outcome to what consumes outcomes (today: the log).
+    /// Hands an outcome to what consumes outcomes: the metrics, the
+    /// request's access line when the run ended inside its request, and
+    /// the log.
     fn record(&self, o: &RunOutcome) {
+        self.inner.metrics.run(o);
+        crate::metrics::notes::note(|n| {
+            n.input_tokens = Some(o.usage.input);
+            n.output_tokens = Some(o.usage.output);
+            n.time_to_first_token = o.time_to_first_token;
+        });
         if o.facts.mode == RunMode::Background && o.recorded {
             tracing::info!(
                 response_id = %o.facts.response_id,

@@ -201,7 +201,7 @@ impl Engine {
         let mut facts = p.facts(RunMode::Websocket);
         let mut context = p.request.transcript.clone();
         let upstream = if generate {
-            let ctx = p.context();
+            let ctx = p.context(&self.inner.metrics);
             match p.route.stream(&mut p.request, &ctx).await {
                 Ok((up, served)) => {
                     p.response.provider.clone_from(&served.provider);

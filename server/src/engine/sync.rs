@@ -139,7 +139,7 @@ impl Engine {
         &self,
         mut p: Prepared,
     ) -> EngineResult<Reply> {
-        let ctx = p.context();
+        let ctx = p.context(&self.inner.metrics);
         let mut facts = p.facts(RunMode::Json);
         let (completion, served) = p
             .route
@@ -181,7 +181,7 @@ impl Engine {
         &self,
         mut p: Prepared,
     ) -> EngineResult<Reply> {
-        let ctx = p.context();
+        let ctx = p.context(&self.inner.metrics);
         let mut facts = p.facts(RunMode::Sse);
         let (upstream, served) = p
             .route

@@ -20,8 +20,20 @@ fn unauthorized(message: &str, code: Option<&str>) -> ApiError {
     ApiError::new(401, "invalid_request_error", message, None, code)
 }
 
-/// Resolves the caller's organization from the Authorization header.
+/// Resolves the caller's organization from the Authorization header,
+/// noted for the access line (the key id, never the key).
 pub async fn authenticate(
+    rqctx: &RequestContext<ServerState>,
+) -> Result<Caller, ApiError> {
+    let caller = resolve(rqctx).await?;
+    crate::metrics::notes::note(|n| {
+        n.org = Some(caller.org_id.clone());
+        n.key_id.clone_from(&caller.key_id);
+    });
+    Ok(caller)
+}
+
+async fn resolve(
     rqctx: &RequestContext<ServerState>,
 ) -> Result<Caller, ApiError> {
     let headers = rqctx.request.headers();

@@ -5,6 +5,7 @@ mod auth;
 mod error;
 pub mod keepalive;
 pub mod not_allowed;
+mod instrument;
 pub mod websocket;
 
 use std::convert::Infallible;
@@ -20,6 +21,8 @@ use http_body_util::StreamBody;
 use crate::api::*;
 use crate::auth::KeyCache;
 use crate::engine::{Engine, EngineError, Reply};
+use crate::metrics::exposition::Exposition;
+use instrument::instrument;
 
 /// Shared state of the HTTP handlers.
 pub struct ServerState {
@@ -39,6 +42,8 @@ pub struct ServerState {
     pub sse_keepalive: std::time::Duration,
     /// Request body bytes in flight, bounded.
     pub body_budget: crate::api::budget::BodyBudget,
+    /// How `/metrics` is answered here.
+    pub metrics: Exposition,
 }
 
 impl crate::api::budget::BudgetSource for ServerState {
@@ -61,19 +66,26 @@ macro_rules! admit {
 /// The implementation of [`ManiacApi`].
 pub enum ManiacApiImpl {}
 
-/// Engine replies as HTTP answers (streams with keep-alives after
-/// `keepalive` of silence); errors that carry headers (a 429's
-/// Retry-After) are answered through `JsonOrSse::Error`.
+/// Engine replies as HTTP answers (streams counted open, with keep-alives
+/// after `[streaming] keepalive_secs` of silence); errors that carry
+/// headers (a 429's Retry-After, a 405's Allow) are answered through
+/// `JsonOrSse::Error`.
 fn answer<T>(
+    ctx: &ServerState,
     r: Result<Reply<T>, EngineError>,
-    keepalive: std::time::Duration,
 ) -> Result<JsonOrSse<T>, ApiError> {
     match r.map_err(ApiError::from) {
         Ok(Reply::Json(resp)) => Ok(JsonOrSse::Json(*resp)),
         Ok(Reply::Encoded(json)) => Ok(JsonOrSse::Encoded(json)),
         Ok(Reply::Stream(rx)) => {
-            let frames = keepalive::KeepAlive::new(rx, keepalive)
-                .map(|b| Ok::<_, Infallible>(Frame::data(b)));
+            crate::metrics::notes::note(|n| n.streamed = true);
+            // Counted open until the body (and so this closure) is dropped.
+            let open = ctx.engine.metrics().sse_stream();
+            let frames = keepalive::KeepAlive::new(rx, ctx.sse_keepalive)
+                .map(move |b| {
+                    let _ = &open;
+                    Ok::<_, Infallible>(Frame::data(b))
+                });
             Ok(JsonOrSse::Sse(Body::wrap(StreamBody::new(frames))))
         }
         Err(e) if e.retry_after.is_some() || e.allow.is_some() => {
@@ -114,31 +126,39 @@ impl ManiacApi for ManiacApiImpl {
         rqctx: RequestContext<ServerState>,
         body: BudgetedBody<CreateResponse>,
     ) -> Result<JsonOrSse<Response>, ApiError> {
-        let (body, _permit) = admit!(body);
-        let caller = auth::authenticate(&rqctx).await?;
-        let ctx = rqctx.context();
-        let reply = ctx.engine.create(&caller, body).await;
-        answer(reply, ctx.sse_keepalive)
+        instrument(&rqctx, "response_create", async {
+            let (body, _permit) = admit!(body);
+            let caller = auth::authenticate(&rqctx).await?;
+            let ctx = rqctx.context();
+            answer(ctx, ctx.engine.create(&caller, body).await)
+        })
+        .await
     }
 
     async fn response_connect(
         rqctx: RequestContext<ServerState>,
         upgrade: WebsocketUpgrade,
     ) -> Result<SwitchingToWebsocket, ApiError> {
-        let caller = auth::authenticate(&rqctx).await?;
-        let ctx = rqctx.context();
-        let (engine, limits) = (ctx.engine.clone(), ctx.socket_limits);
-        let registered = ctx.sockets.enter();
-        tracing::info!(
-            request_id = %caller.request_id,
-            org = %caller.org_id,
-            "websocket connect"
-        );
-        let serving = upgrade.handle(move |conn| async move {
-            websocket::serve(engine, caller, conn, limits, registered).await;
-            Ok(())
-        });
-        serving.map_err(ApiError::from)
+        instrument(&rqctx, "response_connect", async {
+            let caller = auth::authenticate(&rqctx).await?;
+            let ctx = rqctx.context();
+            let (engine, limits) = (ctx.engine.clone(), ctx.socket_limits);
+            let registered = ctx.sockets.enter();
+            let open = ctx.engine.metrics().websocket();
+            tracing::info!(
+                request_id = %caller.request_id,
+                org = %caller.org_id,
+                "websocket connect"
+            );
+            let serving = upgrade.handle(move |conn| async move {
+                let _open = open;
+                websocket::serve(engine, caller, conn, limits, registered)
+                    .await;
+                Ok(())
+            });
+            serving.map_err(ApiError::from)
+        })
+        .await
     }
 
     async fn response_view(
@@ -146,27 +166,34 @@ impl ManiacApi for ManiacApiImpl {
         path: Path<ResponsePath>,
         query: Query<ResponseViewQuery>,
     ) -> Result<JsonOrSse<Response>, ApiError> {
-        let id = path.into_inner().response_id;
-        if let Some(e) = dispatched_name(&id, "GET") {
-            return Ok(JsonOrSse::Error(e));
-        }
-        let caller = auth::authenticate(&rqctx).await?;
-        let ctx = rqctx.context();
-        let reply = ctx.engine.view(&caller, &id, &query.into_inner()).await;
-        answer(reply, ctx.sse_keepalive)
+        instrument(&rqctx, "response_view", async {
+            let id = path.into_inner().response_id;
+            if let Some(e) = dispatched_name(&id, "GET") {
+                return Ok(JsonOrSse::Error(e));
+            }
+            let caller = auth::authenticate(&rqctx).await?;
+            let ctx = rqctx.context();
+            let reply =
+                ctx.engine.view(&caller, &id, &query.into_inner()).await;
+            answer(ctx, reply)
+        })
+        .await
     }
 
     async fn response_delete(
         rqctx: RequestContext<ServerState>,
         path: Path<ResponsePath>,
     ) -> Result<JsonOrSse<ResponseDeleted>, ApiError> {
-        let id = path.into_inner().response_id;
-        if let Some(e) = dispatched_name(&id, "DELETE") {
-            return Ok(JsonOrSse::Error(e));
-        }
-        let caller = auth::authenticate(&rqctx).await?;
-        let engine = &rqctx.context().engine;
-        Ok(JsonOrSse::Json(engine.delete(&caller, &id).await?))
+        instrument(&rqctx, "response_delete", async {
+            let id = path.into_inner().response_id;
+            if let Some(e) = dispatched_name(&id, "DELETE") {
+                return Ok(JsonOrSse::Error(e));
+            }
+            let caller = auth::authenticate(&rqctx).await?;
+            let engine = &rqctx.context().engine;
+            Ok(JsonOrSse::Json(engine.delete(&caller, &id).await?))
+        })
+        .await
     }
 
     async fn response_action(
@@ -174,37 +201,52 @@ impl ManiacApi for ManiacApiImpl {
         path: Path<ResponsePath>,
         body: BudgetedBytes,
     ) -> Result<JsonOrSse<ResponseAction>, ApiError> {
-        let (body, _permit) = admit!(body);
         // The name first: any other is a 405, whatever the body.
         let name = path.into_inner().response_id;
-        if !matches!(name.as_str(), "compact" | "input_tokens") {
-            return Ok(JsonOrSse::Error(ApiError::method_not_allowed(
-                "POST",
-                not_allowed::response_item_allow(&name),
-            )));
-        }
-        let caller = auth::authenticate(&rqctx).await?;
-        let engine = &rqctx.context().engine;
-        let body = body.as_bytes();
-        let action = if name == "compact" {
-            ResponseAction::Compacted(
-                engine.compact(&caller, parse_body(body)?).await?,
-            )
-        } else {
-            ResponseAction::InputTokens(
-                engine.count_input_tokens(&caller, parse_body(body)?).await?,
-            )
+        let operation = match name.as_str() {
+            "compact" => "response_compact",
+            "input_tokens" => "response_input_tokens_count",
+            _ => "response_action",
         };
-        Ok(JsonOrSse::Json(action))
+        instrument(&rqctx, operation, async {
+            let (body, _permit) = admit!(body);
+            if operation == "response_action" {
+                return Ok(JsonOrSse::Error(ApiError::method_not_allowed(
+                    "POST",
+                    not_allowed::response_item_allow(&name),
+                )));
+            }
+            let caller = auth::authenticate(&rqctx).await?;
+            let engine = &rqctx.context().engine;
+            let body = body.as_bytes();
+            let action = if name == "compact" {
+                ResponseAction::Compacted(
+                    engine.compact(&caller, parse_body(body)?).await?,
+                )
+            } else {
+                ResponseAction::InputTokens(
+                    engine
+                        .count_input_tokens(&caller, parse_body(body)?)
+                        .await?,
+                )
+            };
+            Ok(JsonOrSse::Json(action))
+        })
+        .await
     }
 
     async fn response_cancel(
         rqctx: RequestContext<ServerState>,
         path: Path<ResponsePath>,
     ) -> Result<HttpResponseOk<Response>, ApiError> {
-        let caller = auth::authenticate(&rqctx).await?;
-        let id = path.into_inner().response_id;
-        Ok(HttpResponseOk(rqctx.context().engine.cancel(&caller, &id).await?))
+        instrument(&rqctx, "response_cancel", async {
+            let caller = auth::authenticate(&rqctx).await?;
+            let id = path.into_inner().response_id;
+            Ok(HttpResponseOk(
+                rqctx.context().engine.cancel(&caller, &id).await?,
+            ))
+        })
+        .await
     }
 
     async fn response_input_items_list(
@@ -212,43 +254,54 @@ impl ManiacApi for ManiacApiImpl {
         path: Path<ResponsePath>,
         query: Query<InputItemsQuery>,
     ) -> Result<HttpResponseOk<ResponseItemList>, ApiError> {
-        let caller = auth::authenticate(&rqctx).await?;
-        let id = path.into_inner().response_id;
-        let q = query.into_inner();
-        Ok(HttpResponseOk(
-            rqctx.context().engine.input_items(&caller, &id, &q).await?,
-        ))
+        instrument(&rqctx, "response_input_items_list", async {
+            let caller = auth::authenticate(&rqctx).await?;
+            let id = path.into_inner().response_id;
+            let q = query.into_inner();
+            Ok(HttpResponseOk(
+                rqctx.context().engine.input_items(&caller, &id, &q).await?,
+            ))
+        })
+        .await
     }
 
     async fn chat_completion_create(
         rqctx: RequestContext<ServerState>,
         body: BudgetedBody<CreateChatCompletion>,
     ) -> Result<JsonOrSse<ChatCompletion>, ApiError> {
-        let (body, _permit) = admit!(body);
-        let caller = auth::authenticate(&rqctx).await?;
-        let ctx = rqctx.context();
-        let reply = ctx.engine.chat_create(&caller, body).await;
-        answer(reply, ctx.sse_keepalive)
+        instrument(&rqctx, "chat_completion_create", async {
+            let (body, _permit) = admit!(body);
+            let caller = auth::authenticate(&rqctx).await?;
+            let ctx = rqctx.context();
+            answer(ctx, ctx.engine.chat_create(&caller, body).await)
+        })
+        .await
     }
 
     async fn chat_completion_list(
         rqctx: RequestContext<ServerState>,
         query: Query<ChatListQuery>,
     ) -> Result<HttpResponseOk<ChatCompletionList>, ApiError> {
-        let caller = auth::authenticate(&rqctx).await?;
-        let engine = &rqctx.context().engine;
-        let list = engine.chat_list(&caller, &query.into_inner()).await?;
-        Ok(HttpResponseOk(list))
+        instrument(&rqctx, "chat_completion_list", async {
+            let caller = auth::authenticate(&rqctx).await?;
+            let engine = &rqctx.context().engine;
+            let list = engine.chat_list(&caller, &query.into_inner()).await?;
+            Ok(HttpResponseOk(list))
+        })
+        .await
     }
 
     async fn chat_completion_view(
         rqctx: RequestContext<ServerState>,
         path: Path<ChatCompletionPath>,
     ) -> Result<HttpResponseOk<ChatCompletion>, ApiError> {
-        let caller = auth::authenticate(&rqctx).await?;
-        let id = path.into_inner().completion_id;
-        let engine = &rqctx.context().engine;
-        Ok(HttpResponseOk(engine.chat_view(&caller, &id).await?))
+        instrument(&rqctx, "chat_completion_view", async {
+            let caller = auth::authenticate(&rqctx).await?;
+            let id = path.into_inner().completion_id;
+            let engine = &rqctx.context().engine;
+            Ok(HttpResponseOk(engine.chat_view(&caller, &id).await?))
+        })
+        .await
     }
 
     async fn chat_completion_update(
@@ -256,22 +309,28 @@ impl ManiacApi for ManiacApiImpl {
         path: Path<ChatCompletionPath>,
         body: BudgetedBody<UpdateChatCompletion>,
     ) -> Result<JsonOrSse<ChatCompletion>, ApiError> {
-        let (body, _permit) = admit!(body);
-        let caller = auth::authenticate(&rqctx).await?;
-        let id = path.into_inner().completion_id;
-        let engine = &rqctx.context().engine;
-        let c = engine.chat_update(&caller, &id, body).await?;
-        Ok(JsonOrSse::Json(c))
+        instrument(&rqctx, "chat_completion_update", async {
+            let (body, _permit) = admit!(body);
+            let caller = auth::authenticate(&rqctx).await?;
+            let id = path.into_inner().completion_id;
+            let engine = &rqctx.context().engine;
+            let c = engine.chat_update(&caller, &id, body).await?;
+            Ok(JsonOrSse::Json(c))
+        })
+        .await
     }
 
     async fn chat_completion_delete(
         rqctx: RequestContext<ServerState>,
         path: Path<ChatCompletionPath>,
     ) -> Result<HttpResponseOk<ChatCompletionDeleted>, ApiError> {
-        let caller = auth::authenticate(&rqctx).await?;
-        let id = path.into_inner().completion_id;
-        let engine = &rqctx.context().engine;
-        Ok(HttpResponseOk(engine.chat_delete(&caller, &id).await?))
+        instrument(&rqctx, "chat_completion_delete", async {
+            let caller = auth::authenticate(&rqctx).await?;
+            let id = path.into_inner().completion_id;
+            let engine = &rqctx.context().engine;
+            Ok(HttpResponseOk(engine.chat_delete(&caller, &id).await?))
+        })
+        .await
     }
 
     async fn chat_completion_messages_list(
@@ -279,75 +338,104 @@ impl ManiacApi for ManiacApiImpl {
         path: Path<ChatCompletionPath>,
         query: Query<ChatMessagesQuery>,
     ) -> Result<HttpResponseOk<ChatMessageList>, ApiError> {
-        let caller = auth::authenticate(&rqctx).await?;
-        let id = path.into_inner().completion_id;
-        let engine = &rqctx.context().engine;
-        let page =
-            engine.chat_messages(&caller, &id, &query.into_inner()).await?;
-        Ok(HttpResponseOk(page))
+        instrument(&rqctx, "chat_completion_messages_list", async {
+            let caller = auth::authenticate(&rqctx).await?;
+            let id = path.into_inner().completion_id;
+            let engine = &rqctx.context().engine;
+            let page =
+                engine.chat_messages(&caller, &id, &query.into_inner()).await?;
+            Ok(HttpResponseOk(page))
+        })
+        .await
     }
 
     async fn model_list(
         rqctx: RequestContext<ServerState>,
     ) -> Result<HttpResponseOk<ModelList>, ApiError> {
-        auth::authenticate(&rqctx).await?;
-        Ok(HttpResponseOk(rqctx.context().engine.models().await))
+        instrument(&rqctx, "model_list", async {
+            auth::authenticate(&rqctx).await?;
+            Ok(HttpResponseOk(rqctx.context().engine.models().await))
+        })
+        .await
     }
 
     async fn model_view(
         rqctx: RequestContext<ServerState>,
         path: Path<ModelPath>,
     ) -> Result<HttpResponseOk<Model>, ApiError> {
-        auth::authenticate(&rqctx).await?;
-        let raw = path.into_inner().model;
-        // The id's `/` arrives percent-encoded, as the SDKs send it.
-        let id = percent_encoding::percent_decode_str(&raw).decode_utf8_lossy();
-        Ok(HttpResponseOk(rqctx.context().engine.model(&id).await?))
+        instrument(&rqctx, "model_view", async {
+            auth::authenticate(&rqctx).await?;
+            let raw = path.into_inner().model;
+            // The id's `/` arrives percent-encoded, as the SDKs send it.
+            let id =
+                percent_encoding::percent_decode_str(&raw).decode_utf8_lossy();
+            Ok(HttpResponseOk(rqctx.context().engine.model(&id).await?))
+        })
+        .await
     }
 
     async fn model_view_raw(
         rqctx: RequestContext<ServerState>,
         path: Path<ModelRawPath>,
     ) -> Result<HttpResponseOk<Model>, ApiError> {
-        auth::authenticate(&rqctx).await?;
-        let p = path.into_inner();
-        // Dropshot decodes `%2F` before routing, so an encoded id can land
-        // here too, with nothing after it.
-        let rest: Vec<&str> = p
-            .rest
-            .iter()
-            .map(String::as_str)
-            .filter(|s| !s.is_empty())
-            .collect();
-        let id = if rest.is_empty() {
-            p.model
-        } else {
-            format!("{}/{}", p.model, rest.join("/"))
-        };
-        Ok(HttpResponseOk(rqctx.context().engine.model(&id).await?))
+        instrument(&rqctx, "model_view_raw", async {
+            auth::authenticate(&rqctx).await?;
+            let p = path.into_inner();
+            // Dropshot decodes `%2F` before routing, so an encoded id can land
+            // here too, with nothing after it.
+            let rest: Vec<&str> = p
+                .rest
+                .iter()
+                .map(String::as_str)
+                .filter(|s| !s.is_empty())
+                .collect();
+            let id = if rest.is_empty() {
+                p.model
+            } else {
+                format!("{}/{}", p.model, rest.join("/"))
+            };
+            Ok(HttpResponseOk(rqctx.context().engine.model(&id).await?))
+        })
+        .await
     }
 
     async fn health_view(
-        _rqctx: RequestContext<ServerState>,
+        rqctx: RequestContext<ServerState>,
     ) -> Result<HttpResponseOk<Health>, HttpError> {
-        Ok(HttpResponseOk(Health { status: "ok".into() }))
+        // Liveness: the process answers; the database is /readyz's.
+        instrument(&rqctx, "health_view", async {
+            Ok(HttpResponseOk(Health { status: "ok".into() }))
+        })
+        .await
     }
 
     async fn readiness_view(
         rqctx: RequestContext<ServerState>,
     ) -> Result<HttpResponseOk<Health>, ApiError> {
-        match rqctx.context().readiness.check().await {
-            Ok(()) => Ok(HttpResponseOk(Health { status: "ok".into() })),
-            Err(e) => {
-                tracing::warn!(error = %e, "not ready");
-                Err(ApiError::new(
-                    503,
-                    "server_error",
-                    e.public_message(),
-                    None,
-                    Some("service_unavailable"),
-                ))
+        instrument(&rqctx, "readiness_view", async {
+            match rqctx.context().readiness.check().await {
+                Ok(()) => Ok(HttpResponseOk(Health { status: "ok".into() })),
+                Err(e) => {
+                    tracing::warn!(error = %e, "not ready");
+                    Err(ApiError::new(
+                        503,
+                        "server_error",
+                        e.public_message(),
+                        None,
+                        Some("service_unavailable"),
+                    ))
+                }
             }
-        }
+        })
+        .await
+    }
+
+    async fn metrics_view(
+        rqctx: RequestContext<ServerState>,
+    ) -> Result<http::Response<Body>, ApiError> {
+        instrument(&rqctx, "metrics_view", async {
+            rqctx.context().metrics.on_main(rqctx.request.headers())
+        })
+        .await
     }
 }

@@ -141,6 +141,17 @@ impl Default for BuildContext {
 }
 
 impl ProviderConfig {
+    /// The models the configuration lists (without the `provider/`
+    /// prefix): what metrics may name as labels.
+    pub fn configured_models(&self) -> &[String] {
+        match self {
+            ProviderConfig::Echo(_) => &[],
+            ProviderConfig::OpenAiChat(c) => &c.models,
+            ProviderConfig::Anthropic(c) => &c.models,
+            ProviderConfig::OpenAiResponses(c) => &c.models,
+        }
+    }
+
     /// Builds the provider called `name`.
     pub fn build(
         &self,

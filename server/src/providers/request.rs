@@ -200,6 +200,8 @@ pub struct CallContext {
     pub cancel: CancellationToken,
     /// When the whole call must be over, if bounded.
     pub deadline: Option<tokio::time::Instant>,
+    /// Where attempts, retries, failovers and errors are counted.
+    pub metrics: Option<crate::metrics::Metrics>,
 }
 
 /// What a provider can do, so validation answers 400 before any call.

@@ -135,7 +135,11 @@ impl Resolved {
         let targets = plan.len();
         let mut attempts = 0u32;
         let mut last: Option<Failed> = None;
+        let metrics = ctx.metrics.as_ref();
         for (index, (target, policy, gate)) in plan.into_iter().enumerate() {
+            if let (Some(m), Some(left)) = (metrics, &last) {
+                m.upstream_failover(&left.provider);
+            }
             let mut retries = 0u32;
             let mut key_tries = 0usize;
             loop {
@@ -149,6 +153,12 @@ impl Resolved {
                     }));
                 }
                 attempts += 1;
+                if let Some(m) = metrics {
+                    m.upstream_attempt(&target.provider_name);
+                }
+                crate::metrics::notes::note(|n| {
+                    n.provider = Some(target.provider_name.clone())
+                });
                 if req.model != target.model {
                     req.model.clone_from(&target.model);
                 }
@@ -180,7 +190,12 @@ impl Resolved {
                         };
                         return Ok((out, served));
                     }
-                    Err(e) => e,
+                    Err(e) => {
+                        if let Some(m) = metrics {
+                            m.upstream_error(&target.provider_name, &e);
+                        }
+                        e
+                    }
                 };
                 match verdict(&e) {
                     Verdict::Final => {
@@ -212,6 +227,9 @@ impl Resolved {
                             error: e,
                         });
                         if more_keys {
+                            if let Some(m) = metrics {
+                                m.upstream_retry(&target.provider_name);
+                            }
                             continue;
                         }
                         if gate == Gate::Probe {
@@ -250,6 +268,9 @@ impl Resolved {
                         });
                         if !again {
                             break;
+                        }
+                        if let Some(m) = metrics {
+                            m.upstream_retry(&target.provider_name);
                         }
                         let wait = if other_key {
                             Duration::ZERO

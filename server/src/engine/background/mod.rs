@@ -77,6 +77,7 @@ impl Engine {
                 created_at: now_ms(),
             })
             .await?;
+        self.inner.metrics.background_queued();
         self.inner.hub.queue.notify_one();
         if stream {
             return Ok(Reply::Stream(self.follow(

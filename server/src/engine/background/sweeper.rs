@@ -34,6 +34,7 @@ impl Sink for SweepSink<'_> {
             .finish_run(&run.id, &run.lease_owner, end)
             .await?;
         if done {
+            self.engine.inner.metrics.lease_expired();
             tracing::warn!(response_id = %run.id, owner = %run.lease_owner, "failed a run whose worker stopped renewing its lease");
             if let Some(feed) = self.engine.inner.hub.feed(&run.id) {
                 feed.publish(&terminal);

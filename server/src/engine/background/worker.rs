@@ -213,6 +213,7 @@ impl Engine {
 
     /// Runs one claimed response to its end.
     async fn execute(&self, run: ClaimedRun) {
+        let _running = self.inner.metrics.background_run();
         let id = run.id.clone();
         let store = &self.inner.store;
         let response: Response = match serde_json::from_str(&run.body) {
@@ -356,6 +357,7 @@ impl Engine {
             key_id: rr.key_id.clone(),
             cancel: token.clone(),
             deadline: None,
+            metrics: Some(self.inner.metrics.clone()),
         };
         // Retries and failover can take a while: the lease is renewed
         // (and a cancel request seen) while the route connects.

@@ -147,7 +147,12 @@ impl Engine {
         req: CreateChatCompletion,
     ) -> EngineResult<Reply<ChatCompletion>> {
         let p = self.prepare_chat(caller, req).await?;
-        tracing::info!(
+        crate::metrics::notes::note(|n| {
+            n.model = Some(p.head.model.clone());
+            n.object_id = Some(p.head.id.clone());
+            n.provider = Some(p.head.provider.clone());
+        });
+        tracing::debug!(
             request_id = %caller.request_id,
             org = %caller.org_id,
             completion_id = %p.head.id,
@@ -189,7 +194,7 @@ impl Engine {
         mut p: PreparedChat,
     ) -> EngineResult<Reply<ChatCompletion>> {
         let mut facts = self.chat_facts(&p, RunMode::Json);
-        let ctx = p.context();
+        let ctx = p.context(&self.inner.metrics);
         let (completion, served) = p
             .route
             .complete(&mut p.request, &ctx)
@@ -224,7 +229,7 @@ impl Engine {
         mut p: PreparedChat,
     ) -> EngineResult<Reply<ChatCompletion>> {
         let mut facts = self.chat_facts(&p, RunMode::Sse);
-        let ctx = p.context();
+        let ctx = p.context(&self.inner.metrics);
         let (upstream, served) = p
             .route
             .stream(&mut p.request, &ctx)

@@ -44,8 +44,12 @@ pub(crate) struct StoreChat {
 
 impl PreparedChat {
     /// The provider call context.
-    pub(crate) fn context(&self) -> CallContext {
+    pub(crate) fn context(
+        &self,
+        metrics: &crate::metrics::Metrics,
+    ) -> CallContext {
         CallContext {
+            metrics: Some(metrics.clone()),
             request_id: self.caller.request_id.clone(),
             org_id: self.caller.org_id.clone(),
             key_id: self.caller.key_id.clone(),

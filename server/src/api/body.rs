@@ -67,7 +67,7 @@ where
                     );
                 }
                 if let Some(allow) = err.allow {
-                    b = b.header(http::header::ALLOW, allow);
+                    b = b.header(http::header::ALLOW, allow.as_str());
                 }
                 b.body(Body::from(bytes))
             }

@@ -27,7 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::{ApiError, MAX_REQUEST_BYTES};
 
 /// Seconds a refused client is asked to wait.
-pub const RETRY_AFTER_SECS: u64 = 1;
+pub const RETRY_AFTER_SECS: u32 = 1;
 
 /// The budget: one semaphore permit per byte.
 #[derive(Debug)]

@@ -31,12 +31,13 @@ pub struct ApiError {
     /// HTTP status (not serialized).
     #[serde(skip)]
     pub status: u16,
-    /// Seconds to wait before retrying (a 429's `Retry-After`).
+    /// Seconds to wait before retrying (a 429's `Retry-After`); 32 bits,
+    /// so the error stays small enough to return by value.
     #[serde(skip)]
-    pub retry_after: Option<u64>,
+    pub retry_after: Option<u32>,
     /// The methods a path takes (a 405's `Allow`).
     #[serde(skip)]
-    pub allow: Option<&'static str>,
+    pub allow: Option<Allow>,
 }
 
 impl ApiError {
@@ -63,7 +64,8 @@ impl ApiError {
 
     /// 405: the path exists, the method does not; `allow` lists those it
     /// takes (answered as the `Allow` header).
-    pub fn method_not_allowed(method: &str, allow: &'static str) -> Self {
+    pub fn method_not_allowed(method: &str, allow: Allow) -> Self {
+        let methods = allow.as_str();
         ApiError {
             allow: Some(allow),
             ..ApiError::new(
@@ -71,7 +73,7 @@ impl ApiError {
                 "invalid_request_error",
                 format!(
                     "Method {method} is not allowed on this path; it takes \
-                     {allow}."
+                     {methods}."
                 ),
                 None,
                 Some("method_not_allowed"),
@@ -141,6 +143,35 @@ impl HttpResponseError for ApiError {
     fn status_code(&self) -> ErrorStatusCode {
         ErrorStatusCode::from_u16(self.status)
             .unwrap_or(ErrorStatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+/// The methods of a path, as a 405's `Allow` names them. A closed set
+/// (the API's paths take one of these), which keeps `ApiError` small.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allow {
+    /// `GET`.
+    Get,
+    /// `POST`.
+    Post,
+    /// `GET, POST`.
+    GetPost,
+    /// `GET, DELETE`.
+    GetDelete,
+    /// `GET, POST, DELETE`.
+    GetPostDelete,
+}
+
+impl Allow {
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Allow::Get => "GET",
+            Allow::Post => "POST",
+            Allow::GetPost => "GET, POST",
+            Allow::GetDelete => "GET, DELETE",
+            Allow::GetPostDelete => "GET, POST, DELETE",
+        }
     }
 }
 

@@ -50,7 +50,10 @@ impl Engine {
             Some(target) => {
                 let mut request = p.request.clone();
                 request.model.clone_from(&target.model);
-                match target.provider.count_tokens(&request, &p.context(&self.inner.metrics)).await
+                match target
+                    .provider
+                    .count_tokens(&request, &p.context(&self.inner.metrics))
+                    .await
                 {
                     Some(n) => Some(n.map_err(|e| {
                         upstream_failure(&target.provider_name, e)

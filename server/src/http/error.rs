@@ -62,7 +62,8 @@ impl From<EngineError> for ApiError {
             }
         };
         if err.status == 429 {
-            err.retry_after = e.retry_after();
+            err.retry_after =
+                e.retry_after().map(|s| u32::try_from(s).unwrap_or(u32::MAX));
         }
         err
     }

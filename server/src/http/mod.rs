@@ -3,9 +3,9 @@
 
 mod auth;
 mod error;
+mod instrument;
 pub mod keepalive;
 pub mod not_allowed;
-mod instrument;
 pub mod websocket;
 
 use std::convert::Infallible;
@@ -81,11 +81,12 @@ fn answer<T>(
             crate::metrics::notes::note(|n| n.streamed = true);
             // Counted open until the body (and so this closure) is dropped.
             let open = ctx.engine.metrics().sse_stream();
-            let frames = keepalive::KeepAlive::new(rx, ctx.sse_keepalive)
-                .map(move |b| {
+            let frames = keepalive::KeepAlive::new(rx, ctx.sse_keepalive).map(
+                move |b| {
                     let _ = &open;
                     Ok::<_, Infallible>(Frame::data(b))
-                });
+                },
+            );
             Ok(JsonOrSse::Sse(Body::wrap(StreamBody::new(frames))))
         }
         Err(e) if e.retry_after.is_some() || e.allow.is_some() => {
@@ -98,8 +99,9 @@ fn answer<T>(
 /// `/v1/responses/compact` and `/input_tokens` share the route of a
 /// response id; they take only POST.
 fn dispatched_name(id: &str, method: &str) -> Option<ApiError> {
+    use crate::api::error::Allow;
     match not_allowed::response_item_allow(id) {
-        "POST" => Some(ApiError::method_not_allowed(method, "POST")),
+        Allow::Post => Some(ApiError::method_not_allowed(method, Allow::Post)),
         _ => None,
     }
 }

@@ -7,6 +7,7 @@
 use dropshot::{ApiDescription, Path, RequestContext};
 
 use super::ServerState;
+use crate::api::error::Allow;
 use crate::api::{
     ApiError, ChatCompletionPath, JsonOrSse, ModelPath, ModelRawPath,
     ResponsePath,
@@ -15,16 +16,16 @@ use crate::api::{
 /// The answer of every handler here.
 type NotAllowed = Result<JsonOrSse<()>, ApiError>;
 
-fn answer(method: &str, allow: &'static str) -> NotAllowed {
+fn answer(method: &str, allow: Allow) -> NotAllowed {
     Ok(JsonOrSse::Error(ApiError::method_not_allowed(method, allow)))
 }
 
 /// The methods `/v1/responses/{response_id}` takes for this name: the
 /// names of the operations it dispatches take POST only.
-pub fn response_item_allow(name: &str) -> &'static str {
+pub fn response_item_allow(name: &str) -> Allow {
     match name {
-        "compact" | "input_tokens" => "POST",
-        _ => "GET, DELETE",
+        "compact" | "input_tokens" => Allow::Post,
+        _ => Allow::GetDelete,
     }
 }
 
@@ -43,17 +44,17 @@ macro_rules! not_allowed {
             _rqctx: RequestContext<ServerState>,
             path: Path<$params>,
         ) -> NotAllowed {
-            let allow: fn(&$params) -> &'static str = $allow;
+            let allow: fn(&$params) -> Allow = $allow;
             answer(stringify!($method), allow(&path.into_inner()))
         }
     };
 }
 
-const RESPONSES: &str = "GET, POST";
-const CANCEL: &str = "POST";
-const LISTS: &str = "GET";
-const CHATS: &str = "GET, POST";
-const CHAT: &str = "GET, POST, DELETE";
+const RESPONSES: Allow = Allow::GetPost;
+const CANCEL: Allow = Allow::Post;
+const LISTS: Allow = Allow::Get;
+const CHATS: Allow = Allow::GetPost;
+const CHAT: Allow = Allow::GetPostDelete;
 
 not_allowed!(responses_put, PUT, "/v1/responses", allow = RESPONSES);
 not_allowed!(responses_patch, PATCH, "/v1/responses", allow = RESPONSES);

@@ -111,6 +111,7 @@ pub fn upstream_error_kind(e: &ProviderError) -> &'static str {
         ProviderError::TotalTimeout(_) => "total_timeout",
         ProviderError::Stream(_) => "stream",
         ProviderError::Protocol(_) => "protocol",
+        ProviderError::Unsupported(_) => "unsupported",
     }
 }
 

@@ -68,6 +68,7 @@ timed!(KeyStore {
     fn revoke_key(key_id: &str) -> bool;
     fn count_keys() -> i64;
     fn find_org(id_or_name: &str) -> Option<String>;
+    fn server_secret(name: &str, candidate: &str) -> String;
 });
 
 timed!(ResponseStore {
@@ -191,5 +192,9 @@ impl Store for TimedStore {
 
     async fn ping(&self) -> StoreResult<()> {
         self.time("ping", self.inner.ping()).await
+    }
+
+    async fn migrations_applied(&self) -> StoreResult<bool> {
+        self.time("migrations_applied", self.inner.migrations_applied()).await
     }
 }

@@ -329,28 +329,9 @@ async fn attempt(
     }
     let mut s = target.provider.stream(req, ctx).await?;
     let mut head = Vec::new();
-    let until = tokio::time::Instant::now() + PEEK_WINDOW;
-    while may_retry {
-        let next = match tokio::time::timeout_at(until, s.next()).await {
-            Ok(next) => next,
-            Err(_) => break,
-        };
-        match next {
-            None => break,
-            Some(Err(e)) => return Err(e),
-            Some(Ok(ev)) => {
-                let output = matches!(
-                    ev,
-                    ProviderEvent::Delta { .. }
-                        | ProviderEvent::ItemDone { .. }
-                        | ProviderEvent::Finish(_)
-                );
-                head.push(Ok(ev));
-                if output {
-                    break;
-                }
-            }
-        }
+    if may_retry {
+        let until = tokio::time::Instant::now() + PEEK_WINDOW;
+        peek(&mut s, &mut head, until).await?;
     }
     let rest = s.map(move |ev| {
         // Counted in flight until the stream is dropped.
@@ -358,6 +339,29 @@ async fn attempt(
         ev
     });
     Ok(Output::Stream(Box::pin(futures::stream::iter(head).chain(rest))))
+}
+
+/// Reads `s` into `head` until its first output or `until`; an error
+/// before that is the attempt's failure.
+async fn peek(
+    s: &mut EventStream,
+    head: &mut Vec<Result<ProviderEvent, ProviderError>>,
+    until: tokio::time::Instant,
+) -> Result<(), ProviderError> {
+    while let Ok(Some(next)) = tokio::time::timeout_at(until, s.next()).await {
+        let ev = next?;
+        let output = matches!(
+            ev,
+            ProviderEvent::Delta { .. }
+                | ProviderEvent::ItemDone { .. }
+                | ProviderEvent::Finish(_)
+        );
+        head.push(Ok(ev));
+        if output {
+            break;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

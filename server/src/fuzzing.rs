@@ -18,9 +18,12 @@ use crate::engine::socket::Incoming;
 use crate::engine::validate;
 use crate::providers::{anthropic, openai_chat, openai_responses, sse};
 
+/// A fuzz target: bytes in, a panic the only failure.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, as `fuzz/` names its binaries and
 /// `fuzz/corpus/<name>/` its corpus.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("create_body", create_body),
     ("chat_body", chat_body),
     ("compact_body", compact_body),

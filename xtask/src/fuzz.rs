@@ -1,9 +1,11 @@
 //! `cargo xtask fuzz --seconds N [--target NAME]`: builds the libFuzzer
 //! targets of `fuzz/` on the stable toolchain (coverage instrumentation by
 //! stable `-C` flags, no sanitizer), runs each for N seconds from its
-//! corpus `fuzz/corpus/<target>/`, merges what adds coverage back into that
-//! corpus, and fails on any crash, which is kept in the corpus as a
-//! regression (the `fuzz_corpus` test replays every corpus file).
+//! corpus `fuzz/corpus/<target>/` (plus the fuller local one of earlier
+//! runs, `fuzz/target/corpus/<target>/`), rewrites the committed corpus as
+//! the smallest set covering every edge reached, and fails on any crash,
+//! which is kept in the corpus as a regression (the `fuzz_corpus` test
+//! replays every corpus file).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -141,8 +143,10 @@ fn fuzz_one(
 ) -> anyhow::Result<Outcome> {
     let bin = bins.join(name);
     let corpus = fuzz.join("corpus").join(name);
+    // Everything found so far, kept locally: the committed corpus is only
+    // its edge-minimized core.
+    let found = fuzz.join("target").join("corpus").join(name);
     let scratch = fuzz.join("target").join("fuzz-work").join(name);
-    let found = scratch.join("found");
     let artifacts = scratch.join("artifacts");
     let merged = scratch.join("merged");
     let _ = std::fs::remove_dir_all(&scratch);
@@ -211,9 +215,10 @@ fn fuzz_one(
     })
 }
 
-/// Rewrites `corpus` as the smallest set that keeps the coverage of it
-/// and of `found` (libFuzzer's set-cover merge). Hand-written seeds
-/// (`seed-*`) and crash inputs stay whatever they cover.
+/// Rewrites `corpus` as the smallest set that keeps the edges reached by
+/// it and by `found` (libFuzzer's set-cover merge, hit counts ignored, so
+/// it stays tens of files). Hand-written seeds (`seed-*`) and crash inputs
+/// stay whatever they cover.
 fn minimize(
     bin: &Path,
     corpus: &Path,
@@ -234,7 +239,8 @@ fn minimize(
         std::fs::copy(&path, to.join(file))?;
     }
     let out = Command::new(bin)
-        .args(["-set_cover_merge=1", &format!("-max_len={MAX_LEN}")])
+        .args(["-set_cover_merge=1", "-use_counters=0"])
+        .arg(format!("-max_len={MAX_LEN}"))
         .arg(merged)
         .arg(&others)
         .arg(found)

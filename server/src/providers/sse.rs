@@ -15,9 +15,10 @@ pub type Events<E> =
     Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<E>>> + Send>>;
 
 /// An upstream body as SSE events. A leading byte order mark is dropped
-/// first (held back until the first bytes show whether they are one):
-/// eventsource-stream 0.2.3 removes it as one byte of a three-byte
-/// character and panics (found by `cargo xtask fuzz`).
+/// here (held back until the first bytes show whether they are one), and
+/// an empty line, which SSE ignores, put first: eventsource-stream 0.2.3
+/// removes a BOM at the start as one byte of a three-byte character and
+/// panics (found by `cargo xtask fuzz`, also with two BOMs in a row).
 pub fn events<S, E>(body: S) -> Events<E>
 where
     S: Stream<Item = Result<Bytes, E>> + Send + 'static,
@@ -33,7 +34,9 @@ where
             return Ok(Bytes::new());
         }
         let all = head.take().unwrap_or_default();
-        Ok(Bytes::copy_from_slice(all.strip_prefix(BOM).unwrap_or(&all)))
+        let mut first = b"\n".to_vec();
+        first.extend_from_slice(all.strip_prefix(BOM).unwrap_or(&all));
+        Ok(Bytes::from(first))
     });
     Box::pin(body.eventsource())
 }
@@ -62,5 +65,8 @@ mod tests {
         let bytewise: Vec<&[u8]> = body.chunks(1).collect();
         assert_eq!(read(&bytewise), ["one", "two"]);
         assert_eq!(read(&[b"data: \xef\xbb\xbf\n\n"]), ["\u{feff}"]);
+        // Only one BOM is one: the second starts the field name.
+        let two = b"\xef\xbb\xbf\xef\xbb\xbfdata: one\n\ndata: two\n\n";
+        assert_eq!(read(&[two]), ["two"]);
     }
 }

@@ -240,6 +240,8 @@ fn minimize(
     }
     let out = Command::new(bin)
         .args(["-set_cover_merge=1", "-use_counters=0"])
+        // Inputs that crash again are already saved; not into the cwd.
+        .arg(format!("-artifact_prefix={}/", others.display()))
         .arg(format!("-max_len={MAX_LEN}"))
         .arg(merged)
         .arg(&others)

@@ -41,6 +41,10 @@ pub fn run_all() -> anyhow::Result<()> {
         ]),
     )?;
     run(
+        "cargo fmt --check (fuzz targets)",
+        cargo().args(["fmt", "--check", "--manifest-path", "fuzz/Cargo.toml"]),
+    )?;
+    run(
         "cargo clippy",
         cargo().args([
             "clippy",

@@ -1,8 +1,9 @@
 //! Developer tasks: `cargo xtask openapi generate|check`, `cargo xtask sdk
-//! generate|check|consumer`, `cargo xtask bench`.
+//! generate|check|consumer`, `cargo xtask bench`, `cargo xtask fuzz`.
 
 mod bench;
 mod ci;
+mod fuzz;
 mod openapi;
 mod sdk;
 
@@ -34,6 +35,9 @@ enum Command {
     /// One load phase of `bench` (internal: run from the release build).
     #[command(hide = true)]
     BenchLoad(bench::load::LoadArgs),
+    /// Coverage-guided fuzzing of the server's decoders (libFuzzer, on
+    /// stable): each target N seconds, new coverage merged into its corpus.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +47,6 @@ fn main() -> anyhow::Result<()> {
         Command::Ci => ci::run_all(),
         Command::Bench(args) => bench::run(args),
         Command::BenchLoad(args) => bench::load::run(args),
+        Command::Fuzz(args) => fuzz::run(args),
     }
 }

@@ -182,8 +182,8 @@ impl Socket for Ws {
     }
 }
 
-/// Reads one client event.
-fn parse_frame(text: &str) -> Incoming {
+/// Reads one client event (also the fuzz targets' entry point).
+pub(crate) fn parse_frame(text: &str) -> Incoming {
     let mut map: serde_json::Map<String, serde_json::Value> =
         match serde_json::from_str(text) {
             Ok(m) => m,

@@ -16,6 +16,7 @@ pub mod openai_responses;
 pub mod proxy;
 mod registry;
 mod request;
+pub(crate) mod sse;
 pub mod timeouts;
 mod upstream;
 

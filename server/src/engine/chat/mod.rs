@@ -9,6 +9,9 @@ mod stored;
 #[cfg(test)]
 mod tests;
 
+/// The request check, for the fuzz targets (`crate::fuzzing`).
+pub(crate) use prepare::check;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::mpsc;

@@ -200,7 +200,7 @@ impl Engine {
 }
 
 /// Checks a chat request; the first problem found is returned.
-fn check(req: &CreateChatCompletion) -> EngineResult<()> {
+pub(crate) fn check(req: &CreateChatCompletion) -> EngineResult<()> {
     if req.model.is_empty() {
         return Err(EngineError::invalid(
             "Missing required parameter: 'model'. Use the form \

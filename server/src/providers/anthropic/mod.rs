@@ -5,6 +5,7 @@
 //! upstream message we pass on.
 
 mod errors;
+pub(crate) mod fuzzing;
 mod stream;
 mod thinking;
 mod usage;
@@ -15,7 +16,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
@@ -405,7 +405,7 @@ impl Provider for Anthropic {
         let deadline = self.cfg.timeouts.deadline();
         let rsp = self.send(&self.body(req, true)?, deadline).await?;
         let reader = EventReader {
-            sse: Box::pin(rsp.into_stream().eventsource()),
+            sse: sse::events(rsp.into_stream()),
             timeouts: self.cfg.timeouts,
             deadline,
             parser: EventParser::default(),

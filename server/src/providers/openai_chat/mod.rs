@@ -6,13 +6,13 @@
 
 mod chunks;
 mod config;
+pub(crate) mod fuzzing;
 mod wire;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use eventsource_stream::Eventsource;
 use futures::StreamExt;
 
 use super::client::{Answer, Client, ClientOptions};
@@ -236,7 +236,7 @@ impl Provider for OpenAiChat {
         let deadline = self.cfg.timeouts.deadline();
         let rsp = self.send(&self.body(req, true), deadline).await?;
         let reader = ChunkReader {
-            sse: Box::pin(rsp.into_stream().eventsource()),
+            sse: sse::events(rsp.into_stream()),
             timeouts: self.cfg.timeouts,
             deadline,
             keys: self.keys.clone(),

@@ -5,6 +5,7 @@
 //! upstream message we pass on.
 
 mod events;
+pub(crate) mod fuzzing;
 mod wire;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -12,7 +13,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
@@ -364,7 +364,7 @@ impl Provider for OpenAiResponses {
         let rsp =
             self.send(&ResponsesRequest::new(req, true), deadline).await?;
         let reader = EventReader {
-            sse: Box::pin(rsp.into_stream().eventsource()),
+            sse: sse::events(rsp.into_stream()),
             timeouts: self.timeouts,
             deadline,
             keys: self.keys.clone(),

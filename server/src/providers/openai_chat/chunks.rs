@@ -19,6 +19,9 @@ const MESSAGE: usize = 1;
 const TOOLS: usize = 2;
 /// Item indexes of choice `c` start at `c * CHOICE_STRIDE`.
 const CHOICE_STRIDE: usize = 1 << 20;
+/// The most choices a request asks for (`n` is at most 128); an upstream
+/// choice index at or past it names nothing asked for.
+const MAX_UPSTREAM_CHOICES: u32 = 128;
 
 #[derive(Deserialize)]
 pub(super) struct ChatUsage {
@@ -331,11 +334,17 @@ impl ChunkParser {
         self.finished = self.choices.iter().all(|c| c.finished);
     }
 
-    /// Applies one streamed chunk.
+    /// Applies one streamed chunk. Choices past the most a request can
+    /// ask for are dropped: an index is a slot allocated per choice, and
+    /// an upstream's `index: 4000000000` must not allocate that many.
     pub fn chunk(&mut self, chunk: ChatChunk, out: &mut Vec<ProviderEvent>) {
         self.metadata(chunk.system_fingerprint, chunk.service_tier, out);
         for (i, choice) in chunk.choices.into_iter().enumerate() {
-            self.select(choice.index.unwrap_or(i as u32), out);
+            let c = choice.index.unwrap_or(i as u32);
+            if c >= MAX_UPSTREAM_CHOICES {
+                continue;
+            }
+            self.select(c, out);
             // Before the text they describe, so a consumer can send both
             // in one piece.
             if let Some(l) = choice.logprobs {
@@ -362,7 +371,11 @@ impl ChunkParser {
         let mut events = Vec::new();
         p.metadata(body.system_fingerprint, body.service_tier, &mut events);
         for (i, choice) in body.choices.into_iter().enumerate() {
-            p.select(choice.index.unwrap_or(i as u32), &mut events);
+            let c = choice.index.unwrap_or(i as u32);
+            if c >= MAX_UPSTREAM_CHOICES {
+                continue;
+            }
+            p.select(c, &mut events);
             if let Some(l) = choice.logprobs {
                 p.logprobs(l, &mut events);
             }

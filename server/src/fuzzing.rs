@@ -56,15 +56,7 @@ pub fn chat_body(data: &[u8]) {
 /// failing field's path), then checked as the create body it becomes.
 pub fn compact_body(data: &[u8]) {
     if let Some(req) = decode::<CompactResponse>(data) {
-        let _ = validate::check(&CreateResponse {
-            model: Some(req.model),
-            input: req.input,
-            previous_response_id: req.previous_response_id,
-            instructions: req.instructions,
-            prompt_cache_key: req.prompt_cache_key,
-            store: Some(false),
-            ..CreateResponse::default()
-        });
+        let _ = validate::check(&CreateResponse::from(req));
     }
 }
 
@@ -72,21 +64,7 @@ pub fn compact_body(data: &[u8]) {
 /// checked as the create body it becomes.
 pub fn token_counts_body(data: &[u8]) {
     if let Some(req) = decode::<TokenCountsBody>(data) {
-        let _ = validate::check(&CreateResponse {
-            model: Some(req.model),
-            input: req.input,
-            previous_response_id: req.previous_response_id,
-            instructions: req.instructions,
-            tools: req.tools,
-            text: req.text,
-            reasoning: req.reasoning,
-            truncation: req.truncation,
-            conversation: req.conversation,
-            tool_choice: req.tool_choice,
-            parallel_tool_calls: req.parallel_tool_calls,
-            store: Some(false),
-            ..CreateResponse::default()
-        });
+        let _ = validate::check(&CreateResponse::from(req));
     }
 }
 

@@ -36,6 +36,14 @@ fn conversation() -> Value {
     ])
 }
 
+/// Compacts [`conversation`] with `fake/m`; the answer must be a 200.
+async fn compact(gw: &Gateway, key: &str) -> Value {
+    let body = json!({"model": "fake/m", "input": conversation()});
+    let (status, c) = post(gw, key, COMPACT, body).await;
+    assert_eq!(status, 200, "{c}");
+    c
+}
+
 /// The system and user texts of the last chat request upstream.
 fn last_messages(gw: &Gateway) -> Vec<(String, String)> {
     let req = gw.upstream.requests().pop().expect("an upstream request");
@@ -118,13 +126,7 @@ async fn compaction_keeps_the_user_messages_and_seals_the_summary() {
 #[tokio::test]
 async fn compaction_output_starts_a_new_chain_with_the_summary() {
     let gw = gateway!();
-    let (_, c) = post(
-        &gw,
-        &gw.key,
-        COMPACT,
-        json!({"model": "fake/m", "input": conversation()}),
-    )
-    .await;
+    let c = compact(&gw, &gw.key).await;
     // The fake's answer to the compaction call is the summary.
     let summary = format!("You said: {}", last_messages(&gw).pop().unwrap().1);
     let mut input = c["output"].as_array().unwrap().clone();
@@ -187,13 +189,7 @@ async fn compaction_output_starts_a_new_chain_with_the_summary() {
 #[tokio::test]
 async fn altered_or_foreign_compaction_items_are_refused() {
     let gw = gateway!();
-    let (_, c) = post(
-        &gw,
-        &gw.key,
-        COMPACT,
-        json!({"model": "fake/m", "input": conversation()}),
-    )
-    .await;
+    let c = compact(&gw, &gw.key).await;
     let item = c["output"][2].clone();
     let before = gw.upstream.requests().len();
 
@@ -224,13 +220,7 @@ async fn altered_or_foreign_compaction_items_are_refused() {
 #[tokio::test]
 async fn every_server_on_the_database_opens_what_another_sealed() {
     let gw = gateway!();
-    let (_, c) = post(
-        &gw,
-        &gw.key,
-        COMPACT,
-        json!({"model": "fake/m", "input": conversation()}),
-    )
-    .await;
+    let c = compact(&gw, &gw.key).await;
     // A second server on the same database, as another replica would be.
     let file = file_config(&gw.upstream.base_url(), &Options::default());
     let twin = server::start(ServeOptions {
@@ -259,14 +249,7 @@ async fn a_configured_key_seals_and_the_stored_key_cannot_open_it() {
         compaction_key_env: Some("MANIAC_TEST_COMPACTION_KEY".into()),
         ..Options::default()
     });
-    let (status, c) = post(
-        &keyed,
-        &keyed.key,
-        COMPACT,
-        json!({"model": "fake/m", "input": conversation()}),
-    )
-    .await;
-    assert_eq!(status, 200, "{c}");
+    let c = compact(&keyed, &keyed.key).await;
     let item = c["output"][2].clone();
     let (status, _) = post(
         &keyed,

@@ -7,8 +7,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::types::Truncation;
-use super::types::{Input, ItemResource, Reasoning, ResponseUsage, TextConfig};
+use super::types::{
+    CreateResponse, Input, ItemResource, Reasoning, ResponseUsage, TextConfig,
+    Truncation,
+};
 
 /// Request body of `POST /v1/responses/compact`.
 ///
@@ -153,4 +155,41 @@ pub enum ResponseAction {
     Compacted(CompactedResponse),
     /// `POST /v1/responses/input_tokens`.
     InputTokens(TokenCountsResource),
+}
+
+impl From<CompactResponse> for CreateResponse {
+    /// The create body a compaction is checked and prepared as: the same
+    /// conversation, never stored.
+    fn from(req: CompactResponse) -> Self {
+        CreateResponse {
+            model: Some(req.model),
+            input: req.input,
+            previous_response_id: req.previous_response_id,
+            instructions: req.instructions,
+            prompt_cache_key: req.prompt_cache_key,
+            store: Some(false),
+            ..CreateResponse::default()
+        }
+    }
+}
+
+impl From<TokenCountsBody> for CreateResponse {
+    /// The create body whose input is counted, never stored.
+    fn from(req: TokenCountsBody) -> Self {
+        CreateResponse {
+            model: Some(req.model),
+            input: req.input,
+            previous_response_id: req.previous_response_id,
+            instructions: req.instructions,
+            tools: req.tools,
+            text: req.text,
+            reasoning: req.reasoning,
+            truncation: req.truncation,
+            conversation: req.conversation,
+            tool_choice: req.tool_choice,
+            parallel_tool_calls: req.parallel_tool_calls,
+            store: Some(false),
+            ..CreateResponse::default()
+        }
+    }
 }

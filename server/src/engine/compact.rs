@@ -34,16 +34,7 @@ impl Engine {
         caller: &Caller,
         req: CompactResponse,
     ) -> EngineResult<CompactedResponse> {
-        let create = CreateResponse {
-            model: Some(req.model),
-            input: req.input,
-            previous_response_id: req.previous_response_id,
-            instructions: req.instructions,
-            prompt_cache_key: req.prompt_cache_key,
-            store: Some(false),
-            ..CreateResponse::default()
-        };
-        let mut p = self.prepare(caller, create).await?;
+        let mut p = self.prepare(caller, req.into()).await?;
         if p.request.transcript.is_empty() {
             return Err(EngineError::invalid(
                 "Nothing to compact: give `input`, `previous_response_id` \

@@ -30,22 +30,7 @@ impl Engine {
         caller: &Caller,
         req: TokenCountsBody,
     ) -> EngineResult<TokenCountsResource> {
-        let create = CreateResponse {
-            model: Some(req.model),
-            input: req.input,
-            previous_response_id: req.previous_response_id,
-            instructions: req.instructions,
-            tools: req.tools,
-            text: req.text,
-            reasoning: req.reasoning,
-            truncation: req.truncation,
-            conversation: req.conversation,
-            tool_choice: req.tool_choice,
-            parallel_tool_calls: req.parallel_tool_calls,
-            store: Some(false),
-            ..CreateResponse::default()
-        };
-        let p = self.prepare(caller, create).await?;
+        let p = self.prepare(caller, req.into()).await?;
         let counted = match p.route.first_target() {
             Some(target) => {
                 let mut request = p.request.clone();

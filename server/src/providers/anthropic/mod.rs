@@ -323,6 +323,19 @@ impl Anthropic {
         Err(errors::status_error(rsp, |s| self.scrub(s)).await)
     }
 
+    /// A whole (non-streamed) answer's body, within the first-byte budget.
+    async fn whole(
+        &self,
+        rsp: Answer,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<bytes::Bytes, ProviderError> {
+        let (budget, timed_out) = self.cfg.timeouts.first_byte(deadline);
+        tokio::time::timeout(budget, rsp.bytes(MAX_ANSWER_BYTES))
+            .await
+            .map_err(|_| timed_out)?
+            .map_err(|e| ProviderError::Unavailable(self.scrub(&e.to_string())))
+    }
+
     /// `POST /v1/messages/count_tokens`: Anthropic's own count of the
     /// request's input.
     async fn count(&self, req: &ProviderRequest) -> Result<i64, ProviderError> {
@@ -331,13 +344,7 @@ impl Anthropic {
             .map_err(|e| ProviderError::Protocol(e.to_string()))?;
         let deadline = self.cfg.timeouts.deadline();
         let rsp = self.post(&self.count_path, bytes, false, deadline).await?;
-        let (budget, timed_out) = self.cfg.timeouts.first_byte(deadline);
-        let bytes = tokio::time::timeout(budget, rsp.bytes(MAX_ANSWER_BYTES))
-            .await
-            .map_err(|_| timed_out)?
-            .map_err(|e| {
-                ProviderError::Unavailable(self.scrub(&e.to_string()))
-            })?;
+        let bytes = self.whole(rsp, deadline).await?;
         let counted: TokenCount =
             serde_json::from_slice(&bytes).map_err(|e| {
                 ProviderError::Protocol(format!("unreadable token count: {e}"))
@@ -444,13 +451,7 @@ impl Provider for Anthropic {
     ) -> Result<Completion, ProviderError> {
         let deadline = self.cfg.timeouts.deadline();
         let rsp = self.send(&self.body(req, false)?, deadline).await?;
-        let (budget, timed_out) = self.cfg.timeouts.first_byte(deadline);
-        let bytes = tokio::time::timeout(budget, rsp.bytes(MAX_ANSWER_BYTES))
-            .await
-            .map_err(|_| timed_out)?
-            .map_err(|e| {
-                ProviderError::Unavailable(self.scrub(&e.to_string()))
-            })?;
+        let bytes = self.whole(rsp, deadline).await?;
         let body: MessageBody =
             serde_json::from_slice(&bytes).map_err(|e| {
                 ProviderError::Protocol(format!("unreadable answer: {e}"))
